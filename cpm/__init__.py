@@ -1,0 +1,11 @@
+"""Convolutional Pose Machines on tensorpack.
+
+tensorpack 0.11 builds layers with ``tf.layers``, which only exists in the legacy Keras 2 (``tf-keras``). TensorFlow
+picks its Keras at first import, so the switch must be set before anything imports TensorFlow. Every package of this
+project imports ``cpm`` first, which makes this the one place that does it.
+"""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature lines) drowns the training log; errors still show.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

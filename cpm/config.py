@@ -1,0 +1,195 @@
+"""The one configuration of a run: every key with its default, unit and options.
+
+Usage:
+    cfg = get_config()                              # defaults
+    cfg.override(["AUG.ROTATE_MAX=30", "TRAIN.BATCH_SIZE=8"])
+    cfg.finalize()                                  # checks values, derives the rest, freezes
+
+Overrides are parsed with ``ast.literal_eval`` and must keep the default's type (an int is accepted for a float);
+unknown keys are an error. Leaf code never reads this object: scripts, DataFlow assembly and the ModelDesc pass
+plain values on.
+"""
+import ast
+import copy
+import json
+
+from cpm.errors import UserError
+from cpm.joints import NUM_JOINTS
+
+
+class ConfigError(UserError):
+    """A bad key or value in the configuration."""
+
+
+class Group:
+    """An ordered group of config keys with attribute access; nested groups are Groups themselves."""
+
+    def __init__(self, **items):
+        object.__setattr__(self, "_items", dict(items))
+        object.__setattr__(self, "_frozen", False)
+
+    def __getattr__(self, name):
+        items = object.__getattribute__(self, "_items")
+        if name in items:
+            return items[name]
+        raise AttributeError(f"no config key {name!r}")
+
+    def __setattr__(self, name, value):
+        if self._frozen:
+            raise ConfigError(f"config is frozen; cannot set {name}")
+        if name not in self._items:
+            raise ConfigError(f"unknown config key {name!r}")
+        self._items[name] = value
+
+    def items(self):
+        return self._items.items()
+
+    def freeze(self, frozen=True):
+        object.__setattr__(self, "_frozen", frozen)
+        for v in self._items.values():
+            if isinstance(v, Group):
+                v.freeze(frozen)
+
+    def to_dict(self):
+        return {k: v.to_dict() if isinstance(v, Group) else v for k, v in self._items.items()}
+
+    def _lookup(self, dotted):
+        """Return (group, key) for a dotted key, raising ConfigError naming the key if it does not exist."""
+        *path, key = dotted.split(".")
+        group = self
+        for part in path:
+            sub = group._items.get(part)
+            if not isinstance(sub, Group):
+                raise ConfigError(f"unknown config key {dotted!r}")
+            group = sub
+        if key not in group._items or isinstance(group._items[key], Group):
+            raise ConfigError(f"unknown config key {dotted!r}")
+        return group, key
+
+    def set(self, dotted, value):
+        """Set a dotted key to a value of the default's type (int accepted for float; None only where allowed)."""
+        group, key = self._lookup(dotted)
+        group.__setattr__(key, _coerce(dotted, group._items[key], value))
+
+    def override(self, pairs):
+        """Apply ``KEY=VALUE`` strings, e.g. ``["TRAIN.BATCH_SIZE=8", "DATA.JOINT_SIGMAS=[7.0]*14"]``."""
+        for pair in pairs:
+            if "=" not in pair:
+                raise ConfigError(f"config override {pair!r} is not KEY=VALUE")
+            key, text = pair.split("=", 1)
+            key = key.strip()
+            self._lookup(key)
+            try:
+                value = ast.literal_eval(text.strip())
+            except (ValueError, SyntaxError):
+                value = text.strip()  # a bare word is a string: PRECISION=bf16
+            self.set(key, value)
+
+    def __repr__(self):
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def _coerce(key, default, value):
+    # Keys whose default is None hold an optional list of numbers.
+    if default is None or isinstance(default, (list, tuple)):
+        if value is None:
+            return None
+        if isinstance(value, (list, tuple)) and all(isinstance(v, (int, float)) for v in value):
+            return [float(v) for v in value]
+        raise ConfigError(f"config key {key} takes a list of numbers or None, got {value!r}")
+    if isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, float):
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+    elif isinstance(default, int):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif isinstance(default, str):
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"config key {key} takes a {type(default).__name__}, got {value!r}")
+
+
+def get_config():
+    """A fresh, unfrozen configuration with every default."""
+    return Group(
+        DATA=Group(
+            INPUT_SIZE=368,  # px, side of the square network input (CPM: 368)
+            STRIDE=8,  # px of input per belief-map cell (CPM: 8 -> 46x46 maps)
+            SIGMA=7.0,  # px of input, Gaussian sigma of every belief map (CPM: 7)
+            JOINT_SIGMAS=None,  # None, or 14 sigmas in px of input, one per joint in cpm.joints.JOINT_NAMES order
+            CENTER_SIGMA=21.0,  # px of input, Gaussian sigma of the centre map (CPM: 21)
+            TARGET_DIST=41 / 35,  # crop px per (200 * scale) original px / 200: a person of scale s is 234 px tall
+            PAD_VALUE=128,  # grey level of the border when the crop leaves the image (CPM: 128)
+            VAL_FRACTION=0.1,  # fraction of training records held out for validation when no --val-data is given
+        ),
+        AUG=Group(
+            SCALE_MIN=0.7,  # random zoom factor range (CPM: 0.7-1.3)
+            SCALE_MAX=1.3,
+            ROTATE_MAX=40.0,  # degrees; uniform in +-ROTATE_MAX (CPM: 40)
+            FLIP_PROB=0.5,  # probability of a horizontal flip with left/right swap (CPM: 0.5)
+            SHIFT_MAX=0.0,  # px of crop; uniform shift of the person off the crop centre (CPM release: 40)
+            COLOR_PROB=0.5,  # probability of colour jitter (gamma, contrast, brightness)
+            COLOR_GAMMA=0.3,  # gamma drawn from [1 - g, 1 + g]
+            COLOR_CONTRAST=0.3,  # contrast factor drawn from [1 - c, 1 + c]
+            COLOR_BRIGHTNESS=0.1,  # brightness shift drawn from +-b * 255 grey levels
+            BBOX_PAD_PROB=0.0,  # probability of random person-box padding (stacked-hourglass trainer)
+            BBOX_PAD_MIN=0.0,  # pad per side as a fraction of the box side, drawn from [MIN, MAX]
+            BBOX_PAD_MAX=0.3,
+            BLUR_PROB=0.0,  # probability of a Gaussian blur
+            BLUR_MAX_KERNEL=7,  # px, largest odd kernel side (3..MAX)
+            NOISE_PROB=0.0,  # probability of additive Gaussian noise
+            NOISE_STD=10.0,  # grey levels, noise standard deviation drawn from [0, NOISE_STD]
+            JPEG_PROB=0.0,  # probability of re-encoding as JPEG (compression artefacts)
+            JPEG_QUALITY_MIN=20,  # JPEG quality range, 1..100
+            JPEG_QUALITY_MAX=80,
+        ),
+        TRAIN=Group(
+            BATCH_SIZE=16,  # crops per step (CPM: 16)
+            NUM_WORKERS=2,  # processes that map records to crops; 0 maps in the main process
+        ),
+    )
+
+
+def finalize(cfg):
+    """Check values and freeze. Raises ConfigError naming the first bad key."""
+    d, a = cfg.DATA, cfg.AUG
+
+    def require(ok, key, why):
+        if not ok:
+            raise ConfigError(f"config key {key}: {why}")
+
+    require(d.INPUT_SIZE > 0 and d.INPUT_SIZE % d.STRIDE == 0, "DATA.INPUT_SIZE",
+            "must be a positive multiple of STRIDE")
+    require(d.SIGMA > 0, "DATA.SIGMA", "must be > 0")
+    require(d.JOINT_SIGMAS is None or (len(d.JOINT_SIGMAS) == NUM_JOINTS and min(d.JOINT_SIGMAS) > 0),
+            "DATA.JOINT_SIGMAS", f"must be None or {NUM_JOINTS} positive numbers")
+    require(d.CENTER_SIGMA > 0, "DATA.CENTER_SIGMA", "must be > 0")
+    require(d.TARGET_DIST > 0, "DATA.TARGET_DIST", "must be > 0")
+    require(0 <= d.PAD_VALUE <= 255, "DATA.PAD_VALUE", "must be a grey level 0..255")
+    require(0 <= d.VAL_FRACTION < 1, "DATA.VAL_FRACTION", "must be in [0, 1)")
+    require(0 < a.SCALE_MIN <= a.SCALE_MAX, "AUG.SCALE_MIN", "need 0 < SCALE_MIN <= SCALE_MAX")
+    require(0 <= a.ROTATE_MAX <= 180, "AUG.ROTATE_MAX", "must be in [0, 180]")
+    require(a.SHIFT_MAX >= 0, "AUG.SHIFT_MAX", "must be >= 0")
+    for key in ("FLIP_PROB", "COLOR_PROB", "BBOX_PAD_PROB", "BLUR_PROB", "NOISE_PROB", "JPEG_PROB"):
+        require(0 <= getattr(a, key) <= 1, f"AUG.{key}", "must be a probability in [0, 1]")
+    require(0 <= a.COLOR_GAMMA < 1 and 0 <= a.COLOR_CONTRAST < 1 and a.COLOR_BRIGHTNESS >= 0,
+            "AUG.COLOR_*", "need 0 <= GAMMA, CONTRAST < 1 and BRIGHTNESS >= 0")
+    require(0 <= a.BBOX_PAD_MIN <= a.BBOX_PAD_MAX, "AUG.BBOX_PAD_MIN", "need 0 <= BBOX_PAD_MIN <= BBOX_PAD_MAX")
+    require(a.BLUR_MAX_KERNEL >= 3, "AUG.BLUR_MAX_KERNEL", "must be >= 3")
+    require(a.NOISE_STD >= 0, "AUG.NOISE_STD", "must be >= 0")
+    require(1 <= a.JPEG_QUALITY_MIN <= a.JPEG_QUALITY_MAX <= 100, "AUG.JPEG_QUALITY_MIN",
+            "need 1 <= JPEG_QUALITY_MIN <= JPEG_QUALITY_MAX <= 100")
+    require(cfg.TRAIN.BATCH_SIZE > 0, "TRAIN.BATCH_SIZE", "must be > 0")
+    require(cfg.TRAIN.NUM_WORKERS >= 0, "TRAIN.NUM_WORKERS", "must be >= 0")
+    cfg.freeze()
+    return cfg
+
+
+def copy_config(cfg):
+    """An unfrozen deep copy (for tests and presets)."""
+    new = copy.deepcopy(cfg)
+    new.freeze(False)
+    return new

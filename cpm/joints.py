@@ -1,0 +1,193 @@
+"""Joint sets of the supported datasets and their mapping onto the 14 joints the model trains on.
+
+Coordinates everywhere are 0-based pixels (x right, y down); readers convert 1-based formats on the way in.
+Visibility follows COCO's convention for every dataset, so one set of rules serves all readers:
+
+    UNANNOTATED = 0   no position is known: no target peak and zero loss weight
+    OCCLUDED    = 1   position annotated but hidden: trained like a visible joint
+    VISIBLE     = 2   position annotated and visible
+
+Each dataset joint set maps onto the model's joints through a matrix ``W [14, K_src]`` whose rows sum to 1: a
+one-hot row copies a joint, other rows are affine combinations (COCO's neck is the mean of the shoulders).
+A model joint is annotated only if every source joint it uses is.
+"""
+from dataclasses import dataclass
+
+import numpy as np
+
+UNANNOTATED, OCCLUDED, VISIBLE = 0, 1, 2
+
+#: The model's joints, in output-channel order (the order of the CPM release's LSP/MPII models).
+JOINT_NAMES = (
+    "head_top", "neck",
+    "right_shoulder", "right_elbow", "right_wrist",
+    "left_shoulder", "left_elbow", "left_wrist",
+    "right_hip", "right_knee", "right_ankle",
+    "left_hip", "left_knee", "left_ankle",
+)
+NUM_JOINTS = len(JOINT_NAMES)
+JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
+
+
+def _flip_permutation(names):
+    """Index permutation that swaps every left_* joint with its right_* twin (others map to themselves)."""
+    index = {n: i for i, n in enumerate(names)}
+    perm = []
+    for n in names:
+        if n.startswith("left_"):
+            perm.append(index["right_" + n[5:]])
+        elif n.startswith("right_"):
+            perm.append(index["left_" + n[6:]])
+        else:
+            perm.append(index[n])
+    return np.array(perm, dtype=np.int64)
+
+
+#: ``joints[FLIP_PERMUTATION]`` relabels a horizontally mirrored person: left becomes right and back.
+FLIP_PERMUTATION = _flip_permutation(JOINT_NAMES)
+#: Left/right pairs as index pairs (the stacked-hourglass trainer's config names them this way).
+FLIP_PAIRS = tuple((i, int(j)) for i, j in enumerate(FLIP_PERMUTATION) if i < j)
+
+
+@dataclass(frozen=True)
+class Limb:
+    """A PCP limb: a segment between two endpoints, each the mean of one or more model joints."""
+
+    name: str
+    group: str  # the row of the PCP table this limb is averaged into
+    a: tuple
+    b: tuple
+
+
+def _limb(name, group, a, b):
+    as_idx = lambda names: tuple(JOINT_INDEX[n] for n in names)  # noqa: E731
+    return Limb(name, group, as_idx(a), as_idx(b))
+
+
+#: The ten limbs of strict PCP on LSP. The torso runs from the neck to the middle of the hips: the 14-joint set
+#: has no pelvis, and that is the segment LSP evaluations score.
+PCP_LIMBS = (
+    _limb("head", "head", ["head_top"], ["neck"]),
+    _limb("torso", "torso", ["neck"], ["right_hip", "left_hip"]),
+    _limb("right_upper_arm", "upper_arm", ["right_shoulder"], ["right_elbow"]),
+    _limb("left_upper_arm", "upper_arm", ["left_shoulder"], ["left_elbow"]),
+    _limb("right_lower_arm", "lower_arm", ["right_elbow"], ["right_wrist"]),
+    _limb("left_lower_arm", "lower_arm", ["left_elbow"], ["left_wrist"]),
+    _limb("right_upper_leg", "upper_leg", ["right_hip"], ["right_knee"]),
+    _limb("left_upper_leg", "upper_leg", ["left_hip"], ["left_knee"]),
+    _limb("right_lower_leg", "lower_leg", ["right_knee"], ["right_ankle"]),
+    _limb("left_lower_leg", "lower_leg", ["left_knee"], ["left_ankle"]),
+)
+PCP_GROUPS = ("head", "torso", "upper_arm", "lower_arm", "upper_leg", "lower_leg")
+
+#: Bones drawn in pictures, as joint-index pairs (the PCP limbs plus the shoulder and hip girdles).
+SKELETON = tuple(
+    (JOINT_INDEX[a], JOINT_INDEX[b]) for a, b in (
+        ("head_top", "neck"), ("neck", "right_shoulder"), ("neck", "left_shoulder"),
+        ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
+        ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
+        ("right_shoulder", "right_hip"), ("left_shoulder", "left_hip"), ("right_hip", "left_hip"),
+        ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
+        ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
+    )
+)
+
+#: PCK@0.2 on LSP normalises by the torso size: the distance from the left shoulder to the right hip.
+TORSO_DIAMETER_JOINTS = (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_hip"])
+
+
+@dataclass(frozen=True)
+class JointSet:
+    """A dataset's joints and how they become the model's 14.
+
+    Attributes:
+        name: dataset joint-set name.
+        names: the dataset's joint names in its file order.
+        to_model: float64 [14, K_src]; model xy = to_model @ source xy.
+    """
+
+    name: str
+    names: tuple
+    to_model: np.ndarray
+
+    def map_joints(self, joints):
+        """Map dataset joints onto the model's joint set.
+
+        Args:
+            joints: float [..., K_src, 3] (x, y, visibility in {0, 1, 2}).
+        Returns:
+            float32 [..., 14, 3]. A derived joint takes the lowest visibility of its sources; if any source is
+            unannotated it is unannotated with position (0, 0).
+        """
+        joints = np.asarray(joints, dtype=np.float64)
+        if joints.shape[-2:] != (len(self.names), 3):
+            raise ValueError(f"{self.name} joints must have shape [..., {len(self.names)}, 3], got {joints.shape}")
+        xy = np.einsum("mk,...kc->...mc", self.to_model, joints[..., :2])
+        used = self.to_model != 0  # 14 x K_src
+        vis = np.where(used, joints[..., None, :, 2], np.inf).min(axis=-1)  # ... x 14
+        xy[vis == UNANNOTATED] = 0.0
+        return np.concatenate([xy, vis[..., None]], axis=-1).astype(np.float32)
+
+
+def _joint_set(name, names, sources):
+    """Build a JointSet from ``sources``: model joint name -> {source joint name: weight} (weights sum to 1)."""
+    index = {n: i for i, n in enumerate(names)}
+    matrix = np.zeros((NUM_JOINTS, len(names)))
+    for model_name, weights in sources.items():
+        if not np.isclose(sum(weights.values()), 1.0):
+            raise AssertionError(f"{name}: weights of {model_name} must sum to 1")
+        for src, w in weights.items():
+            matrix[JOINT_INDEX[model_name], index[src]] = w
+    if set(sources) != set(JOINT_NAMES):
+        raise AssertionError(f"{name}: every model joint needs a source")
+    return JointSet(name, tuple(names), matrix)
+
+
+def _same_names(names):
+    return {n: {n: 1.0} for n in JOINT_NAMES if n in names}
+
+
+#: LSP and LSPET: 14 joints in the release's order (lsp_dataset/README.txt).
+LSP14 = _joint_set("lsp", (
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+    "neck", "head_top",
+), _same_names(JOINT_NAMES))
+
+#: MPII Human Pose (ids 0..15). Pelvis and thorax have no model joint; the model's neck is MPII's upper neck.
+_MPII_NAMES = (
+    "right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle",
+    "pelvis", "thorax", "upper_neck", "head_top",
+    "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist",
+)
+MPII16 = _joint_set("mpii", _MPII_NAMES, {**_same_names(_MPII_NAMES), "neck": {"upper_neck": 1.0}})
+
+#: JHMDB puppet joints (order of the release's joint_positions.mat). JHMDB marks the head's centre, not its top:
+#: it stands in for head_top, which makes head limbs shorter than on LSP/MPII.
+_JHMDB_NAMES = (
+    "neck", "belly", "head", "right_shoulder", "left_shoulder", "right_hip", "left_hip",
+    "right_elbow", "left_elbow", "right_knee", "left_knee", "right_wrist", "left_wrist",
+    "right_ankle", "left_ankle",
+)
+JHMDB15 = _joint_set("jhmdb", _JHMDB_NAMES, {**_same_names(_JHMDB_NAMES), "head_top": {"head": 1.0}})
+
+#: COCO keypoints. COCO has neither neck nor head top: the neck is the mean of the shoulders, and the head top is
+#: extrapolated from the neck through the middle of the eyes by COCO_HEAD_TOP_EXTENSION of that distance (an
+#: approximation of ours, not a COCO definition).
+COCO_HEAD_TOP_EXTENSION = 0.6
+_COCO_NAMES = (
+    "nose", "left_eye", "right_eye", "left_ear", "right_ear",
+    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
+    "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+)
+_e = COCO_HEAD_TOP_EXTENSION
+COCO17 = _joint_set("coco", _COCO_NAMES, {
+    **_same_names(_COCO_NAMES),
+    "neck": {"left_shoulder": 0.5, "right_shoulder": 0.5},
+    # eyes_mid + e * (eyes_mid - shoulders_mid)
+    "head_top": {"left_eye": (1 + _e) / 2, "right_eye": (1 + _e) / 2,
+                 "left_shoulder": -_e / 2, "right_shoulder": -_e / 2},
+})
+del _e
+
+JOINT_SETS = {s.name: s for s in (LSP14, MPII16, JHMDB15, COCO17)}

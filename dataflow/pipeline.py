@@ -1,0 +1,154 @@
+"""tensorpack DataFlows from person records to CPM batches.
+
+Training flow (``build_train_dataflow``), one datapoint after batching:
+    image       uint8   [B, S, S, 3]        BGR crop, S = DATA.INPUT_SIZE (368)
+    beliefs     float32 [B, H, H, K + 1]    belief maps, H = S / STRIDE (46), K = 14, last channel background
+    weights     float32 [B, K + 1]          loss weight per channel: 0 for unannotated joints
+    center_map  float32 [B, H, H, 1]        pooled centre-map Gaussian at the person centre
+
+Evaluation flow (``build_eval_dataflow``), deterministic, no augmentation:
+    image       uint8   [B, S, S, 3]
+    center_map  float32 [B, H, H, 1]
+    index       int32   [B]                 position of the record in the list given
+    affine      float32 [B, 2, 3]           original px -> crop px (invert it to map predictions back)
+    joints      float32 [B, K, 3]           ground truth in original px, visibility 0/1/2
+"""
+import os
+
+import cv2
+import numpy as np
+from tensorpack.dataflow import BatchData, DataFromList, MapData, MultiProcessMapDataZMQ
+
+from cpm.errors import UserError
+from cpm.joints import NUM_JOINTS
+from dataflow.targets import BeliefCodec, center_map, joint_weights
+from dataflow.transforms import Augment, apply_affine, crop_affine, transform_joints, warp_image
+
+
+def read_image(path):
+    """Read an image as uint8 HxWx3 BGR. Raises UserError naming the file if it is missing or cannot be decoded."""
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"cannot read image {path}: missing or not a decodable image")
+    return image
+
+
+class CropMapper:
+    """Picklable map from a record index to a normalised crop, with or without augmentation.
+
+    Args:
+        records: list of PersonRecord.
+        codec: BeliefCodec of the targets.
+        target_dist, center_sigma, pad_value: DATA.* values.
+        augment: an Augment, or None for the deterministic evaluation crop.
+        seed: base seed; each process draws from its own generator seeded with (seed, pid).
+    """
+
+    def __init__(self, records, codec, target_dist, center_sigma, pad_value, augment=None, seed=None):
+        self.records = records
+        self.codec = codec
+        self.target_dist = target_dist
+        self.center_sigma = center_sigma
+        self.pad_value = pad_value
+        self.augment = augment
+        self.seed = seed
+        self._rng, self._rng_pid = None, None
+
+    @property
+    def rng(self):
+        # Worker processes are forked copies: a generator made before the fork would repeat in every worker.
+        if self._rng_pid != os.getpid():
+            entropy = [os.getpid()] if self.seed is None else [self.seed, os.getpid()]
+            self._rng, self._rng_pid = np.random.default_rng(entropy), os.getpid()
+        return self._rng
+
+    def geometry(self, record):
+        """Keyword arguments of crop_affine for this record: drawn at random when augmenting."""
+        if self.augment is None:
+            return dict(center=record.center, scale=record.scale)
+        return self.augment.sample_geometry(self.rng, record.center, record.scale)
+
+    def crop(self, record, image):
+        """Warp one record's image. Returns (crop uint8 [S, S, 3], affine [2, 3], joints [K, 3] and centre [2] in
+        crop px)."""
+        geometry = self.geometry(record)
+        size = self.codec.input_size
+        m = crop_affine(size=size, target_dist=self.target_dist, **geometry)
+        crop = warp_image(image, m, size, self.pad_value)
+        flip = geometry.get("flip", False)
+        joints = transform_joints(m, record.joints, flip)
+        center = apply_affine(m, geometry["center"][None])[0]
+        if self.augment is not None:
+            crop = self.augment.photometric(self.rng, crop)
+        return crop, m, joints, center
+
+    def targets(self, joints, center):
+        """(beliefs [H, H, K + 1], weights [K + 1], center_map [H, H, 1]) for crop-px joints and centre."""
+        return (self.codec.encode(joints), joint_weights(joints),
+                center_map(center, self.codec.input_size, self.codec.stride, self.center_sigma))
+
+    def train_datapoint(self, index):
+        record = self.records[index]
+        crop, _, joints, center = self.crop(record, read_image(record.image))
+        beliefs, weights, cmap = self.targets(joints, center)
+        return [crop, beliefs, weights, cmap]
+
+    def eval_datapoint(self, index):
+        record = self.records[index]
+        crop, m, _, center = self.crop(record, read_image(record.image))
+        cmap = center_map(center, self.codec.input_size, self.codec.stride, self.center_sigma)
+        return [crop, cmap, np.int32(index), m.astype(np.float32), record.joints]
+
+    def __call__(self, index):
+        return self.eval_datapoint(index) if self.augment is None else self.train_datapoint(index)
+
+
+def make_codec(cfg):
+    """The BeliefCodec of a config's DATA group."""
+    d = cfg.DATA
+    sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA] * NUM_JOINTS
+    return BeliefCodec(d.INPUT_SIZE, d.STRIDE, sigmas)
+
+
+def make_mapper(records, cfg, train, seed=None):
+    """A CropMapper for training (with the config's augmentation) or evaluation (none)."""
+    augment = Augment(**{k.lower(): v for k, v in cfg.AUG.items()}) if train else None
+    d = cfg.DATA
+    return CropMapper(records, make_codec(cfg), d.TARGET_DIST, d.CENTER_SIGMA, d.PAD_VALUE, augment, seed)
+
+
+def mapped_indices(indices, mapper, num_workers, shuffle, strict):
+    """DataFlow of ``mapper(i)`` for i in ``indices``, in ``num_workers`` processes (0: in this one).
+
+    With workers and ``strict=False`` the flow never ends (tensorpack repeats it so workers stay busy across epochs);
+    ``strict=True`` yields every index exactly once per pass, in any order.
+    """
+    indices = list(indices)
+    ds = DataFromList(indices, shuffle=shuffle)
+    if num_workers == 0:
+        return MapData(ds, mapper)
+    # tensorpack's strict mode needs the buffer to be no larger than one pass.
+    buffer_size = max(1, min(len(indices), 4 * num_workers)) if strict else 4 * num_workers
+    return MultiProcessMapDataZMQ(ds, num_workers, mapper, buffer_size=buffer_size, strict=strict)
+
+
+def build_train_dataflow(records, cfg, seed=None):
+    """Training batches (see the module docstring), reshuffled every pass, last partial batch dropped.
+
+    With TRAIN.NUM_WORKERS > 0 the flow is endless (the trainer's steps_per_epoch sets the epoch); with 0 it maps in
+    the calling process and ends after one pass.
+    """
+    if len(records) < cfg.TRAIN.BATCH_SIZE:
+        raise UserError(f"{len(records)} training people are fewer than one batch of TRAIN.BATCH_SIZE="
+                        f"{cfg.TRAIN.BATCH_SIZE}")
+    mapper = make_mapper(records, cfg, train=True, seed=seed)
+    ds = mapped_indices(range(len(records)), mapper, cfg.TRAIN.NUM_WORKERS, shuffle=True, strict=False)
+    return BatchData(ds, cfg.TRAIN.BATCH_SIZE, remainder=False)
+
+
+def build_eval_dataflow(records, cfg, batch_size=None, num_workers=None):
+    """Evaluation batches of every record exactly once (see the module docstring); the last batch may be short."""
+    mapper = make_mapper(records, cfg, train=False)
+    workers = cfg.TRAIN.NUM_WORKERS if num_workers is None else num_workers
+    ds = mapped_indices(range(len(records)), mapper, workers, shuffle=False, strict=True)
+    return BatchData(ds, batch_size or cfg.TRAIN.BATCH_SIZE, remainder=True)

@@ -1,0 +1,66 @@
+"""The person record every reader yields, and the centre/scale rule for datasets that have none."""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from cpm.joints import NUM_JOINTS, UNANNOTATED
+
+#: MPII's unit of person size: ``scale`` is the person's height in px divided by this.
+SCALE_UNIT_PX = 200.0
+
+
+@dataclass
+class PersonRecord:
+    """One annotated person.
+
+    Attributes:
+        image: path of the image file.
+        joints: float32 [14, 3], model joint order (cpm.joints.JOINT_NAMES); x, y in 0-based original image px;
+            visibility 0 unannotated / 1 occluded / 2 visible (cpm.joints).
+        center: float32 [2], person centre in original px; the crop is cut around it.
+        scale: person size in units of SCALE_UNIT_PX (MPII convention: height / 200 px).
+        dataset: name of the reader that made the record.
+        head_size: px, for PCKh (MPII); None where the dataset has no head box.
+    """
+
+    image: str
+    joints: np.ndarray
+    center: np.ndarray
+    scale: float
+    dataset: str
+    head_size: Optional[float] = None
+
+    def __post_init__(self):
+        self.joints = np.asarray(self.joints, dtype=np.float32)
+        self.center = np.asarray(self.center, dtype=np.float32)
+        if self.joints.shape != (NUM_JOINTS, 3):
+            raise ValueError(f"{self.image}: joints must be [{NUM_JOINTS}, 3], got {self.joints.shape}")
+        if self.center.shape != (2,):
+            raise ValueError(f"{self.image}: center must be [2], got {self.center.shape}")
+        self.scale = float(self.scale)
+
+
+def center_scale_from_joints(joints):
+    """Person centre and scale from the extent of the annotated joints.
+
+    The centre is the middle of the annotated joints' bounding box, and the scale makes the box's longer side
+    SCALE_UNIT_PX * scale px, so a normalised crop (DATA.TARGET_DIST) shows it about 234 px long out of 368,
+    as the CPM release's LSP preparation does (its genJSON.m caps the joints' extent at 368 - 64 px). Using the
+    longer side keeps lying or stretched people inside the crop.
+
+    Args:
+        joints: float [K, 3] with visibility in the third column.
+    Returns:
+        (center float32 [2], scale float).
+    Raises:
+        ValueError: fewer than two annotated joints, or all at one point.
+    """
+    xy = joints[joints[:, 2] != UNANNOTATED, :2]
+    if len(xy) < 2:
+        raise ValueError("fewer than two annotated joints")
+    lo, hi = xy.min(axis=0), xy.max(axis=0)
+    extent = float((hi - lo).max())
+    if extent <= 0:
+        raise ValueError("annotated joints all lie at one point")
+    return ((lo + hi) / 2).astype(np.float32), extent / SCALE_UNIT_PX

@@ -1,0 +1,104 @@
+"""Training targets: Gaussian belief maps (encode and decode in one object), the centre map and joint weights."""
+import numpy as np
+
+from cpm.joints import UNANNOTATED
+
+#: Map values whose exponent exceeds this are set to 0: exp(-4.6052) = 1 %, the reference release's cut-off.
+GAUSSIAN_CUTOFF = 4.6052
+
+
+class BeliefCodec:
+    """Encodes joints as belief maps and decodes maps back to joints, with one grid convention for both.
+
+    Cell g of the map covers input px [stride * g, stride * (g + 1)); its value is the Gaussian evaluated at the
+    cell's centre ``stride * g + (stride - 1) / 2`` (3.5 + 8 g for CPM), as the reference release does.
+
+    Args:
+        input_size: px, side of the network input.
+        stride: px per cell.
+        sigmas: float [K] px of input, one Gaussian sigma per joint.
+    """
+
+    def __init__(self, input_size, stride, sigmas):
+        self.input_size = int(input_size)
+        self.stride = int(stride)
+        self.map_size = self.input_size // self.stride
+        self.sigmas = np.asarray(sigmas, dtype=np.float64)
+        self.grid = self.stride * np.arange(self.map_size) + (self.stride - 1) / 2.0  # px of input
+
+    @property
+    def num_joints(self):
+        return len(self.sigmas)
+
+    def encode(self, joints):
+        """Belief maps of one or more people.
+
+        Args:
+            joints: float [K, 3] or [P, K, 3] in input px; unannotated joints and joints outside the input get no
+                peak. Several people combine by a max, clamped to 1.
+        Returns:
+            float32 [H, W, K + 1]; the last channel is the background, max(1 - max over joints, 0).
+        """
+        joints = np.asarray(joints, dtype=np.float64).reshape(-1, self.num_joints, 3)  # P x K x 3
+        x, y, vis = joints[..., 0], joints[..., 1], joints[..., 2]
+        inside = (vis != UNANNOTATED) & (x >= 0) & (y >= 0) & (x < self.input_size) & (y < self.input_size)
+        two_sigma_sq = 2.0 * self.sigmas ** 2  # K
+        # Separable Gaussian: exponent(y, x) = ey[y] + ex[x].
+        ex = (self.grid[None, None, :] - x[..., None]) ** 2 / two_sigma_sq[:, None]  # P x K x W
+        ey = (self.grid[None, None, :] - y[..., None]) ** 2 / two_sigma_sq[:, None]  # P x K x H
+        exponent = ey[..., :, None] + ex[..., None, :]  # P x K x H x W
+        maps = np.where(exponent > GAUSSIAN_CUTOFF, 0.0, np.exp(-exponent))
+        maps *= inside[..., None, None]
+        maps = np.minimum(maps.max(axis=0), 1.0)  # K x H x W
+        background = np.maximum(1.0 - maps.max(axis=0, initial=0.0), 0.0)
+        return np.concatenate([maps, background[None]], axis=0).transpose(1, 2, 0).astype(np.float32)
+
+    def decode(self, beliefs):
+        """Joint positions from belief maps: the arg-max cell, moved a quarter cell towards its higher neighbour.
+
+        Args:
+            beliefs: float [H, W, C] with C >= K; channels past K (background) are ignored.
+        Returns:
+            float32 [K, 3]: x, y in input px and the peak value as a score.
+        """
+        maps = np.asarray(beliefs, dtype=np.float32)[:, :, :self.num_joints].transpose(2, 0, 1)  # K x H x W
+        k, h, w = maps.shape
+        flat = maps.reshape(k, -1).argmax(axis=1)
+        gy, gx = np.divmod(flat, w)
+        rows = np.arange(k)
+        score = maps[rows, gy, gx]
+        # The quarter-cell step towards the larger neighbour halves the expected quantisation error.
+        dx = np.sign(maps[rows, gy, np.minimum(gx + 1, w - 1)] - maps[rows, gy, np.maximum(gx - 1, 0)])
+        dy = np.sign(maps[rows, np.minimum(gy + 1, h - 1), gx] - maps[rows, np.maximum(gy - 1, 0), gx])
+        x = self.grid[gx] + 0.25 * self.stride * dx
+        y = self.grid[gy] + 0.25 * self.stride * dy
+        return np.stack([x, y, score], axis=1).astype(np.float32)
+
+
+def center_map(center, input_size, stride, sigma):
+    """The centre map: a Gaussian at the person centre over the input, average-pooled by ``stride``.
+
+    The Gaussian is separable, so pooling each axis's 1-D profile gives exactly the pooled 2-D map.
+
+    Args:
+        center: [2] x, y in input px.
+    Returns:
+        float32 [input_size // stride, input_size // stride, 1].
+    """
+    px = np.arange(input_size, dtype=np.float64)
+    n = input_size // stride
+    gx = np.exp(-(px - center[0]) ** 2 / (2.0 * sigma ** 2)).reshape(n, stride).mean(axis=1)
+    gy = np.exp(-(px - center[1]) ** 2 / (2.0 * sigma ** 2)).reshape(n, stride).mean(axis=1)
+    return np.outer(gy, gx)[:, :, None].astype(np.float32)
+
+
+def joint_weights(joints):
+    """Loss weight per belief channel: 0 for unannotated joints, 1 otherwise and for the background.
+
+    Args:
+        joints: [K, 3].
+    Returns:
+        float32 [K + 1].
+    """
+    w = (np.asarray(joints)[:, 2] != UNANNOTATED).astype(np.float32)
+    return np.append(w, np.float32(1.0))

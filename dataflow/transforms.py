@@ -1,0 +1,160 @@
+"""Geometric and photometric transforms of the CPM training recipe.
+
+Geometry is one affine map ``M [2, 3]`` from original image px to crop px, composed in the reference order
+(scale normalisation, random scale, rotation, crop around the person centre, flip). The pixels are warped with
+``M`` once, and joints go through exactly the same ``M``, so they cannot drift apart; ``invert_affine(M)`` maps
+predictions back to the original image. Pixel centres sit at integer coordinates (OpenCV's convention), so the
+flip ``x -> size - 1 - x`` is the same as reversing the columns.
+"""
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from cpm.joints import FLIP_PERMUTATION, UNANNOTATED
+from dataflow.records import SCALE_UNIT_PX
+
+
+def crop_affine(center, scale, size, target_dist, zoom=1.0, rotate_deg=0.0, flip=False, shift=(0.0, 0.0)):
+    """Affine map from original image px to crop px.
+
+    Args:
+        center: [2] person centre in original px; it lands on the crop centre (plus ``shift``).
+        scale: person scale (SCALE_UNIT_PX units); the image is resized by ``target_dist / scale * zoom``.
+        size: crop side in px.
+        target_dist: see DATA.TARGET_DIST.
+        zoom: random scale factor.
+        rotate_deg: rotation, counter-clockwise as seen on screen, about the person centre.
+        flip: mirror the crop horizontally (the caller swaps left/right joint labels).
+        shift: [2] px offset of the person centre from the crop centre.
+    Returns:
+        float64 [2, 3].
+    """
+    s = target_dist / scale * zoom
+    t = np.deg2rad(rotate_deg)
+    # y points down, so a counter-clockwise turn on screen is (x, y) -> (x cos + y sin, -x sin + y cos).
+    rot = s * np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])
+    mid = (size - 1) / 2.0 + np.asarray(shift, dtype=np.float64)
+    m = np.hstack([rot, (mid - rot @ np.asarray(center, dtype=np.float64))[:, None]])
+    if flip:
+        m = np.array([[-1.0, 0.0, size - 1.0], [0.0, 1.0, 0.0]]) @ np.vstack([m, [0.0, 0.0, 1.0]])
+    return m
+
+
+def invert_affine(m):
+    """Inverse of a [2, 3] affine map."""
+    return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
+
+
+def apply_affine(m, joints):
+    """Map joints [..., K, 2 or 3] through ``m``; a visibility column is carried through unchanged."""
+    joints = np.asarray(joints, dtype=np.float64)
+    xy = joints[..., :2] @ m[:, :2].T + m[:, 2]
+    return np.concatenate([xy, joints[..., 2:]], axis=-1)
+
+
+def transform_joints(m, joints, flip):
+    """Joints [K, 3] through ``m``, relabelled left<->right when the map flips; unannotated ones stay at (0, 0)."""
+    out = apply_affine(m, joints)
+    out[joints[:, 2] == UNANNOTATED, :2] = 0.0
+    if flip:
+        out = out[FLIP_PERMUTATION]
+    return out.astype(np.float32)
+
+
+def warp_image(image, m, size, pad_value=128):
+    """Warp an HxWx3 uint8 image with ``m`` into a size x size crop; outside the image is ``pad_value`` grey.
+
+    Bicubic, as the reference release rotates. A strong downscale is done first with area averaging (warpAffine
+    alone would alias), then the rest of the map.
+    """
+    s = np.sqrt(abs(np.linalg.det(m[:, :2])))
+    if s < 0.5:
+        r = 2 * s  # pre-shrink so the remaining warp scales by about 0.5
+        small = cv2.resize(image, None, fx=r, fy=r, interpolation=cv2.INTER_AREA)
+        sx, sy = small.shape[1] / image.shape[1], small.shape[0] / image.shape[0]
+        m = m @ np.array([[1.0 / sx, 0.0, 0.0], [0.0, 1.0 / sy, 0.0], [0.0, 0.0, 1.0]])
+        image = small
+    return cv2.warpAffine(image, m, (size, size), flags=cv2.INTER_CUBIC, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=(pad_value,) * 3)
+
+
+def pad_center_scale(center, scale, pads):
+    """Centre and scale of a person box padded by ``pads`` = (left, top, right, bottom) fractions of its side.
+
+    The box is the square of side SCALE_UNIT_PX * scale around ``center``; unequal pads move the centre.
+    """
+    side = SCALE_UNIT_PX * scale
+    left, top, right, bottom = (float(p) * side for p in pads)
+    new_center = np.asarray(center, dtype=np.float64) + [(right - left) / 2, (bottom - top) / 2]
+    new_side = side + max(left + right, top + bottom)
+    return new_center.astype(np.float32), new_side / SCALE_UNIT_PX
+
+
+@dataclass(frozen=True)
+class Augment:
+    """Random augmentation parameters, one field per AUG.* config key (lower case)."""
+
+    scale_min: float = 1.0
+    scale_max: float = 1.0
+    rotate_max: float = 0.0
+    flip_prob: float = 0.0
+    shift_max: float = 0.0
+    color_prob: float = 0.0
+    color_gamma: float = 0.0
+    color_contrast: float = 0.0
+    color_brightness: float = 0.0
+    bbox_pad_prob: float = 0.0
+    bbox_pad_min: float = 0.0
+    bbox_pad_max: float = 0.0
+    blur_prob: float = 0.0
+    blur_max_kernel: int = 3
+    noise_prob: float = 0.0
+    noise_std: float = 0.0
+    jpeg_prob: float = 0.0
+    jpeg_quality_min: int = 100
+    jpeg_quality_max: int = 100
+
+    def sample_geometry(self, rng, center, scale):
+        """Draw one geometric augmentation.
+
+        Returns:
+            dict(center, scale, zoom, rotate_deg, flip, shift): keyword arguments of crop_affine except size and
+            target_dist.
+        """
+        if rng.random() < self.bbox_pad_prob:
+            center, scale = pad_center_scale(center, scale, rng.uniform(self.bbox_pad_min, self.bbox_pad_max, 4))
+        return dict(
+            center=center,
+            scale=scale,
+            zoom=rng.uniform(self.scale_min, self.scale_max),
+            rotate_deg=rng.uniform(-self.rotate_max, self.rotate_max),
+            flip=bool(rng.random() < self.flip_prob),
+            shift=rng.uniform(-self.shift_max, self.shift_max, 2),
+        )
+
+    def photometric(self, rng, image):
+        """Colour jitter, blur, noise and JPEG artefacts, each with its probability. uint8 HxWx3 in and out."""
+        if rng.random() < self.color_prob:
+            image = color_jitter(image, rng.uniform(1 - self.color_gamma, 1 + self.color_gamma),
+                                 rng.uniform(1 - self.color_contrast, 1 + self.color_contrast),
+                                 rng.uniform(-self.color_brightness, self.color_brightness) * 255)
+        if rng.random() < self.blur_prob:
+            k = 2 * int(rng.integers(1, self.blur_max_kernel // 2 + 1)) + 1  # odd, 3..max
+            image = cv2.GaussianBlur(image, (k, k), 0)
+        if rng.random() < self.noise_prob:
+            noise = rng.normal(0.0, rng.uniform(0, self.noise_std), image.shape)
+            image = np.clip(image + noise, 0, 255).astype(np.uint8)
+        if rng.random() < self.jpeg_prob:
+            quality = int(rng.integers(self.jpeg_quality_min, self.jpeg_quality_max + 1))
+            ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
+            image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
+        return image
+
+
+def color_jitter(image, gamma, contrast, brightness):
+    """Gamma, then contrast about the mean grey level, then an additive brightness shift. uint8 in and out."""
+    lut = (255.0 * (np.arange(256) / 255.0) ** gamma).astype(np.float32)
+    x = lut[image]
+    x = (x - x.mean()) * contrast + x.mean() + brightness
+    return np.clip(x, 0, 255).astype(np.uint8)

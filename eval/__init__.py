@@ -1,0 +1,1 @@
+"""Pose metrics (pure numpy) and their reports."""

@@ -1,0 +1,55 @@
+"""Pictures of poses: skeletons, belief-map overlays and image grids (OpenCV, uint8 BGR)."""
+import cv2
+import numpy as np
+
+from cpm.joints import JOINT_NAMES, SKELETON, UNANNOTATED
+
+# Right side warm, left side cool, centre line white: mirrored people are easy to spot.
+_SIDE_COLORS = {"right": (0, 128, 255), "left": (255, 160, 0), "centre": (255, 255, 255)}
+
+
+def _side(name):
+    return "right" if name.startswith("right_") else "left" if name.startswith("left_") else "centre"
+
+
+def draw_skeleton(image, joints, thickness=2, color=None):
+    """Draw bones and joints on a copy of ``image``.
+
+    Args:
+        image: uint8 [H, W, 3].
+        joints: [14, 2 or 3] px; with a third column, unannotated joints (0) and their bones are skipped and
+            occluded joints (1) are drawn hollow.
+        color: one BGR colour for everything; default colours by body side.
+    Returns:
+        uint8 [H, W, 3].
+    """
+    out = image.copy()
+    joints = np.asarray(joints, dtype=np.float64)
+    vis = joints[:, 2] if joints.shape[1] > 2 else np.full(len(joints), 2.0)
+    pts = [tuple(int(round(v)) for v in p) for p in joints[:, :2]]
+    for a, b in SKELETON:
+        if vis[a] != UNANNOTATED and vis[b] != UNANNOTATED:
+            c = color or _SIDE_COLORS[_side(JOINT_NAMES[b])]
+            cv2.line(out, pts[a], pts[b], c, thickness, cv2.LINE_AA)
+    for i, p in enumerate(pts):
+        if vis[i] != UNANNOTATED:
+            c = color or _SIDE_COLORS[_side(JOINT_NAMES[i])]
+            cv2.circle(out, p, thickness + 2, c, -1 if vis[i] == 2 else 1, cv2.LINE_AA)
+    return out
+
+
+def belief_overlay(image, beliefs, alpha=0.6):
+    """Blend the max over joint channels of ``beliefs`` [h, w, >=14] onto ``image`` [H, W, 3] as a heat map."""
+    heat = np.asarray(beliefs)[:, :, :len(JOINT_NAMES)].max(axis=2)
+    heat = cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
+    colored = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
+    return cv2.addWeighted((image * 0.5).astype(np.uint8), 1 - alpha, colored, alpha, 0)
+
+
+def grid(tiles, columns):
+    """Lay equally sized uint8 tiles [H, W, 3] out in rows of ``columns``; missing cells are black."""
+    tiles = list(tiles)
+    rows = -(-len(tiles) // columns)
+    blank = np.zeros_like(tiles[0])
+    tiles += [blank] * (rows * columns - len(tiles))
+    return np.vstack([np.hstack(tiles[r * columns:(r + 1) * columns]) for r in range(rows)])

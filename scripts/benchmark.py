@@ -1,0 +1,78 @@
+"""Throughput benchmarks that print figures (no pass/fail: targets live in the README).
+
+    python scripts/benchmark.py data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
+
+``data``: samples/s of the training mapper in one process and with N worker processes (default: all cores), and
+where one sample's time goes (decode, warp + photometric augmentation, targets).
+"""
+import argparse
+import os
+import time
+
+import numpy as np
+
+from cpm.config import finalize, get_config
+from cpm.errors import UserError, run_main
+from dataflow.datasets import add_dataset_arguments, records_from_args
+from dataflow.pipeline import make_mapper, mapped_indices, read_image
+
+
+def bench_data(args):
+    cfg = get_config()
+    cfg.override(args.config)
+    finalize(cfg)
+    records = records_from_args(args)
+    mapper = make_mapper(records, cfg, train=True, seed=0)
+    n = args.n
+    order = np.random.default_rng(0).integers(0, len(records), n)
+    stages = {"decode": 0.0, "warp+augment": 0.0, "targets": 0.0}
+    start = time.perf_counter()
+    for i in order:
+        t0 = time.perf_counter()
+        image = read_image(records[i].image)
+        t1 = time.perf_counter()
+        _, _, joints, center = mapper.crop(records[i], image)
+        t2 = time.perf_counter()
+        mapper.targets(joints, center)
+        t3 = time.perf_counter()
+        stages["decode"] += t1 - t0
+        stages["warp+augment"] += t2 - t1
+        stages["targets"] += t3 - t2
+    one = n / (time.perf_counter() - start)
+
+    workers = args.workers or os.cpu_count()
+    ds = mapped_indices(order, mapper, workers, shuffle=False, strict=False)  # endless: count n after a warm-up
+    ds.reset_state()
+    it = iter(ds)
+    for _ in range(4 * workers):  # warm-up: fork, first imports, filled buffers
+        next(it)
+    start = time.perf_counter()
+    for _ in range(n):
+        next(it)
+    many = n / (time.perf_counter() - start)
+
+    total = sum(stages.values())
+    print(f"data pipeline: {args.data} {args.split}, {len(records)} people, {n} samples, "
+          f"{cfg.DATA.INPUT_SIZE}px crops, {os.cpu_count()} cores")
+    print(f"  1 process:    {one:8.1f} samples/s  ({1000 * total / n:.2f} ms/sample)")
+    print(f"  {workers} workers:    {many:8.1f} samples/s")
+    for name, t in stages.items():
+        print(f"  {name:13s} {1000 * t / n:7.2f} ms/sample  ({100 * t / total:4.1f} %)")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="what", required=True)
+    data = sub.add_parser("data", help="data pipeline throughput")
+    add_dataset_arguments(data)
+    data.add_argument("--n", type=int, default=400, help="samples to time (default 400)")
+    data.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    data.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    args = parser.parse_args()
+    if args.n < 8:
+        raise UserError("--n must be at least 8")
+    bench_data(args)
+
+
+if __name__ == "__main__":
+    run_main(main)

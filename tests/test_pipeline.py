@@ -1,0 +1,92 @@
+import numpy as np
+import pytest
+
+from cpm.config import finalize, get_config
+from cpm.errors import UserError
+from cpm.joints import NUM_JOINTS
+from dataflow.datasets import SAMPLE_LSP_DIR
+from dataflow.lsp import read_lsp
+from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_mapper
+from dataflow.records import PersonRecord
+from dataflow.transforms import apply_affine
+
+
+@pytest.fixture(scope="module")
+def records():
+    return read_lsp(SAMPLE_LSP_DIR, "train")[:24]
+
+
+def _cfg(**train):
+    cfg = get_config()
+    cfg.override([f"TRAIN.{k}={v}" for k, v in train.items()])
+    return finalize(cfg)
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_training_batch_has_the_documented_contract(records, workers):
+    ds = build_train_dataflow(records, _cfg(BATCH_SIZE=4, NUM_WORKERS=workers), seed=0)
+    ds.reset_state()
+    image, beliefs, weights, cmap = next(iter(ds))
+    assert image.shape == (4, 368, 368, 3) and image.dtype == np.uint8
+    assert beliefs.shape == (4, 46, 46, NUM_JOINTS + 1) and beliefs.dtype == np.float32
+    assert weights.shape == (4, NUM_JOINTS + 1) and weights.dtype == np.float32
+    assert cmap.shape == (4, 46, 46, 1) and cmap.dtype == np.float32
+    assert 0 <= beliefs.min() and beliefs.max() <= 1 and (weights == 1).all()  # LSP: every joint annotated
+    # Background is 1 - max over joints in every crop.
+    np.testing.assert_allclose(beliefs[..., -1], np.maximum(1 - beliefs[..., :-1].max(-1), 0), atol=1e-6)
+
+
+def test_workers_draw_different_augmentations(records):
+    ds = build_train_dataflow(records[:1] * 8, _cfg(BATCH_SIZE=8, NUM_WORKERS=2), seed=0)
+    ds.reset_state()
+    image = next(iter(ds))[0]
+    assert len({img.tobytes() for img in image}) == 8
+
+
+def test_eval_flow_yields_every_record_once_with_its_affine(records):
+    cfg = _cfg(NUM_WORKERS=2)
+    ds = build_eval_dataflow(records[:10], cfg, batch_size=4)
+    ds.reset_state()
+    batches = list(ds)
+    assert [len(b[0]) for b in batches] == [4, 4, 2]
+    index = np.concatenate([b[2] for b in batches])
+    assert sorted(index) == list(range(10))
+    for _, _, idx, affine, joints in batches:
+        for i, m, j in zip(idx, affine, joints, strict=True):
+            np.testing.assert_array_equal(j, records[i].joints)
+            # No augmentation: the person centre lands on the crop centre, joints stay inside the crop.
+            np.testing.assert_allclose(apply_affine(m.astype(np.float64), records[i].center[None])[0], 183.5,
+                                       atol=1e-3)
+            assert (apply_affine(m.astype(np.float64), j)[:, :2] > 0).all()
+
+
+def test_eval_crops_are_deterministic(records):
+    mapper = make_mapper(records, _cfg(), train=False)
+    a, b = mapper(3), mapper(3)
+    np.testing.assert_array_equal(a[0], b[0])
+
+
+def test_training_targets_follow_the_crop(records):
+    mapper = make_mapper(records, _cfg(), train=True, seed=1)
+    crop, beliefs, _, cmap = mapper(0)
+    decoded = mapper.codec.decode(beliefs)
+    # Every LSP joint is annotated; those inside the crop have a peak near a non-grey pixel.
+    inside = beliefs[:, :, :-1].max(axis=(0, 1)) > 0.5
+    assert inside.sum() >= 10
+    gy, gx = np.unravel_index(cmap[:, :, 0].argmax(), (46, 46))
+    assert abs(gx - 22.5) <= 1 and abs(gy - 22.5) <= 1  # no shift by default: person centre = crop centre
+    assert decoded.shape == (NUM_JOINTS, 3)
+
+
+def test_corrupt_image_names_the_file(tmp_path, records):
+    bad = tmp_path / "broken.jpg"
+    bad.write_bytes(b"\xff\xd8 not really a jpeg")
+    rec = PersonRecord(str(bad), records[0].joints, records[0].center, records[0].scale, "lsp")
+    mapper = make_mapper([rec], _cfg(), train=True)
+    with pytest.raises(UserError, match="broken.jpg"):
+        mapper(0)
+
+
+def test_too_few_records_for_a_batch(records):
+    with pytest.raises(UserError, match="fewer than one batch"):
+        build_train_dataflow(records[:3], _cfg(BATCH_SIZE=4))

@@ -1,0 +1,35 @@
+"""The scripts as a user runs them: exit status, one-line errors and the files they write."""
+import os
+import subprocess
+import sys
+
+import cv2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(script, *args):
+    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args], capture_output=True,
+                          text=True, timeout=300)
+
+
+def test_show_data_writes_a_grid(tmp_path):
+    out = tmp_path / "grid.png"
+    proc = run("show_data.py", "--data", "lsp", "--split", "train", "--out", str(out), "--n", "3")
+    assert proc.returncode == 0, proc.stderr
+    image = cv2.imread(str(out))
+    # 3 tiles of (crop | beliefs), 2 per row: 2 rows of 2 * 2 * 368 px.
+    assert image.shape == (2 * 368, 4 * 368, 3)
+    assert "3 crops of lsp train (700 people)" in proc.stdout
+
+
+def test_bad_dataset_folder_is_one_line(tmp_path):
+    proc = run("show_data.py", "--datadir", str(tmp_path / "missing"), "--out", str(tmp_path / "g.png"))
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1] == f"error: LSP folder {tmp_path / 'missing'} does not exist"
+    assert "Traceback" not in proc.stderr
+
+
+def test_unknown_config_key_is_one_line(tmp_path):
+    proc = run("show_data.py", "--out", str(tmp_path / "g.png"), "--config", "AUG.ROTATE=3")
+    assert proc.returncode == 2 and "error: unknown config key 'AUG.ROTATE'" in proc.stderr

@@ -1,0 +1,117 @@
+import cv2
+import numpy as np
+
+from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, VISIBLE
+from dataflow.transforms import (
+    Augment,
+    apply_affine,
+    color_jitter,
+    crop_affine,
+    invert_affine,
+    pad_center_scale,
+    transform_joints,
+    warp_image,
+)
+
+SIZE = 368
+
+
+def _joints(rng):
+    j = np.zeros((len(JOINT_NAMES), 3), np.float32)
+    j[:, :2] = rng.uniform(20, 180, (len(JOINT_NAMES), 2))
+    j[:, 2] = VISIBLE
+    return j
+
+
+def test_flip_mirrors_x_and_swaps_left_right():
+    rng = np.random.default_rng(0)
+    joints = _joints(rng)
+    kw = dict(center=(100, 100), scale=0.8, size=SIZE, target_dist=41 / 35, zoom=1.1, rotate_deg=17)
+    plain = transform_joints(crop_affine(**kw), joints, flip=False)
+    flipped = transform_joints(crop_affine(**kw, flip=True), joints, flip=True)
+    li, ri = JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]
+    # The joint labelled left after the flip is the mirrored right one, and vice versa.
+    np.testing.assert_allclose(flipped[li, 0], SIZE - 1 - plain[ri, 0], atol=1e-4)
+    np.testing.assert_allclose(flipped[li, 1], plain[ri, 1], atol=1e-4)
+    np.testing.assert_allclose(flipped[:, 0], SIZE - 1 - plain[FLIP_PERMUTATION, 0], atol=1e-4)
+    hn = JOINT_INDEX["head_top"]
+    np.testing.assert_allclose(flipped[hn, :2], (SIZE - 1 - plain[hn, 0], plain[hn, 1]), atol=1e-4)
+
+
+def test_flipped_pixels_are_reversed_columns():
+    image = np.random.default_rng(1).integers(0, 255, (150, 90, 3), dtype=np.uint8)
+    kw = dict(center=(45, 75), scale=0.6, size=SIZE, target_dist=41 / 35)
+    plain = warp_image(image, crop_affine(**kw), SIZE)
+    flipped = warp_image(image, crop_affine(**kw, flip=True), SIZE)
+    # Equal up to OpenCV's fixed-point interpolation rounding (1 grey level, a few pixels).
+    diff = np.abs(flipped.astype(int) - plain[:, ::-1])
+    assert diff.max() <= 1 and (diff > 0).mean() < 1e-3
+
+
+def test_rotation_moves_a_marked_pixel_and_its_joint_together():
+    image = np.zeros((200, 200, 3), np.uint8)
+    image[59:62, 149:152] = 255  # a 3x3 white mark centred on (150, 60)
+    joints = np.zeros((len(JOINT_NAMES), 3), np.float32)
+    joints[0] = (150, 60, VISIBLE)
+    # target_dist == scale: no resizing, so the mark stays 3 px wide.
+    m = crop_affine(center=(100, 100), scale=1.0, size=SIZE, target_dist=1.0, rotate_deg=90)
+    crop = warp_image(image, m, SIZE, pad_value=0)
+    ys, xs = np.nonzero(crop[:, :, 0] > 127)
+    mark = np.array([xs.mean(), ys.mean()])
+    joint = transform_joints(m, joints, flip=False)[0, :2]
+    np.testing.assert_allclose(mark, joint, atol=1.0)
+    # A 90 degree counter-clockwise turn about the centre: (+50, -40) from the centre becomes (-40, -50).
+    np.testing.assert_allclose(joint, ((SIZE - 1) / 2 - 40, (SIZE - 1) / 2 - 50), atol=1e-6)
+
+
+def test_crop_to_original_round_trip_within_a_pixel():
+    rng = np.random.default_rng(2)
+    joints = _joints(rng)
+    aug = Augment(scale_min=0.7, scale_max=1.3, rotate_max=40, flip_prob=0.5, shift_max=20, bbox_pad_prob=1,
+                  bbox_pad_max=0.3)
+    for _ in range(20):
+        g = aug.sample_geometry(rng, np.array([100.0, 100.0]), 0.8)
+        m = crop_affine(size=SIZE, target_dist=41 / 35, **g)
+        crop = transform_joints(m, joints, g["flip"])
+        if g["flip"]:
+            crop = crop[FLIP_PERMUTATION]  # undo the relabelling, as a predictor does
+        back = apply_affine(invert_affine(m), crop)
+        np.testing.assert_allclose(back[:, :2], joints[:, :2], atol=1e-3)
+
+
+def test_scale_normalisation_makes_the_person_234px():
+    # scale 0.75 = a person 150 px tall; TARGET_DIST 41/35 sizes it to 200 * 41/35 = 234.3 px.
+    m = crop_affine(center=(0, 0), scale=0.75, size=SIZE, target_dist=41 / 35)
+    top, bottom = apply_affine(m, np.array([[0.0, -75.0], [0.0, 75.0]]))
+    np.testing.assert_allclose(bottom[1] - top[1], 200 * 41 / 35, rtol=1e-9)
+
+
+def test_strong_downscale_is_antialiased():
+    # A fine checkerboard shrunk 8x must average to grey, not alias into stripes.
+    board = (np.indices((800, 800)).sum(axis=0) % 2 * 255).astype(np.uint8)
+    board = cv2.merge([board] * 3)
+    m = crop_affine(center=(400, 400), scale=8.0, size=SIZE, target_dist=1.0)
+    crop = warp_image(board, m, SIZE)
+    inner = crop[150:220, 150:220, 0].astype(float)
+    assert abs(inner.mean() - 127.5) < 3 and inner.std() < 3
+
+
+def test_box_padding_moves_and_grows_the_box():
+    center, scale = pad_center_scale((100.0, 100.0), 1.0, (0.1, 0.0, 0.3, 0.0))  # 200 px box: 20 px left, 60 right
+    np.testing.assert_allclose(center, (120.0, 100.0))
+    np.testing.assert_allclose(scale, 280 / 200)
+
+
+def test_photometric_augmentations_keep_shape_and_change_pixels():
+    rng = np.random.default_rng(3)
+    image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
+    aug = Augment(color_prob=1, color_gamma=0.3, color_contrast=0.3, color_brightness=0.1, blur_prob=1,
+                  blur_max_kernel=7, noise_prob=1, noise_std=10, jpeg_prob=1, jpeg_quality_min=20,
+                  jpeg_quality_max=30)
+    out = aug.photometric(rng, image)
+    assert out.shape == image.shape and out.dtype == np.uint8
+    assert np.abs(out.astype(int) - image).mean() > 5
+    # Identity jitter is the identity; gamma < 1 brightens mid-greys.
+    np.testing.assert_array_equal(color_jitter(image, 1.0, 1.0, 0.0), image)
+    grey = np.full((4, 4, 3), 128, np.uint8)
+    assert color_jitter(grey, 0.5, 1.0, 0.0)[0, 0, 0] == int(255 * (128 / 255) ** 0.5)
