@@ -90,7 +90,11 @@ class Group:
 
 
 def _coerce(key, default, value):
-    # Keys whose default is None hold an optional list of numbers.
+    # Keys whose default is None hold an optional list of numbers; a list of ints stays a list of ints.
+    if isinstance(default, (list, tuple)) and all(isinstance(v, int) for v in default):
+        if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return list(value)
+        raise ConfigError(f"config key {key} takes a list of integers, got {value!r}")
     if default is None or isinstance(default, (list, tuple)):
         if value is None:
             return None
@@ -112,9 +116,51 @@ def _coerce(key, default, value):
     raise ConfigError(f"config key {key} takes a {type(default).__name__}, got {value!r}")
 
 
-def get_config():
-    """A fresh, unfrozen configuration with every default."""
+def get_config(preset="paper"):
+    """A fresh, unfrozen configuration: the defaults (the reference CPM) with a preset's values applied.
+
+    Presets:
+        paper: the CPM release's six-stage VGG-trunk network at 368 px, trained as in the release.
+        cpu:   the same structure, narrower, at 184 px, with batch norm and Adam: learns on 2 CPU cores in minutes.
+    """
+    if preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
+    cfg = _defaults()
+    for key, value in PRESETS[preset].items():
+        cfg.set(key, value)
+    cfg.PRESET = preset
+    return cfg
+
+
+PRESETS = {
+    "paper": {},
+    # Half the input size: the person and the centre map are half as large in px. The belief sigma stays 7 px,
+    # i.e. 0.875 of a map cell as in the reference: at 3.5 px (0.44 cell) the peaks are one-cell spikes and, in a
+    # measured 8-epoch run on the shipped sample, the net sat on the all-background answer for 4 epochs and ended
+    # below the mean-pose baseline (PCP 16.7 vs 23.7). Batch norm (not in the release, whose trunk starts from
+    # ImageNet VGG weights we cannot download) makes the from-scratch trunk train: PCP 36.4 after the same 8 epochs.
+    "cpu": {
+        "DATA.INPUT_SIZE": 184,
+        "DATA.CENTER_SIGMA": 10.5,
+        "DATA.TARGET_DIST": 41 / 70,
+        "MODEL.BATCH_NORM": True,
+        "MODEL.TRUNK_WIDTHS": [16, 32, 64, 64, 64, 32],
+        "MODEL.STAGE1_WIDTH": 128,
+        "MODEL.STAGE_WIDTH": 32,
+        "TRAIN.OPTIMIZER": "adam",
+        "TRAIN.LR": 1e-3,
+        "TRAIN.LR_DECAY_EPOCHS": [20, 27],
+        "TRAIN.WEIGHT_DECAY": 1e-5,
+        "TRAIN.BATCH_SIZE": 16,
+        "TRAIN.EPOCHS": 30,
+        "TRAIN.STEPS_PER_EPOCH": 40,
+    },
+}
+
+
+def _defaults():
     return Group(
+        PRESET="paper",  # name of the preset the run started from (set by get_config; recorded in config.json)
         DATA=Group(
             INPUT_SIZE=368,  # px, side of the square network input (CPM: 368)
             STRIDE=8,  # px of input per belief-map cell (CPM: 8 -> 46x46 maps)
@@ -146,9 +192,31 @@ def get_config():
             JPEG_QUALITY_MIN=20,  # JPEG quality range, 1..100
             JPEG_QUALITY_MAX=80,
         ),
+        MODEL=Group(
+            STAGES=6,  # belief stages, each with its own loss (CPM: 6)
+            # Output channels of the trunk's six blocks: 2 convs + pool, 2 convs + pool, 4 convs + pool, 2 convs,
+            # 4 convs, 1 conv (the CPM release's VGG-19 front: 64, 128, 256, 512, 256 (conv4_3-4_6), 128)
+            TRUNK_WIDTHS=[64, 128, 256, 512, 256, 128],
+            STAGE1_WIDTH=512,  # channels of stage 1's 1x1 conv (CPM: conv5_1_CPM, 512)
+            STAGE_WIDTH=128,  # channels of the convs of stages 2.. (CPM: 128)
+            STAGE_KERNEL=7,  # px of the belief map, kernel side of stages 2.. (CPM: 7)
+            STAGE_CONVS=5,  # k x k convs per stage before its two 1x1 convs (CPM: 5)
+            BATCH_NORM=False,  # batch normalisation after every hidden conv (CPM: none)
+        ),
         TRAIN=Group(
             BATCH_SIZE=16,  # crops per step (CPM: 16)
             NUM_WORKERS=2,  # processes that map records to crops; 0 maps in the main process
+            EPOCHS=100,  # epochs to train
+            STEPS_PER_EPOCH=0,  # steps per epoch; 0 = one pass over the training people
+            OPTIMIZER="momentum",  # momentum | adam
+            LR=8e-5,  # base learning rate (CPM: 8e-5 with momentum)
+            MOMENTUM=0.9,  # momentum of the momentum optimiser (CPM: 0.9)
+            LR_DECAY_EPOCHS=[50, 80],  # epochs at which the learning rate is multiplied by LR_DECAY_FACTOR
+            LR_DECAY_FACTOR=0.333,  # (CPM: step decay x 0.333)
+            WEIGHT_DECAY=5e-4,  # L2 weight decay on conv kernels (CPM: 5e-4)
+            KEEP_CHECKPOINTS=3,  # most recent checkpoints kept (the best validation one is kept apart)
+            SUMMARY_PERIOD=50,  # steps between TensorBoard image summaries
+            VAL_MAX_PEOPLE=0,  # cap on validation people scored each epoch; 0 = all
         ),
     )
 
@@ -182,8 +250,25 @@ def finalize(cfg):
     require(a.NOISE_STD >= 0, "AUG.NOISE_STD", "must be >= 0")
     require(1 <= a.JPEG_QUALITY_MIN <= a.JPEG_QUALITY_MAX <= 100, "AUG.JPEG_QUALITY_MIN",
             "need 1 <= JPEG_QUALITY_MIN <= JPEG_QUALITY_MAX <= 100")
-    require(cfg.TRAIN.BATCH_SIZE > 0, "TRAIN.BATCH_SIZE", "must be > 0")
-    require(cfg.TRAIN.NUM_WORKERS >= 0, "TRAIN.NUM_WORKERS", "must be >= 0")
+    m, t = cfg.MODEL, cfg.TRAIN
+    require(m.STAGES >= 1, "MODEL.STAGES", "must be >= 1")
+    require(len(m.TRUNK_WIDTHS) == 6 and min(m.TRUNK_WIDTHS) > 0, "MODEL.TRUNK_WIDTHS", "must be 6 positive widths")
+    require(m.STAGE1_WIDTH > 0 and m.STAGE_WIDTH > 0, "MODEL.STAGE_WIDTH", "widths must be > 0")
+    require(m.STAGE_KERNEL % 2 == 1, "MODEL.STAGE_KERNEL", "must be odd")
+    require(m.STAGE_CONVS >= 1, "MODEL.STAGE_CONVS", "must be >= 1")
+    require(d.STRIDE == 8, "DATA.STRIDE", "must be 8: the trunk pools three times")
+    require(t.BATCH_SIZE > 0, "TRAIN.BATCH_SIZE", "must be > 0")
+    require(t.NUM_WORKERS >= 0, "TRAIN.NUM_WORKERS", "must be >= 0")
+    require(t.EPOCHS >= 1, "TRAIN.EPOCHS", "must be >= 1")
+    require(t.STEPS_PER_EPOCH >= 0, "TRAIN.STEPS_PER_EPOCH", "must be >= 0")
+    require(t.OPTIMIZER in ("momentum", "adam"), "TRAIN.OPTIMIZER", "must be momentum or adam")
+    require(t.LR > 0, "TRAIN.LR", "must be > 0")
+    require(list(t.LR_DECAY_EPOCHS) == sorted(t.LR_DECAY_EPOCHS), "TRAIN.LR_DECAY_EPOCHS", "must be increasing")
+    require(0 < t.LR_DECAY_FACTOR <= 1, "TRAIN.LR_DECAY_FACTOR", "must be in (0, 1]")
+    require(t.WEIGHT_DECAY >= 0, "TRAIN.WEIGHT_DECAY", "must be >= 0")
+    require(t.KEEP_CHECKPOINTS >= 1, "TRAIN.KEEP_CHECKPOINTS", "must be >= 1")
+    require(t.SUMMARY_PERIOD >= 1, "TRAIN.SUMMARY_PERIOD", "must be >= 1")
+    require(t.VAL_MAX_PEOPLE >= 0, "TRAIN.VAL_MAX_PEOPLE", "must be >= 0")
     cfg.freeze()
     return cfg
 

@@ -1,9 +1,12 @@
 """Throughput benchmarks that print figures (no pass/fail: targets live in the README).
 
     python scripts/benchmark.py data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
+    python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N]
 
 ``data``: samples/s of the training mapper in one process and with N worker processes (default: all cores), and
 where one sample's time goes (decode, warp + photometric augmentation, targets).
+``train``: seconds per training step (forward, backward, update) and per inference batch of the CPM, on real
+batches from the shipped sample fed from memory, after warm-up steps.
 """
 import argparse
 import os
@@ -60,6 +63,46 @@ def bench_data(args):
         print(f"  {name:13s} {1000 * t / n:7.2f} ms/sample  ({100 * t / total:4.1f} %)")
 
 
+def bench_train(args):
+    import tensorflow as tf
+    from tensorpack.tfutils.tower import TowerContext
+
+    from cpm import names
+    from cpm.model import CPMModel, count_parameters
+    from cpm.precision import session_config
+    from dataflow.datasets import SAMPLE_LSP_DIR, load_records
+
+    cfg = get_config(args.preset)
+    cfg.override([f"TRAIN.BATCH_SIZE={args.batch}", "TRAIN.NUM_WORKERS=0"] + args.config)
+    finalize(cfg)
+    mapper = make_mapper(load_records("lsp", SAMPLE_LSP_DIR, "train"), cfg, train=True, seed=0)
+    batch = [np.stack(x) for x in zip(*[mapper(i) for i in range(args.batch)], strict=True)]
+    model = CPMModel.from_config(cfg)
+    with tf.Graph().as_default():
+        inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
+        with TowerContext("", is_training=True):
+            cost = model.build_graph(*inputs)
+        train_op = model.optimizer().minimize(cost)
+        params = count_parameters()
+        final = tf.compat.v1.get_default_graph().get_tensor_by_name(names.FINAL_BELIEFS + ":0")
+        feed = dict(zip(inputs, batch, strict=True))
+        with tf.compat.v1.Session(config=session_config(args.precision)) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            times = {}
+            for name, fetch, fd in (("train step", train_op, feed), ("inference", final, {inputs[0]: batch[0],
+                                                                                          inputs[3]: batch[3]})):
+                for _ in range(args.warmup):
+                    sess.run(fetch, fd)
+                start = time.perf_counter()
+                for _ in range(args.steps):
+                    sess.run(fetch, fd)
+                times[name] = (time.perf_counter() - start) / args.steps
+    print(f"model: preset {args.preset}, {cfg.DATA.INPUT_SIZE}px input, {params:,} parameters, batch {args.batch}, "
+          f"{args.precision}, {os.cpu_count()} cores")
+    for name, t in times.items():
+        print(f"  {name:10s} {t:7.3f} s/batch  ({args.batch / t:6.1f} images/s)")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -68,10 +111,20 @@ def main():
     data.add_argument("--n", type=int, default=400, help="samples to time (default 400)")
     data.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     data.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    train = sub.add_parser("train", help="model step time")
+    train.add_argument("--preset", default="cpu", help="paper | cpu (default cpu)")
+    train.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    train.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
+    train.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    train.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    train.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     args = parser.parse_args()
-    if args.n < 8:
-        raise UserError("--n must be at least 8")
-    bench_data(args)
+    if args.what == "data":
+        if args.n < 8:
+            raise UserError("--n must be at least 8")
+        bench_data(args)
+    else:
+        bench_train(args)
 
 
 if __name__ == "__main__":

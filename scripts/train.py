@@ -1,46 +1,96 @@
-"""Train a CPM. Until the trainer lands this builds the training data pipeline and shows what it feeds.
+"""Train a six-stage Convolutional Pose Machine with tensorpack.
 
-    python scripts/train.py [--data lsp --datadir DIR --split S] [--config KEY=VALUE ...]
+    python scripts/train.py                      # cpu preset on the shipped LSP sample (~20 min on 2 cores)
+    python scripts/train.py --smoke              # a few steps and one validation pass (about a minute)
+    python scripts/train.py --preset paper --data lsp --datadir LSP --data lsp --datadir LSPET --precision bf16
+
+Re-running a command continues its run from the last checkpoint. Runs live in checkpoints/<preset>-<data> unless
+--logdir says otherwise; each holds checkpoints, TensorBoard events, stats.json and the run's config.json.
 """
 import argparse
 import os
-import time
-
-import cv2
-import numpy as np
+import sys
 
 from cpm.config import finalize, get_config
-from cpm.errors import run_main
-from dataflow.datasets import add_dataset_arguments, records_from_args
-from dataflow.pipeline import build_train_dataflow
-from eval.draw import belief_overlay, grid
+from cpm.errors import UserError, run_main
+from cpm.precision import PRECISIONS
+from cpm.trainer import split_validation, train
+from dataflow.datasets import DATASETS, SAMPLE_LSP_DIR, load_records
+from eval.metrics import format_scores
 
-PREVIEW = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "checkpoints", "data_preview.png")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# --smoke: the smallest run that exercises everything (training steps, checkpoint, validation, stats.json).
+SMOKE_CONFIG = ["TRAIN.EPOCHS=1", "TRAIN.STEPS_PER_EPOCH=8", "TRAIN.BATCH_SIZE=8", "TRAIN.VAL_MAX_PEOPLE=16",
+                "TRAIN.SUMMARY_PERIOD=4"]
+
+
+def selections(data, datadirs, splits, default_split):
+    """Pair repeated --data/--datadir/--split flags into (name, dir, split) triples."""
+    data = data or ["lsp"]
+    if datadirs and len(datadirs) != len(data):
+        raise UserError(f"give one --datadir per --data ({len(data)} --data, {len(datadirs)} --datadir)")
+    if splits and len(splits) not in (1, len(data)):
+        raise UserError(f"give one --split, or one per --data ({len(data)} --data, {len(splits)} --split)")
+    datadirs = datadirs or [None] * len(data)
+    splits = splits if splits and len(splits) == len(data) else (splits or [default_split]) * len(data)
+    out = []
+    for name, d, s in zip(data, datadirs, splits, strict=True):
+        if d is None and name != "lsp":
+            raise UserError(f"--datadir is required for --data {name}")
+        out.append((name, d or SAMPLE_LSP_DIR, s))
+    return out
+
+
+def load_all(triples):
+    records = []
+    for name, datadir, split in triples:
+        records += load_records(name, datadir, split)
+    return records
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_dataset_arguments(parser)
+    parser.add_argument("--data", action="append", choices=DATASETS, help="dataset name; repeat to combine")
+    parser.add_argument("--datadir", action="append", help="dataset folder, one per --data (lsp: default sample)")
+    parser.add_argument("--split", action="append", help="split, one for all or one per --data (default: train)")
+    parser.add_argument("--val-data", action="append", choices=DATASETS, help="validation dataset(s)")
+    parser.add_argument("--val-datadir", action="append", help="validation dataset folder(s)")
+    parser.add_argument("--val-split", action="append", help="validation split(s) (default: test)")
+    parser.add_argument("--preset", default="cpu", help="paper | cpu (default: cpu)")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    parser.add_argument("--load", help="checkpoint to initialise from (ignored when the logdir has its own)")
+    parser.add_argument("--logdir", help="run directory (default: checkpoints/<preset>-<data>)")
+    parser.add_argument("--seed", type=int, default=None, help="augmentation seed")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16 (CPU mixed precision)")
+    parser.add_argument("--gpus", type=int, default=1, help="devices; >1 uses SyncMultiGPUTrainerReplicated "
+                                                           "(untested here: no GPU)")
+    parser.add_argument("--smoke", action="store_true", help="a few steps on the sample, one validation pass")
     args = parser.parse_args()
-    cfg = get_config()
-    cfg.override(args.config)
+
+    cfg = get_config(args.preset)
+    cfg.override((SMOKE_CONFIG if args.smoke else []) + args.config)
     finalize(cfg)
-    print(cfg)
-    records = records_from_args(args)
-    ds = build_train_dataflow(records, cfg, seed=0)
-    ds.reset_state()
-    it = iter(ds)
-    start = time.perf_counter()
-    batches = [next(it) for _ in range(4)]
-    rate = 4 * cfg.TRAIN.BATCH_SIZE / (time.perf_counter() - start)
-    print(f"{len(records)} people from {args.data} {args.split}; batches of:")
-    for name, x in zip(("image", "beliefs", "weights", "center_map"), batches[0], strict=True):
-        print(f"  {name:11s} {str(x.dtype):8s} {list(x.shape)}")
-    print(f"{rate:.0f} crops/s including start-up")
-    image, beliefs = batches[0][0], batches[0][1]
-    cv2.imwrite(PREVIEW, grid([belief_overlay(i, b) for i, b in zip(image[:8], beliefs[:8], strict=True)], columns=4))
-    print(f"wrote {PREVIEW}; mean belief target {np.mean(beliefs):.4f}")
+    triples = selections(args.data, args.datadir, args.split, "train")
+    records = load_all(triples)
+    if args.val_data:
+        val_records = load_all(selections(args.val_data, args.val_datadir, args.val_split, "test"))
+        train_records = records
+    else:
+        train_records, val_records = split_validation(records, cfg.DATA.VAL_FRACTION)
+    if args.load and not (os.path.exists(args.load) or os.path.exists(args.load + ".index")):
+        raise UserError(f"--load {args.load}: no such checkpoint")
+    tag = "smoke" if args.smoke else args.preset
+    logdir = args.logdir or os.path.join(ROOT, "checkpoints", f"{tag}-{'+'.join(n for n, _, _ in triples)}")
+    print(f"training on {len(train_records)} people, validating on {len(val_records)}; run directory {logdir}")
+    meta = {"data": triples, "argv": sys.argv[1:], "precision": args.precision}
+    result = train(cfg, train_records, val_records, logdir, load=args.load, precision=args.precision,
+                   gpus=args.gpus, seed=args.seed, meta=meta)
+    print(format_scores(result["baseline"], "mean-pose baseline"))
+    final = result["final"]
+    if final:
+        print(f"final (epoch {final['epoch_num']}, step {final['global_step']}): PCP {100 * final['val/pcp']:.1f}, "
+              f"PCK@0.2 {100 * final['val/pck@0.2']:.1f}")
+    print(f"checkpoints, stats.json and config.json: {logdir}\nTensorBoard: tensorboard --logdir {logdir}")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,133 @@
+"""The six-stage Convolutional Pose Machine as a tensorpack ModelDesc.
+
+Structure of the CPM release's deploy network (also tensorpack's ConvolutionalPoseMachines example):
+
+    image (S x S) -> VGG trunk (3 pools: stride 8) -> features F  [H x H x C_F]
+    stage 1:  F -> 1x1 conv (STAGE1_WIDTH) -> 1x1 conv -> beliefs b1      [H x H x (K + 1)]
+    stage t:  concat(b_{t-1}, F, centre map) -> STAGE_CONVS k x k convs (STAGE_WIDTH) -> 1x1 conv (STAGE_WIDTH)
+              -> 1x1 conv -> beliefs b_t
+    loss: sum over stages of sum(weights * (b_t - target)^2) / (2 B)   (Caffe's EuclideanLoss, per stage)
+
+The trunk is trained from scratch here (no pretrained VGG can be downloaded), so its convs use He initialisation
+rather than the release's N(0, 0.01), which does not train a 16-layer ReLU stack from scratch.
+"""
+import tensorflow as tf
+from tensorpack import ModelDesc
+from tensorpack.models import BNReLU, Conv2D, MaxPooling, regularize_cost
+from tensorpack.tfutils import argscope, get_current_tower_context
+from tensorpack.tfutils.summary import add_moving_summary
+
+from cpm import names
+from cpm.joints import NUM_JOINTS
+
+TRUNK_CONVS = (2, 2, 4, 2, 4, 1)  # convs per trunk block; blocks 1-3 end with a 2x2 max-pool
+PIXEL_MEAN, PIXEL_SCALE = 128.0, 256.0  # CPM input normalisation: (px - 128) / 256
+
+
+def trunk(x, widths):
+    """VGG front of the CPM release. x: float32 [B, S, S, 3] -> [B, S/8, S/8, widths[-1]]."""
+    for block, (count, width) in enumerate(zip(TRUNK_CONVS, widths, strict=True), start=1):
+        for i in range(1, count + 1):
+            x = Conv2D(f"conv{block}_{i}", x, width, 3)
+        if block <= 3:
+            x = MaxPooling(f"pool{block}", x, 2)
+    return x
+
+
+def stage(t, x, width, kernel, convs, channels):
+    """One refinement stage: ``convs`` k x k convs, a 1x1 conv, and a linear 1x1 conv to ``channels`` maps."""
+    with tf.compat.v1.variable_scope(f"stage{t}"):
+        for i in range(1, convs + 1):
+            x = Conv2D(f"conv{i}", x, width, kernel)
+        x = Conv2D(f"conv{convs + 1}", x, width, 1)
+        return Conv2D("out", x, channels, 1, activation=tf.identity, use_bias=True, kernel_initializer=_OUT_INIT)
+
+
+# Output layers start small, so initial beliefs are near 0 and the first losses are those of an all-zero guess.
+_OUT_INIT = tf.compat.v1.random_normal_initializer(stddev=0.01)
+
+
+class CPMModel(ModelDesc):
+    """Six-stage CPM with intermediate supervision.
+
+    Args:
+        input_size: px, S.
+        stages, trunk_widths, stage1_width, stage_width, stage_kernel, stage_convs: MODEL.* values.
+        optimizer, lr, momentum, weight_decay: TRAIN.* values.
+    """
+
+    def __init__(self, input_size, stages, trunk_widths, stage1_width, stage_width, stage_kernel, stage_convs,
+                 batch_norm=False, optimizer="momentum", lr=8e-5, momentum=0.9, weight_decay=5e-4):
+        self.input_size = input_size
+        self.map_size = input_size // 8
+        self.stages = stages
+        self.trunk_widths = list(trunk_widths)
+        self.stage1_width = stage1_width
+        self.stage_width = stage_width
+        self.stage_kernel = stage_kernel
+        self.stage_convs = stage_convs
+        self.batch_norm = batch_norm
+        self.optimizer_name = optimizer
+        self.lr = lr
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+
+    @classmethod
+    def from_config(cls, cfg):
+        m, t = cfg.MODEL, cfg.TRAIN
+        return cls(cfg.DATA.INPUT_SIZE, m.STAGES, m.TRUNK_WIDTHS, m.STAGE1_WIDTH, m.STAGE_WIDTH, m.STAGE_KERNEL,
+                   m.STAGE_CONVS, m.BATCH_NORM, t.OPTIMIZER, t.LR, t.MOMENTUM, t.WEIGHT_DECAY)
+
+    def inputs(self):
+        s, h, c = self.input_size, self.map_size, NUM_JOINTS + 1
+        return [tf.TensorSpec((None, s, s, 3), tf.uint8, names.IMAGE),
+                tf.TensorSpec((None, h, h, c), tf.float32, names.BELIEFS),
+                tf.TensorSpec((None, c), tf.float32, names.WEIGHTS),
+                tf.TensorSpec((None, h, h, 1), tf.float32, names.CENTER_MAP)]
+
+    def predict_beliefs(self, image, center_map):
+        """Belief maps of every stage. image uint8 [B, S, S, 3], center_map [B, H, H, 1] -> list of [B, H, H, K+1]."""
+        x = (tf.cast(image, tf.float32) - PIXEL_MEAN) / PIXEL_SCALE
+        he = tf.compat.v1.variance_scaling_initializer(scale=2.0, distribution="untruncated_normal")
+        hidden = dict(activation=BNReLU, use_bias=False) if self.batch_norm else dict(activation=tf.nn.relu)
+        with argscope(Conv2D, kernel_initializer=he, **hidden):
+            features = trunk(x, self.trunk_widths)
+            with tf.compat.v1.variable_scope("stage1"):
+                b = Conv2D("conv1", features, self.stage1_width, 1)
+                b = Conv2D("out", b, NUM_JOINTS + 1, 1, activation=tf.identity, use_bias=True,
+                           kernel_initializer=_OUT_INIT)
+            outputs = [tf.identity(b, name=names.stage_beliefs(1))]
+            for t in range(2, self.stages + 1):
+                x = tf.concat([outputs[-1], features, center_map], axis=3)
+                b = stage(t, x, self.stage_width, self.stage_kernel, self.stage_convs, NUM_JOINTS + 1)
+                outputs.append(tf.identity(b, name=names.stage_beliefs(t)))
+        tf.identity(outputs[-1], name=names.FINAL_BELIEFS)
+        return outputs
+
+    def build_graph(self, image, beliefs, weights, center_map):
+        outputs = self.predict_beliefs(image, center_map)
+        if not get_current_tower_context().is_training:
+            return None
+        batch = tf.cast(tf.shape(image)[0], tf.float32)
+        w = weights[:, None, None, :]  # B x 1 x 1 x (K+1)
+        losses = [tf.divide(tf.reduce_sum(w * tf.square(b - beliefs)), 2.0 * batch, name=names.stage_loss(t))
+                  for t, b in enumerate(outputs, start=1)]
+        wd = regularize_cost(".*/W", tf.keras.regularizers.l2(self.weight_decay / 2), name="weight_decay") \
+            if self.weight_decay > 0 else tf.constant(0.0)
+        cost = tf.add_n(losses + [wd], name=names.TOTAL_COST)
+        add_moving_summary(*losses, wd, cost)
+        return cost
+
+    def optimizer(self):
+        lr = tf.compat.v1.get_variable("learning_rate", initializer=float(self.lr), trainable=False)
+        tf.compat.v1.summary.scalar("learning_rate", lr)
+        if self.optimizer_name == "adam":
+            return tf.compat.v1.train.AdamOptimizer(lr)
+        return tf.compat.v1.train.MomentumOptimizer(lr, self.momentum)
+
+
+def count_parameters(graph=None):
+    """Number of trainable parameters in a graph (default: the current one)."""
+    graph = graph or tf.compat.v1.get_default_graph()
+    with graph.as_default():
+        return int(sum(v.shape.num_elements() for v in tf.compat.v1.trainable_variables()))

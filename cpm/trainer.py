@@ -1,0 +1,175 @@
+"""Assemble and launch tensorpack training of a CPM: run directory, data, callbacks, trainer."""
+import json
+import os
+
+import numpy as np
+from tensorpack import (
+    AutoResumeTrainConfig,
+    QueueInput,
+    SimpleTrainer,
+    SyncMultiGPUTrainerReplicated,
+    launch_train_with_config,
+)
+from tensorpack.callbacks import (
+    EstimatedTimeLeft,
+    HostMemoryTracker,
+    MaxSaver,
+    ModelSaver,
+    ScheduledHyperParamSetter,
+    ThroughputTracker,
+)
+from tensorpack.tfutils import SmartInit
+from tensorpack.utils import logger
+
+from cpm.errors import UserError
+from cpm.model import CPMModel
+from cpm.precision import session_config
+from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec, make_mapper
+from eval.callbacks import PoseValidation, StopOnNonFiniteLoss, TrainingImages
+from eval.inference import mean_crop_pose, mean_pose_prediction
+from eval.metrics import format_scores, pose_scores
+
+CONFIG_FILE = "config.json"
+BEST_CHECKPOINT = "max-val-pcp"  # MaxSaver's name for the checkpoint with the best validation PCP
+
+
+def _fixed_for_a_run(key):
+    """Keys a continued run must keep: they define the network, its checkpoint variables or its data."""
+    return key == "PRESET" or key == "TRAIN.OPTIMIZER" or key.startswith(("DATA.", "MODEL."))
+
+
+def split_validation(records, fraction):
+    """Hold out ``fraction`` of ``records`` (at least one person) for validation.
+
+    The permutation has a fixed seed, so a resumed or repeated run holds out the same people.
+    Returns (train_records, val_records).
+    """
+    order = np.random.default_rng(0).permutation(len(records))
+    n_val = max(1, int(round(fraction * len(records))))
+    if len(records) - n_val < 1:
+        raise UserError(f"{len(records)} people are too few to hold out a validation set")
+    val = set(order[:n_val].tolist())
+    return ([r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val])
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def prepare_logdir(logdir, cfg, meta):
+    """Create or reopen a run directory and save the run's config there.
+
+    A directory that holds a run with a different model, data or optimiser config is refused instead of overwritten;
+    other TRAIN.* changes (epochs, learning rate, ...) are allowed and logged, so a run can be extended or calmed.
+
+    Returns:
+        True if the directory already held a run (tensorpack will resume from its last checkpoint).
+    """
+    try:
+        os.makedirs(logdir, exist_ok=True)
+        probe = os.path.join(logdir, ".write-test")
+        with open(probe, "w"):
+            pass
+        os.remove(probe)
+    except OSError as e:
+        raise UserError(f"logdir {logdir} is not writable: {e.strerror}") from None
+    path = os.path.join(logdir, CONFIG_FILE)
+    resumed = os.path.isfile(path)
+    if resumed:
+        with open(path) as f:
+            old = _flatten(json.load(f)["config"])
+        new = _flatten(cfg.to_dict())
+        changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+        fatal = [k for k in changed if _fixed_for_a_run(k)]
+        if fatal:
+            raise UserError(f"logdir {logdir} holds a run with a different config ({', '.join(fatal)} differ); "
+                            f"use another --logdir")
+        if changed:
+            logger.info(f"continuing the run in {logdir} with changed {', '.join(changed)}")
+    with open(path, "w") as f:
+        json.dump({"config": cfg.to_dict(), **meta}, f, indent=2)
+    return resumed
+
+
+def lr_schedule(lr, decay_epochs, factor):
+    """ScheduledHyperParamSetter schedule: (epoch, value) pairs."""
+    return [(0, lr)] + [(e, lr * factor ** (i + 1)) for i, e in enumerate(decay_epochs)]
+
+
+def baseline_scores(train_records, val_records, cfg):
+    """Mean-pose baseline: the training people's average pose placed in each validation crop, then scored."""
+    mapper = make_mapper([], cfg, train=False)
+    mean = mean_crop_pose(train_records, [mapper.eval_affine(r) for r in train_records])
+    pred = mean_pose_prediction(mean, [mapper.eval_affine(r) for r in val_records])
+    return pose_scores(pred, np.stack([r.joints for r in val_records]))
+
+
+def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", gpus=1, seed=None, meta=None):
+    """Train (or resume training) a CPM under tensorpack.
+
+    Args:
+        cfg: finalized config.
+        train_records, val_records: lists of PersonRecord.
+        logdir: run directory; an existing run there is continued from its last checkpoint.
+        load: checkpoint to initialise from when the run directory has none.
+        precision: "fp32" or "bf16".
+        gpus: >1 uses SyncMultiGPUTrainerReplicated.
+        meta: extra JSON-able facts saved in config.json (data selection, command line).
+    Returns:
+        dict of the final validation scores and the mean-pose baseline.
+    """
+    resumed = prepare_logdir(logdir, cfg, meta or {})
+    logger.set_logger_dir(logdir, action="k")
+    logger.info(f"config:\n{cfg}")
+    t = cfg.TRAIN
+    steps = t.STEPS_PER_EPOCH or max(1, len(train_records) // t.BATCH_SIZE)
+    if t.VAL_MAX_PEOPLE:
+        val_records = val_records[:t.VAL_MAX_PEOPLE]
+    codec = make_codec(cfg)
+    baseline = baseline_scores(train_records, val_records, cfg)
+    logger.info("\n" + format_scores(baseline, "mean-pose baseline on validation"))
+    val_flow = build_eval_dataflow(val_records, cfg, num_workers=0)
+    callbacks = [
+        ModelSaver(max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
+        PoseValidation(val_flow, len(val_records), codec),
+        MaxSaver("val/pcp", BEST_CHECKPOINT),
+        ScheduledHyperParamSetter("learning_rate", lr_schedule(t.LR, t.LR_DECAY_EPOCHS, t.LR_DECAY_FACTOR)),
+        TrainingImages(codec, t.SUMMARY_PERIOD),
+        StopOnNonFiniteLoss(),
+        EstimatedTimeLeft(),
+        ThroughputTracker(samples_per_step=t.BATCH_SIZE),
+        HostMemoryTracker(),
+    ]
+    config = AutoResumeTrainConfig(
+        always_resume=True,
+        model=CPMModel.from_config(cfg),
+        data=QueueInput(build_train_dataflow(train_records, cfg, seed=seed)),
+        callbacks=callbacks,
+        steps_per_epoch=steps,
+        max_epoch=t.EPOCHS,
+        session_config=session_config(precision),
+        **({"session_init": SmartInit(load)} if load else {}),
+    )
+    if resumed and config.starting_epoch > t.EPOCHS:
+        logger.info(f"{logdir} already finished {t.EPOCHS} epochs; raise TRAIN.EPOCHS to train longer")
+    else:
+        trainer = SimpleTrainer() if gpus <= 1 else SyncMultiGPUTrainerReplicated(gpus)
+        launch_train_with_config(config, trainer)
+    return {"baseline": baseline, "final": _last_scores(logdir)}
+
+
+def _last_scores(logdir):
+    """The last epoch's validation scalars from tensorpack's stats.json ({} if none)."""
+    path = os.path.join(logdir, "stats.json")
+    if not os.path.isfile(path):
+        return {}
+    with open(path) as f:
+        stats = json.load(f)
+    return {k: v for k, v in stats[-1].items() if k.startswith("val/") or k in ("epoch_num", "global_step")} \
+        if stats else {}

@@ -1,0 +1,113 @@
+"""tensorpack callbacks: PCP validation every epoch, TensorBoard pictures, and a stop on a non-finite loss.
+
+They are thin: the metrics live in eval.metrics, the drawing in eval.draw, the decoding in eval.inference.
+"""
+import cv2
+import numpy as np
+import tensorflow as tf
+from tensorpack.callbacks import Callback
+from tensorpack.utils import logger
+
+from cpm import names
+from cpm.errors import UserError
+from eval.draw import belief_overlay, draw_skeleton, grid
+from eval.inference import predict_people
+from eval.metrics import format_scores, pose_scores
+
+
+class PoseValidation(Callback):
+    """Score the model on a validation flow after every epoch (PCP, PCK@0.2, in original image px).
+
+    Writes ``val/pcp``, ``val/pck@0.2`` and ``val/pcp/<group>`` to the monitors (TensorBoard, stats.json) and prints
+    the table. The flow is reset once and re-iterated each epoch.
+
+    Args:
+        dataflow: evaluation DataFlow (build_eval_dataflow) over ``num_people`` records.
+        codec: BeliefCodec of the targets.
+        title: first line of the printed table.
+    """
+
+    def __init__(self, dataflow, num_people, codec, title="validation"):
+        self.dataflow = dataflow
+        self.num_people = num_people
+        self.codec = codec
+        self.title = title
+
+    def _setup_graph(self):
+        self.predictor = self.trainer.get_predictor(list(names.PREDICT_INPUTS), [names.FINAL_BELIEFS])
+        self.dataflow.reset_state()
+
+    def _trigger_epoch(self):
+        pred, gt = predict_people(lambda im, cm: self.predictor(im, cm)[0], self.dataflow, self.codec,
+                                  self.num_people)
+        scores = pose_scores(pred, gt)
+        for key in ("pcp", "pck@0.2") + tuple(k for k in scores if k.startswith("pcp/")):
+            self.trainer.monitors.put_scalar(f"val/{key}", scores[key])
+        logger.info("\n" + format_scores(scores, f"{self.title}, epoch {self.epoch_num}"))
+
+
+def _image_summary(tag, image_bgr):
+    ok, png = cv2.imencode(".png", image_bgr)
+    summary = tf.compat.v1.Summary()
+    summary.value.add(tag=tag, image=tf.compat.v1.Summary.Image(
+        height=image_bgr.shape[0], width=image_bgr.shape[1], colorspace=3, encoded_image_string=png.tobytes()))
+    return summary
+
+
+def belief_montage(beliefs, size):
+    """The K + 1 belief channels of one crop [H, W, K + 1] as a grid of heat maps, each ``size`` px square."""
+    tiles = [cv2.applyColorMap(cv2.resize(np.clip(beliefs[:, :, k] * 255, 0, 255).astype(np.uint8), (size, size),
+                                          interpolation=cv2.INTER_NEAREST), cv2.COLORMAP_JET)
+             for k in range(beliefs.shape[2])]
+    return grid(tiles, columns=5)
+
+
+class TrainingImages(Callback):
+    """Every ``period`` steps, put the training crops with ground-truth (white) and predicted skeletons, and a
+    montage of the first crop's final belief maps, into TensorBoard."""
+
+    def __init__(self, codec, period, max_images=4):
+        self.codec = codec
+        self.period = period
+        self.max_images = max_images
+
+    def _setup_graph(self):
+        tower = self.trainer.tower_func.towers[0]
+        self._fetches = tower.get_tensors([names.IMAGE, names.BELIEFS, names.FINAL_BELIEFS])
+
+    def _before_run(self, _):
+        if self.global_step % self.period == 0:
+            return tf.compat.v1.train.SessionRunArgs(fetches=self._fetches)
+        return None
+
+    def _after_run(self, _, values):
+        if values.results is None:
+            return
+        images, targets, beliefs = (x[:self.max_images] for x in values.results)
+        tiles = []
+        for image, target, belief in zip(images, targets, beliefs, strict=True):
+            truth = self.codec.decode(target)
+            truth[:, 2] = np.where(target[:, :, :-1].max(axis=(0, 1)) > 0, 2, 0)
+            drawn = draw_skeleton(image, truth, thickness=1, color=(255, 255, 255))
+            tiles.append(np.hstack([draw_skeleton(drawn, self.codec.decode(belief)), belief_overlay(image, belief)]))
+        self.trainer.monitors.put_summary(_image_summary("train/skeletons", grid(tiles, columns=1)))
+        self.trainer.monitors.put_summary(_image_summary("train/final_beliefs", belief_montage(beliefs[0], 64)))
+
+
+class StopOnNonFiniteLoss(Callback):
+    """Stop training at the first step whose total loss is NaN or infinite.
+
+    Nothing is saved after that step, so the last checkpoint (from the last finished epoch) stays the last good one
+    and re-running the same command resumes from it.
+    """
+
+    def _setup_graph(self):
+        self._cost = self.trainer.tower_func.towers[0].get_tensor(names.TOTAL_COST)
+
+    def _before_run(self, _):
+        return tf.compat.v1.train.SessionRunArgs(fetches=self._cost)
+
+    def _after_run(self, _, values):
+        if not np.isfinite(values.results):
+            raise UserError(f"loss is {values.results} at step {self.global_step}; stopped without saving. The last "
+                            f"good checkpoint is in {logger.get_logger_dir()} (lower TRAIN.LR and re-run to resume)")

@@ -1,0 +1,103 @@
+"""Pose metrics, pure numpy. All coordinates in the same pixel frame (original image px for reported numbers).
+
+Per-item results are float arrays holding 1 (correct), 0 (wrong) or NaN (not scored: unannotated ground truth or
+no normaliser), so that means over any axis are ``np.nanmean`` and counts are ``np.isfinite(...).sum()``.
+"""
+import numpy as np
+
+from cpm.joints import PCP_GROUPS, PCP_LIMBS, TORSO_DIAMETER_JOINTS, UNANNOTATED
+
+PCP_FACTOR = 0.5  # strict PCP: both endpoints within 0.5 x the ground-truth limb length
+PCK_ALPHA = 0.2  # PCK@0.2 on LSP: threshold 0.2 x torso size
+
+
+def _annotated_xy(gt):
+    """float64 [N, K, 2] ground-truth positions with NaN where unannotated."""
+    gt = np.asarray(gt, dtype=np.float64)
+    xy = gt[..., :2].copy()
+    xy[gt[..., 2] == UNANNOTATED] = np.nan
+    return xy
+
+
+def _endpoint(xy, joints):
+    """Mean position of ``joints`` (a tuple of indices) for every person: [N, 2]; NaN if any is missing."""
+    return xy[:, list(joints)].mean(axis=1)
+
+
+def pcp_correct(pred, gt, limbs=PCP_LIMBS, factor=PCP_FACTOR):
+    """Strict PCP per person and limb.
+
+    A limb is correct if both predicted endpoints lie within ``factor`` x the ground-truth limb length of their true
+    endpoints; a distance exactly on the threshold counts as correct.
+
+    Args:
+        pred: [N, K, >=2] predicted x, y.
+        gt: [N, K, 3] ground truth with visibility.
+    Returns:
+        float64 [N, len(limbs)] in {0, 1, NaN}; NaN where an endpoint joint is unannotated.
+    """
+    pxy = np.asarray(pred, dtype=np.float64)[..., :2]
+    gxy = _annotated_xy(gt)
+    out = np.full((len(gxy), len(limbs)), np.nan)
+    for i, limb in enumerate(limbs):
+        ga, gb = _endpoint(gxy, limb.a), _endpoint(gxy, limb.b)
+        pa, pb = _endpoint(pxy, limb.a), _endpoint(pxy, limb.b)
+        threshold = factor * np.linalg.norm(ga - gb, axis=1)
+        ok = (np.linalg.norm(pa - ga, axis=1) <= threshold) & (np.linalg.norm(pb - gb, axis=1) <= threshold)
+        scored = np.isfinite(threshold)
+        out[scored, i] = ok[scored]
+    return out
+
+
+def torso_size(gt):
+    """PCK's normaliser on LSP: distance from the left shoulder to the right hip, [N]; NaN if either is missing."""
+    xy = _annotated_xy(gt)
+    a, b = TORSO_DIAMETER_JOINTS
+    return np.linalg.norm(xy[:, a] - xy[:, b], axis=1)
+
+
+def pck_correct(pred, gt, normaliser, alpha=PCK_ALPHA):
+    """PCK per person and joint: correct if the error is at most ``alpha`` x the person's normaliser.
+
+    Args:
+        pred: [N, K, >=2]; gt: [N, K, 3]; normaliser: [N] px (torso_size for PCK, head size for PCKh).
+    Returns:
+        float64 [N, K] in {0, 1, NaN}; NaN for unannotated joints and people without a normaliser.
+    """
+    gxy = _annotated_xy(gt)
+    err = np.linalg.norm(np.asarray(pred, dtype=np.float64)[..., :2] - gxy, axis=2)
+    threshold = alpha * np.asarray(normaliser, dtype=np.float64)[:, None]
+    out = (err <= threshold).astype(np.float64)
+    out[~np.isfinite(err) | ~np.isfinite(threshold) | ~(threshold > 0)] = np.nan
+    return out
+
+
+def _mean(x):
+    finite = np.isfinite(x)
+    return float(x[finite].mean()) if finite.any() else float("nan")
+
+
+def pose_scores(pred, gt):
+    """The validation report: strict PCP per limb group and mean, PCK@0.2 mean, and what was scored.
+
+    Returns:
+        dict with "pcp", "pcp/<group>" for each of cpm.joints.PCP_GROUPS, "pck@0.2", "people", "limbs", "joints".
+    """
+    pcp = pcp_correct(pred, gt)
+    pck = pck_correct(pred, gt, torso_size(gt))
+    scores = {"pcp": _mean(pcp)}
+    groups = np.array([limb.group for limb in PCP_LIMBS])
+    for group in PCP_GROUPS:
+        scores[f"pcp/{group}"] = _mean(pcp[:, groups == group])
+    scores["pck@0.2"] = _mean(pck)
+    scores.update(people=len(pcp), limbs=int(np.isfinite(pcp).sum()), joints=int(np.isfinite(pck).sum()))
+    return scores
+
+
+def format_scores(scores, title):
+    """A printable table of pose_scores' output (percentages)."""
+    rows = [f"{title}: {scores['people']} people, {scores['limbs']} limbs, {scores['joints']} joints scored"]
+    rows.append("  " + "  ".join(f"{g:>9s}" for g in PCP_GROUPS) + "  " + f"{'PCP':>7s}  {'PCK@0.2':>7s}")
+    rows.append("  " + "  ".join(f"{100 * scores['pcp/' + g]:9.1f}" for g in PCP_GROUPS)
+                + f"  {100 * scores['pcp']:7.1f}  {100 * scores['pck@0.2']:7.1f}")
+    return "\n".join(rows)

@@ -1,0 +1,54 @@
+import pytest
+import tensorflow as tf
+from tensorpack.tfutils.tower import TowerContext
+
+from cpm import names
+from cpm.config import finalize, get_config
+from cpm.model import CPMModel, count_parameters
+
+# Parameters of the CPM release's deploy network (tensorpack's ConvolutionalPoseMachines example), weights + biases:
+#   trunk (3x3 convs): conv1 1,792 + 36,928; conv2 73,856 + 147,584; conv3 295,168 + 3 x 590,080;
+#     conv4_1 1,180,160; conv4_2 2,359,808; conv4_3_CPM 1,179,904; conv4_4-6_CPM 3 x 590,080;
+#     conv4_7_CPM 295,040                                                              =  9,110,720
+#   stage 1: conv5_1_CPM 1x1 128->512 66,048 + conv5_2_CPM 1x1 512->15 7,695          =     73,743
+#   stages 2-6, each: Mconv1 7x7 144->128 903,296 + Mconv2-5 4 x 802,944
+#     + Mconv6 1x1 16,512 + Mconv7 1x1 128->15 1,935 = 4,133,519; x 5                   = 20,667,595
+#   total                                                                              = 29,852,058
+PAPER_PARAMETERS = 9_110_720 + 73_743 + 5 * 4_133_519
+
+
+def build(preset, **overrides):
+    cfg = get_config(preset)
+    cfg.override([f"{k}={v!r}" for k, v in overrides.items()])
+    finalize(cfg)
+    graph = tf.Graph()
+    with graph.as_default():
+        model = CPMModel.from_config(cfg)
+        inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
+        with TowerContext("", is_training=True):
+            cost = model.build_graph(*inputs)
+    return cfg, graph, cost
+
+
+@pytest.mark.parametrize("preset, size", [("paper", 46), ("cpu", 23)])
+def test_stage_shapes(preset, size):
+    cfg, graph, cost = build(preset)
+    for t in range(1, cfg.MODEL.STAGES + 1):
+        assert graph.get_tensor_by_name(names.stage_beliefs(t) + ":0").shape.as_list() == [None, size, size, 15]
+        assert graph.get_tensor_by_name(names.stage_loss(t) + ":0").shape.as_list() == []
+    assert graph.get_tensor_by_name(names.FINAL_BELIEFS + ":0").shape.as_list() == [None, size, size, 15]
+    assert cost.name == names.TOTAL_COST + ":0"
+
+
+def test_paper_parameter_count():
+    _, graph, _ = build("paper")
+    assert count_parameters(graph) == PAPER_PARAMETERS == 29_852_058
+
+
+def test_stage_count_and_widths_are_config_keys():
+    _, graph, _ = build("cpu", **{"MODEL.STAGES": 3, "MODEL.STAGE_WIDTH": 16})
+    names_in_graph = {op.name for op in graph.get_operations()}
+    assert names.stage_beliefs(3) in names_in_graph and names.stage_beliefs(4) not in names_in_graph
+    with graph.as_default():
+        kernel = [v for v in tf.compat.v1.global_variables() if v.name == "stage2/conv1/W:0"][0]
+    assert kernel.shape.as_list() == [7, 7, 15 + 32 + 1, 16]  # beliefs + cpu trunk features + centre map

@@ -1,0 +1,99 @@
+"""scripts/train.py end to end on the shipped sample: smoke run, resume, NaN stop and bad input."""
+import glob
+import json
+import os
+
+import pytest
+
+from cpm.trainer import lr_schedule, split_validation
+from dataflow.datasets import SAMPLE_LSP_DIR
+from dataflow.lsp import read_lsp
+from tests.test_scripts import run
+
+
+def stats(logdir):
+    with open(os.path.join(logdir, "stats.json")) as f:
+        return json.load(f)
+
+
+def latest_checkpoint(logdir):
+    with open(os.path.join(logdir, "checkpoint")) as f:
+        return f.readline().split('"')[1]
+
+
+@pytest.fixture(scope="module")
+def two_epoch_run(tmp_path_factory):
+    """A smoke run stopped after its first epoch, then the same command with a second epoch allowed."""
+    logdir = str(tmp_path_factory.mktemp("run") / "smoke")
+    first = run("train.py", "--smoke", "--logdir", logdir, "--seed", "1")
+    after_first = stats(logdir)
+    second = run("train.py", "--smoke", "--logdir", logdir, "--seed", "1", "--config", "TRAIN.EPOCHS=2")
+    return logdir, first, after_first, second
+
+
+def test_smoke_writes_checkpoint_events_stats_and_config(two_epoch_run):
+    logdir, first, after_first, _ = two_epoch_run
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert glob.glob(os.path.join(logdir, "model-8.index"))
+    assert glob.glob(os.path.join(logdir, "max-val-pcp.index"))
+    assert glob.glob(os.path.join(logdir, "events.out.tfevents.*"))
+    epoch = after_first[-1]
+    assert epoch["global_step"] == 8 and 0 <= epoch["val/pcp"] <= 1 and 0 <= epoch["val/pck@0.2"] <= 1
+    assert {f"val/pcp/{g}" for g in ("head", "torso", "upper_arm", "lower_arm", "upper_leg", "lower_leg")} <= set(epoch)
+    with open(os.path.join(logdir, "config.json")) as f:
+        saved = json.load(f)
+    assert saved["config"]["PRESET"] == "cpu" and saved["config"]["DATA"]["INPUT_SIZE"] == 184
+    assert "mean-pose baseline" in first.stdout and "PCP" in first.stdout
+
+
+def test_restart_continues_from_the_saved_step_and_lowers_the_loss(two_epoch_run):
+    logdir, _, _, second = two_epoch_run
+    assert second.returncode == 0, second.stderr[-3000:]
+    history = stats(logdir)
+    assert [e["epoch_num"] for e in history] == [1, 2]
+    assert [e["global_step"] for e in history] == [8, 16]
+    assert latest_checkpoint(logdir) == "model-16"
+    assert history[1]["cost"] < history[0]["cost"]  # the moving-average loss falls over the 16 steps
+
+
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(two_epoch_run):
+    logdir = two_epoch_run[0]
+    proc = run("train.py", "--smoke", "--logdir", logdir, "--config", "TRAIN.EPOCHS=3", "TRAIN.LR=1e30")
+    assert proc.returncode == 2
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: loss is ") and "at step" in last and logdir in last
+    assert latest_checkpoint(logdir) == "model-16"  # nothing saved from the diverged steps
+    assert [e["global_step"] for e in stats(logdir)] == [8, 16]
+
+
+def test_a_different_run_in_the_same_logdir_is_refused(two_epoch_run):
+    logdir = two_epoch_run[0]
+    proc = run("train.py", "--smoke", "--logdir", logdir, "--config", "MODEL.STAGES=3")
+    assert proc.returncode == 2 and "MODEL.STAGES differ" in proc.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--preset", "huge"], "error: unknown preset 'huge'; choose from paper, cpu"),
+    (["--config", "TRAIN.EPOCH=3"], "error: unknown config key 'TRAIN.EPOCH'"),
+    (["--datadir", "/nonexistent/lsp"], "error: LSP folder /nonexistent/lsp does not exist"),
+    (["--split", "test"], "error: split 'test' (im1001-im2000) is not in"),
+    (["--logdir", "/dev/null/run"], "error: logdir /dev/null/run is not writable"),
+    (["--load", "/nonexistent/model-8"], "error: --load /nonexistent/model-8: no such checkpoint"),
+])
+def test_bad_input_is_one_line(args, message):
+    proc = run("train.py", "--smoke", *args)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith(message)
+    assert "Traceback" not in proc.stderr
+
+
+def test_validation_split_is_held_out_and_stable():
+    records = read_lsp(SAMPLE_LSP_DIR, "train")
+    train, val = split_validation(records, 0.1)
+    assert (len(train), len(val)) == (630, 70)
+    assert not {r.image for r in train} & {r.image for r in val}
+    assert [r.image for r in split_validation(records, 0.1)[1]] == [r.image for r in val]
+
+
+def test_lr_schedule_steps_down():
+    assert lr_schedule(1.0, [10, 20], 0.5) == [(0, 1.0), (10, 0.5), (20, 0.25)]
