@@ -221,6 +221,13 @@ def _defaults():
     )
 
 
+def build_config(preset="paper", overrides=()):
+    """The run's config: a preset, then ``KEY=VALUE`` overrides, checked and frozen. What every script calls."""
+    cfg = get_config(preset)
+    cfg.override(overrides)
+    return finalize(cfg)
+
+
 def finalize(cfg):
     """Check values and freeze. Raises ConfigError naming the first bad key."""
     d, a = cfg.DATA, cfg.AUG

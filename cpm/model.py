@@ -120,7 +120,7 @@ class CPMModel(ModelDesc):
 
     def optimizer(self):
         lr = tf.compat.v1.get_variable("learning_rate", initializer=float(self.lr), trainable=False)
-        tf.compat.v1.summary.scalar("learning_rate", lr)
+        tf.compat.v1.summary.scalar("learning_rate-summary", lr)  # the variable owns the plain name
         if self.optimizer_name == "adam":
             return tf.compat.v1.train.AdamOptimizer(lr)
         return tf.compat.v1.train.MomentumOptimizer(lr, self.momentum)

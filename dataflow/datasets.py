@@ -26,8 +26,38 @@ def load_records(name, datadir, split):
     raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
 
 
+def selections(data, datadirs, splits, default_split="train"):
+    """Pair repeated ``--data/--datadir/--split`` flags into (name, dir, split) triples.
+
+    Args:
+        data: dataset names (None: ["lsp"]); datadirs: one per name, or None (only for lsp: the shipped sample);
+        splits: one for all names or one per name, or None (``default_split``).
+    """
+    data = data or ["lsp"]
+    if datadirs and len(datadirs) != len(data):
+        raise UserError(f"give one --datadir per --data ({len(data)} --data, {len(datadirs)} --datadir)")
+    if splits and len(splits) not in (1, len(data)):
+        raise UserError(f"give one --split, or one per --data ({len(data)} --data, {len(splits)} --split)")
+    datadirs = datadirs or [None] * len(data)
+    splits = splits if splits and len(splits) == len(data) else (splits or [default_split]) * len(data)
+    triples = []
+    for name, datadir, split in zip(data, datadirs, splits, strict=True):
+        if datadir is None and name != "lsp":
+            raise UserError(f"--datadir is required for --data {name}")
+        triples.append((name, datadir or SAMPLE_LSP_DIR, split))
+    return triples
+
+
+def load_selection(triples):
+    """Records of every (name, dir, split) triple, concatenated."""
+    records = []
+    for name, datadir, split in triples:
+        records += load_records(name, datadir, split)
+    return records
+
+
 def add_dataset_arguments(parser, default_split="train"):
-    """Add the ``--data/--datadir/--split`` selection; without --datadir, LSP means the shipped sample."""
+    """Add a single ``--data/--datadir/--split`` selection; without --datadir, lsp means the shipped sample."""
     parser.add_argument("--data", default="lsp", choices=DATASETS, help="dataset name (default: lsp)")
     parser.add_argument("--datadir", default=None,
                         help="dataset folder in its release layout (default for lsp: the repository's sample)")
@@ -36,9 +66,4 @@ def add_dataset_arguments(parser, default_split="train"):
 
 def records_from_args(args):
     """Records of the dataset selected by add_dataset_arguments' flags."""
-    datadir = args.datadir
-    if datadir is None:
-        if args.data != "lsp":
-            raise UserError(f"--datadir is required for --data {args.data}")
-        datadir = SAMPLE_LSP_DIR
-    return load_records(args.data, datadir, args.split)
+    return load_selection(selections([args.data], [args.datadir] if args.datadir else None, [args.split]))

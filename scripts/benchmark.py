@@ -14,16 +14,14 @@ import time
 
 import numpy as np
 
-from cpm.config import finalize, get_config
+from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper, mapped_indices, read_image
 
 
 def bench_data(args):
-    cfg = get_config()
-    cfg.override(args.config)
-    finalize(cfg)
+    cfg = build_config(overrides=args.config)
     records = records_from_args(args)
     mapper = make_mapper(records, cfg, train=True, seed=0)
     n = args.n
@@ -72,9 +70,7 @@ def bench_train(args):
     from cpm.precision import session_config
     from dataflow.datasets import SAMPLE_LSP_DIR, load_records
 
-    cfg = get_config(args.preset)
-    cfg.override([f"TRAIN.BATCH_SIZE={args.batch}", "TRAIN.NUM_WORKERS=0"] + args.config)
-    finalize(cfg)
+    cfg = build_config(args.preset, [f"TRAIN.BATCH_SIZE={args.batch}", "TRAIN.NUM_WORKERS=0"] + args.config)
     mapper = make_mapper(load_records("lsp", SAMPLE_LSP_DIR, "train"), cfg, train=True, seed=0)
     batch = [np.stack(x) for x in zip(*[mapper(i) for i in range(args.batch)], strict=True)]
     model = CPMModel.from_config(cfg)

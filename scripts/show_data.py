@@ -10,7 +10,7 @@ import os
 import cv2
 import numpy as np
 
-from cpm.config import finalize, get_config
+from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper
@@ -23,13 +23,12 @@ def main():
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--n", type=int, default=16, help="number of crops (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
+    parser.add_argument("--preset", default="paper", help="config preset: paper (368 px) | cpu (184 px)")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     args = parser.parse_args()
     if args.n < 1:
         raise UserError("--n must be at least 1")
-    cfg = get_config()
-    cfg.override(args.config)
-    finalize(cfg)
+    cfg = build_config(args.preset, args.config)
     records = records_from_args(args)
     mapper = make_mapper(records, cfg, train=True, seed=args.seed)
     picks = np.random.default_rng(args.seed).choice(len(records), size=min(args.n, len(records)), replace=False)

@@ -11,41 +11,17 @@ import argparse
 import os
 import sys
 
-from cpm.config import finalize, get_config
+from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
 from cpm.trainer import split_validation, train
-from dataflow.datasets import DATASETS, SAMPLE_LSP_DIR, load_records
+from dataflow.datasets import DATASETS, load_selection, selections
 from eval.metrics import format_scores
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --smoke: the smallest run that exercises everything (training steps, checkpoint, validation, stats.json).
 SMOKE_CONFIG = ["TRAIN.EPOCHS=1", "TRAIN.STEPS_PER_EPOCH=8", "TRAIN.BATCH_SIZE=8", "TRAIN.VAL_MAX_PEOPLE=16",
                 "TRAIN.SUMMARY_PERIOD=4"]
-
-
-def selections(data, datadirs, splits, default_split):
-    """Pair repeated --data/--datadir/--split flags into (name, dir, split) triples."""
-    data = data or ["lsp"]
-    if datadirs and len(datadirs) != len(data):
-        raise UserError(f"give one --datadir per --data ({len(data)} --data, {len(datadirs)} --datadir)")
-    if splits and len(splits) not in (1, len(data)):
-        raise UserError(f"give one --split, or one per --data ({len(data)} --data, {len(splits)} --split)")
-    datadirs = datadirs or [None] * len(data)
-    splits = splits if splits and len(splits) == len(data) else (splits or [default_split]) * len(data)
-    out = []
-    for name, d, s in zip(data, datadirs, splits, strict=True):
-        if d is None and name != "lsp":
-            raise UserError(f"--datadir is required for --data {name}")
-        out.append((name, d or SAMPLE_LSP_DIR, s))
-    return out
-
-
-def load_all(triples):
-    records = []
-    for name, datadir, split in triples:
-        records += load_records(name, datadir, split)
-    return records
 
 
 def main():
@@ -67,13 +43,11 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="a few steps on the sample, one validation pass")
     args = parser.parse_args()
 
-    cfg = get_config(args.preset)
-    cfg.override((SMOKE_CONFIG if args.smoke else []) + args.config)
-    finalize(cfg)
+    cfg = build_config(args.preset, (SMOKE_CONFIG if args.smoke else []) + args.config)
     triples = selections(args.data, args.datadir, args.split, "train")
-    records = load_all(triples)
+    records = load_selection(triples)
     if args.val_data:
-        val_records = load_all(selections(args.val_data, args.val_datadir, args.val_split, "test"))
+        val_records = load_selection(selections(args.val_data, args.val_datadir, args.val_split, "test"))
         train_records = records
     else:
         train_records, val_records = split_validation(records, cfg.DATA.VAL_FRACTION)
