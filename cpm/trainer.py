@@ -3,6 +3,7 @@ import json
 import os
 
 import numpy as np
+import tensorflow as tf
 from tensorpack import (
     AutoResumeTrainConfig,
     QueueInput,
@@ -120,6 +121,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         load: checkpoint to initialise from when the run directory has none.
         precision: "fp32" or "bf16".
         gpus: >1 uses SyncMultiGPUTrainerReplicated.
+        seed: seeds the weight initialisation and the augmentation (data workers still differ between runs).
         meta: extra JSON-able facts saved in config.json (data selection, command line).
     Returns:
         dict of the final validation scores and the mean-pose baseline.
@@ -159,6 +161,8 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     if resumed and config.starting_epoch > t.EPOCHS:
         logger.info(f"{logdir} already finished {t.EPOCHS} epochs; raise TRAIN.EPOCHS to train longer")
     else:
+        if seed is not None:
+            tf.compat.v1.set_random_seed(seed)  # the trainer builds its graph in the default graph
         trainer = SimpleTrainer() if gpus <= 1 else SyncMultiGPUTrainerReplicated(gpus)
         launch_train_with_config(config, trainer)
     return {"baseline": baseline, "final": _last_scores(logdir)}

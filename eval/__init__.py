@@ -1,1 +1,2 @@
-"""Pose metrics (pure numpy) and their reports."""
+"""Pose metrics (pure numpy), inference helpers, callbacks and pictures."""
+import cpm  # noqa: F401  (sets TF_USE_LEGACY_KERAS before anything here imports TensorFlow)
