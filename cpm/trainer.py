@@ -22,6 +22,7 @@ from tensorpack.callbacks import (
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
+from cpm.checkpoint import BEST_CHECKPOINT, CONFIG_FILE
 from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.precision import session_config
@@ -29,9 +30,6 @@ from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_co
 from eval.callbacks import PoseValidation, StopOnNonFiniteLoss, TrainingImages
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import format_scores, pose_scores
-
-CONFIG_FILE = "config.json"
-BEST_CHECKPOINT = "max-val-pcp"  # MaxSaver's name for the checkpoint with the best validation PCP
 
 
 def _fixed_for_a_run(key):

@@ -12,6 +12,7 @@ Evaluation flow (``build_eval_dataflow``), deterministic, no augmentation:
     index       int32   [B]                 position of the record in the list given
     affine      float32 [B, 2, 3]           original px -> crop px (invert it to map predictions back)
     joints      float32 [B, K, 3]           ground truth in original px, visibility 0/1/2
+    valid       uint8   [B, S, S]           1 where the crop shows the image, 0 in the padding
 """
 import os
 
@@ -22,7 +23,7 @@ from tensorpack.dataflow import BatchData, DataFromList, MapData, MultiProcessMa
 from cpm.errors import UserError
 from cpm.joints import NUM_JOINTS
 from dataflow.targets import BeliefCodec, center_map, joint_weights
-from dataflow.transforms import Augment, apply_affine, crop_affine, transform_joints, warp_image
+from dataflow.transforms import Augment, apply_affine, crop_affine, image_mask, transform_joints, warp_image
 
 
 def read_image(path):
@@ -99,9 +100,11 @@ class CropMapper:
 
     def eval_datapoint(self, index):
         record = self.records[index]
-        crop, m, _, center = self.crop(record, read_image(record.image))
+        image = read_image(record.image)
+        crop, m, _, center = self.crop(record, image)
         cmap = center_map(center, self.codec.input_size, self.codec.stride, self.center_sigma)
-        return [crop, cmap, np.int32(index), m.astype(np.float32), record.joints]
+        valid = image_mask(image.shape, m, self.codec.input_size)
+        return [crop, cmap, np.int32(index), m.astype(np.float32), record.joints, valid]
 
     def __call__(self, index):
         return self.eval_datapoint(index) if self.augment is None else self.train_datapoint(index)

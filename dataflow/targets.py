@@ -1,4 +1,5 @@
 """Training targets: Gaussian belief maps (encode and decode in one object), the centre map and joint weights."""
+import cv2
 import numpy as np
 
 from cpm.joints import UNANNOTATED
@@ -73,6 +74,28 @@ class BeliefCodec:
         x = self.grid[gx] + 0.25 * self.stride * dx
         y = self.grid[gy] + 0.25 * self.stride * dy
         return np.stack([x, y, score], axis=1).astype(np.float32)
+
+
+    def upsample(self, beliefs):
+        """Belief maps [H, W, C] resized to input px [S, S, C].
+
+        Bilinear resizing by ``stride`` puts cell g's value at px stride * g + (stride - 1) / 2, the encoding grid,
+        so the upsampled maps live in crop px.
+        """
+        channels = [cv2.resize(np.ascontiguousarray(beliefs[:, :, c]), (self.input_size, self.input_size),
+                               interpolation=cv2.INTER_LINEAR) for c in range(beliefs.shape[2])]
+        return np.stack(channels, axis=2)
+
+    def decode_dense(self, maps):
+        """Joints from input-resolution maps [S, S, C >= K] (e.g. upsample's output): the arg-max pixel.
+
+        Returns:
+            float32 [K, 3]: x, y in input px and the peak value.
+        """
+        maps = np.asarray(maps)[:, :, :self.num_joints]
+        flat = maps.reshape(-1, self.num_joints).argmax(axis=0)
+        y, x = np.divmod(flat, maps.shape[1])
+        return np.stack([x, y, maps[y, x, np.arange(self.num_joints)]], axis=1).astype(np.float32)
 
 
 def center_map(center, input_size, stride, sigma):

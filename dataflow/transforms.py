@@ -79,6 +79,21 @@ def warp_image(image, m, size, pad_value=128):
                           borderValue=(pad_value,) * 3)
 
 
+def image_mask(shape, m, size):
+    """uint8 [size, size]: 1 where the crop pixel made with ``m`` comes from within an image of ``shape``, i.e. its
+    source position lies in [0, w - 1] x [0, h - 1]; 0 in the padding.
+
+    Computed exactly by mapping every crop pixel back (warping a ones-image would inherit OpenCV's 1/32 px
+    coordinate rounding and admit pixels just outside).
+    """
+    inv = invert_affine(m)
+    px = np.arange(size, dtype=np.float64)
+    sx = inv[0, 0] * px[None, :] + inv[0, 1] * px[:, None] + inv[0, 2]  # size x size
+    sy = inv[1, 0] * px[None, :] + inv[1, 1] * px[:, None] + inv[1, 2]
+    h, w = shape[:2]
+    return ((sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)).astype(np.uint8)
+
+
 def pad_center_scale(center, scale, pads):
     """Centre and scale of a person box padded by ``pads`` = (left, top, right, bottom) fractions of its side.
 

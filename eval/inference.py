@@ -1,8 +1,22 @@
-"""From belief maps to joints in original image coordinates, and the mean-pose baseline."""
-import numpy as np
+"""From belief maps to joints in original image coordinates: view fusion, a predictor, the mean-pose baseline.
 
+Test-time augmentation follows the CPM release: each person is cropped at several zooms (and mirrored), the belief
+maps of every view are upsampled to crop px, brought into the frame of the plain zoom-1 crop and averaged, and each
+joint is the arg-max of the average.
+"""
+import cv2
+import numpy as np
+from tensorpack.predict import OfflinePredictor, PredictConfig
+from tensorpack.tfutils import SmartInit
+from tensorpack.tfutils.sesscreate import NewSessionCreator
+
+from cpm import names
 from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
-from dataflow.transforms import apply_affine, invert_affine
+from cpm.model import CPMModel
+from cpm.precision import session_config
+from dataflow.pipeline import make_codec
+from dataflow.targets import center_map
+from dataflow.transforms import apply_affine, crop_affine, image_mask, invert_affine, warp_image
 
 
 def joints_to_original(crop_joints, affine):
@@ -10,8 +24,101 @@ def joints_to_original(crop_joints, affine):
     return apply_affine(invert_affine(affine), np.asarray(crop_joints, dtype=np.float64)[:, :2])
 
 
+def unflip_beliefs(beliefs):
+    """Belief maps of a mirrored crop [..., H, W, K + 1] mirrored back, with left/right channels swapped."""
+    order = np.append(FLIP_PERMUTATION, NUM_JOINTS)
+    return beliefs[..., ::-1, :][..., order]
+
+
+def fuse_views(codec, beliefs, zooms, flips):
+    """Average the belief maps of several views of one person in the frame of the zoom-1, unflipped crop.
+
+    Args:
+        codec: BeliefCodec.
+        beliefs: list of [H, H, C] maps, one per view.
+        zooms: zoom of each view about the crop centre (crop_affine's ``zoom``); flips: whether each was mirrored.
+    Returns:
+        float32 [S, S, C] maps in crop px of the zoom-1 crop.
+    """
+    size = codec.input_size
+    mid = (size - 1) / 2.0
+    total = 0.0
+    for maps, zoom, flip in zip(beliefs, zooms, flips, strict=True):
+        dense = codec.upsample(unflip_beliefs(maps) if flip else maps)
+        if zoom != 1.0:
+            # A view at zoom z is the base crop scaled by z about the centre: scale by 1 / z to come back.
+            back = np.array([[1 / zoom, 0, mid * (1 - 1 / zoom)], [0, 1 / zoom, mid * (1 - 1 / zoom)]])
+            dense = np.stack([cv2.warpAffine(dense[:, :, c], back, (size, size), flags=cv2.INTER_LINEAR)
+                              for c in range(dense.shape[2])], axis=2)
+        total = total + dense
+    return (total / len(beliefs)).astype(np.float32)
+
+
+def decode_in_image(codec, fused, valid, base_affine):
+    """Joints [K, 3] (x, y, score) in original px from fused crop-px maps [S, S, C].
+
+    The arg-max runs over crop pixels that show the image (``valid`` [S, S] is 1 there), so every prediction lies
+    inside the image: a joint cut off by the border lands on the border rather than in the grey padding.
+    """
+    # -inf, not 0: beliefs can be negative, and a zeroed padding would then win the arg-max.
+    joints = codec.decode_dense(np.where(valid[:, :, None] > 0, fused[:, :, :codec.num_joints], -np.inf))
+    joints[:, :2] = joints_to_original(joints, base_affine)
+    return joints
+
+
+class PosePredictor:
+    """A trained CPM that maps people in images to joints in original image px.
+
+    Args:
+        cfg: the run's config (cpm.checkpoint.resolve_checkpoint).
+        weights: checkpoint prefix or .npz.
+        precision: "fp32" or "bf16".
+        zooms: test-time zooms (the release averages 0.7-1.3); flip: also average the mirrored crops.
+    """
+
+    def __init__(self, cfg, weights, precision="fp32", zooms=(1.0,), flip=False):
+        self.codec = make_codec(cfg)
+        self.target_dist = cfg.DATA.TARGET_DIST
+        self.center_sigma = cfg.DATA.CENTER_SIGMA
+        self.pad_value = cfg.DATA.PAD_VALUE
+        self.views = [(z, f) for z in zooms for f in ((False, True) if flip else (False,))]
+        self._predict = OfflinePredictor(PredictConfig(
+            model=CPMModel.from_config(cfg), session_init=SmartInit(weights),
+            input_names=list(names.PREDICT_INPUTS), output_names=[names.FINAL_BELIEFS],
+            session_creator=NewSessionCreator(config=session_config(precision))))
+
+    def beliefs(self, images, center_maps):
+        """Final belief maps of a batch of crops: uint8 [B, S, S, 3], [B, H, H, 1] -> float32 [B, H, H, K + 1]."""
+        return self._predict(images, center_maps)[0]
+
+    def crop_views(self, image, center, scale):
+        """The crops of one person, one per view.
+
+        Returns:
+            (crops uint8 [V, S, S, 3], centre maps [V, H, H, 1], base (zoom-1) affine [2, 3], valid [S, S] of the
+            base crop).
+        """
+        size = self.codec.input_size
+        cmap = center_map(np.full(2, (size - 1) / 2.0), size, self.codec.stride, self.center_sigma)
+        crops = [warp_image(image, crop_affine(center, scale, size, self.target_dist, zoom=z, flip=f), size,
+                            self.pad_value) for z, f in self.views]
+        base = crop_affine(center, scale, size, self.target_dist)
+        return np.stack(crops), np.stack([cmap] * len(crops)), base, image_mask(image.shape, base, size)
+
+    def decode(self, view_beliefs, base_affine, valid):
+        """Joints [K, 3] (x, y, score) in original px, and the fused maps [S, S, K + 1] in base-crop px, from the
+        beliefs of one person's views."""
+        fused = fuse_views(self.codec, list(view_beliefs), [z for z, _ in self.views], [f for _, f in self.views])
+        return decode_in_image(self.codec, fused, valid, base_affine), fused
+
+    def predict(self, image, center, scale):
+        """Joints float32 [K, 3] in original px of the person at ``center`` / ``scale`` (PersonRecord units)."""
+        crops, cmaps, base, valid = self.crop_views(image, center, scale)
+        return self.decode(self.beliefs(crops, cmaps), base, valid)[0]
+
+
 def predict_people(predict_fn, dataflow, codec, num_people):
-    """Run a predictor over an evaluation DataFlow and return joints in original image px.
+    """Run a predictor over an evaluation DataFlow (one plain view per person) and return joints in original px.
 
     Args:
         predict_fn: callable (image uint8 [B, S, S, 3], center_map [B, H, H, 1]) -> beliefs [B, H, H, K + 1].
@@ -23,12 +130,10 @@ def predict_people(predict_fn, dataflow, codec, num_people):
     """
     pred = np.zeros((num_people, NUM_JOINTS, 3), np.float32)
     gt = np.zeros((num_people, NUM_JOINTS, 3), np.float32)
-    for image, center_map, index, affine, joints in dataflow:
-        beliefs = predict_fn(image, center_map)
-        for b, i, m, j in zip(beliefs, index, affine, joints, strict=True):
-            decoded = codec.decode(b)
-            pred[i, :, :2] = joints_to_original(decoded, m)
-            pred[i, :, 2] = decoded[:, 2]
+    for image, cmap, index, affine, joints, valid in dataflow:
+        beliefs = predict_fn(image, cmap)
+        for b, i, m, j, v in zip(beliefs, index, affine, joints, valid, strict=True):
+            pred[i] = decode_in_image(codec, codec.upsample(b), v, m)
             gt[i] = j
     return pred, gt
 
@@ -50,9 +155,3 @@ def mean_crop_pose(records, affines):
 def mean_pose_prediction(mean_pose, affines):
     """The mean pose placed in every crop and mapped back to original px: [N, K, 2]."""
     return np.stack([joints_to_original(mean_pose, m) for m in affines])
-
-
-def unflip_beliefs(beliefs):
-    """Belief maps of a mirrored crop [..., H, W, K + 1] mirrored back, with left/right channels swapped."""
-    order = np.append(FLIP_PERMUTATION, NUM_JOINTS)
-    return beliefs[..., ::-1, :][..., order]

@@ -9,6 +9,9 @@ from cpm.joints import PCP_GROUPS, PCP_LIMBS, TORSO_DIAMETER_JOINTS, UNANNOTATED
 
 PCP_FACTOR = 0.5  # strict PCP: both endpoints within 0.5 x the ground-truth limb length
 PCK_ALPHA = 0.2  # PCK@0.2 on LSP: threshold 0.2 x torso size
+PCKH_ALPHA = 0.5  # PCKh@0.5 on MPII: threshold 0.5 x head size (head size = 0.6 x head-box diagonal, from the reader)
+RADIUS_PX = 25.0  # the blog's secondary figure: within 25 px on a 368 px crop
+RADIUS_CROP_PX = 368.0
 
 
 def _annotated_xy(gt):
@@ -69,6 +72,18 @@ def pck_correct(pred, gt, normaliser, alpha=PCK_ALPHA):
     threshold = alpha * np.asarray(normaliser, dtype=np.float64)[:, None]
     out = (err <= threshold).astype(np.float64)
     out[~np.isfinite(err) | ~np.isfinite(threshold) | ~(threshold > 0)] = np.nan
+    return out
+
+
+def within_radius(pred_crop, gt_crop, radius):
+    """Per person and joint, 1 if the crop-px error is at most ``radius``; NaN for unannotated joints.
+
+    Args:
+        pred_crop, gt_crop: [N, K, >=2] and [N, K, 3] in the person's normalised crop px.
+    """
+    err = np.linalg.norm(np.asarray(pred_crop, dtype=np.float64)[..., :2] - _annotated_xy(gt_crop), axis=2)
+    out = (err <= radius).astype(np.float64)
+    out[~np.isfinite(err)] = np.nan
     return out
 
 

@@ -45,3 +45,25 @@ def lspet_folder(tmp_path, sample_joints):
         shutil.copy(os.path.join(SAMPLE_LSP_DIR, "images", f"im{k:04d}.jpg"), tmp_path / "images" / f"im{k:05d}.jpg")
     scipy.io.savemat(tmp_path / "joints.mat", {"joints": arr})
     return str(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory):
+    """A run directory trained by ``scripts/train.py --smoke`` (8 steps): real weights for evaluate/predict/export."""
+    from tests.test_scripts import run  # noqa: PLC0415
+
+    logdir = str(tmp_path_factory.mktemp("trained") / "run")
+    proc = run("train.py", "--smoke", "--logdir", logdir, "--seed", "0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return logdir
+
+
+@pytest.fixture(scope="session")
+def small_lsp(tmp_path_factory, sample_joints):
+    """The first 12 sample people as their own LSP folder (real images and joints)."""
+    root = tmp_path_factory.mktemp("lsp12")
+    os.makedirs(root / "images")
+    for k in range(1, 13):
+        shutil.copy(os.path.join(SAMPLE_LSP_DIR, "images", f"im{k:04d}.jpg"), root / "images" / f"im{k:04d}.jpg")
+    scipy.io.savemat(root / "joints.mat", {"joints": sample_joints[:, :, :12]})
+    return str(root)

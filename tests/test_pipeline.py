@@ -51,7 +51,8 @@ def test_eval_flow_yields_every_record_once_with_its_affine(records):
     assert [len(b[0]) for b in batches] == [4, 4, 2]
     index = np.concatenate([b[2] for b in batches])
     assert sorted(index) == list(range(10))
-    for _, _, idx, affine, joints in batches:
+    for _, _, idx, affine, joints, valid in batches:
+        assert valid.dtype == np.uint8 and set(np.unique(valid)) <= {0, 1}
         for i, m, j in zip(idx, affine, joints, strict=True):
             np.testing.assert_array_equal(j, records[i].joints)
             # No augmentation: the person centre lands on the crop centre, joints stay inside the crop.

@@ -1,0 +1,144 @@
+"""Scoring a predictor on a dataset split: predictions, the metric report and its JSON form."""
+import os
+import time
+
+import numpy as np
+from tensorpack.utils.utils import get_tqdm
+
+from cpm.joints import JOINT_NAMES, NUM_JOINTS, PCP_GROUPS, PCP_LIMBS
+from dataflow.pipeline import read_image
+from dataflow.transforms import apply_affine, crop_affine
+from eval.metrics import (
+    PCK_ALPHA,
+    PCKH_ALPHA,
+    RADIUS_CROP_PX,
+    RADIUS_PX,
+    _mean,
+    pck_correct,
+    pcp_correct,
+    torso_size,
+    within_radius,
+)
+
+
+def predict_records(predictor, records, batch_people=8):
+    """Joints of every record's person, in original px, with a progress bar.
+
+    Returns:
+        (pred float32 [N, K, 3], people per second).
+    """
+    pred = np.zeros((len(records), NUM_JOINTS, 3), np.float32)
+    start = time.perf_counter()
+    with get_tqdm(total=len(records), desc="people") as bar:
+        for first in range(0, len(records), batch_people):
+            chunk = records[first:first + batch_people]
+            views = [predictor.crop_views(read_image(r.image), r.center, r.scale) for r in chunk]
+            crops = np.concatenate([v[0] for v in views])
+            beliefs = predictor.beliefs(crops, np.concatenate([v[1] for v in views]))
+            per = len(views[0][0])
+            for k, (_, _, base, valid) in enumerate(views):
+                pred[first + k] = predictor.decode(beliefs[k * per:(k + 1) * per], base, valid)[0]
+            bar.update(len(chunk))
+    return pred, len(records) / (time.perf_counter() - start)
+
+
+def evaluate(pred, records, input_size, target_dist):
+    """The full report of ``pred`` [N, K, >=2] (original px) against ``records``.
+
+    Returns:
+        dict: "pcp", "per_limb" {group: PCP}, "pck@0.2", "per_joint" {joint: PCK@0.2}, "pckh@0.5" and
+        "per_joint_pckh" (None unless every record has a head size), "within_25px" (share of joints within 25 px of
+        the truth on a 368 px normalised crop, scaled to the input size), "count" {"people", "limbs", "joints"}.
+    """
+    gt = np.stack([r.joints for r in records])
+    pcp = pcp_correct(pred, gt)
+    pck = pck_correct(pred, gt, torso_size(gt), PCK_ALPHA)
+    groups = np.array([limb.group for limb in PCP_LIMBS])
+    report = {
+        "pcp": _mean(pcp),
+        "per_limb": {g: _mean(pcp[:, groups == g]) for g in PCP_GROUPS},
+        "pck@0.2": _mean(pck),
+        "per_joint": {name: _mean(pck[:, k]) for k, name in enumerate(JOINT_NAMES)},
+        "pckh@0.5": None,
+        "per_joint_pckh": None,
+    }
+    if all(r.head_size for r in records):
+        pckh = pck_correct(pred, gt, np.array([r.head_size for r in records]), PCKH_ALPHA)
+        report["pckh@0.5"] = _mean(pckh)
+        report["per_joint_pckh"] = {name: _mean(pckh[:, k]) for k, name in enumerate(JOINT_NAMES)}
+    affines = [crop_affine(r.center, r.scale, input_size, target_dist) for r in records]
+    pred_crop = np.stack([apply_affine(m, p[:, :2]) for m, p in zip(affines, pred, strict=True)])
+    gt_crop = np.stack([apply_affine(m, g) for m, g in zip(affines, gt, strict=True)])
+    report["within_25px"] = _mean(within_radius(pred_crop, gt_crop, RADIUS_PX * input_size / RADIUS_CROP_PX))
+    report["count"] = {"people": len(records), "limbs": int(np.isfinite(pcp).sum()),
+                       "joints": int(np.isfinite(pck).sum())}
+    return report
+
+
+def format_report(report, title):
+    """The report as a printable table (percentages)."""
+    pct = lambda v: "   -" if v is None or not np.isfinite(v) else f"{100 * v:5.1f}"  # noqa: E731
+    c = report["count"]
+    lines = [f"{title}: {c['people']} people, {c['limbs']} limbs and {c['joints']} joints scored",
+             "strict PCP  " + "  ".join(f"{g}={pct(v)}" for g, v in report["per_limb"].items())
+             + f"  mean={pct(report['pcp'])}",
+             "PCK@0.2     " + "  ".join(f"{n}={pct(v)}" for n, v in report["per_joint"].items()),
+             f"PCK@0.2 mean={pct(report['pck@0.2'])}   PCKh@0.5 mean={pct(report['pckh@0.5'])}   "
+             f"within 25 px (368 crop)={pct(report['within_25px'])}"]
+    return "\n".join(lines)
+
+
+def predictions_json(pred, records):
+    """``--save-predictions`` content: joints named as the model's, in original px, person index per image."""
+    seen = {}
+    out = []
+    for p, r in zip(pred, records, strict=True):
+        name = os.path.basename(r.image)
+        person = seen.get(r.image, 0)
+        seen[r.image] = person + 1
+        out.append({"image": name, "person": person, "joints": [[float(x), float(y), float(s)] for x, y, s in p]})
+    return {"joint_names": list(JOINT_NAMES), "predictions": out}
+
+
+def pck_curve(pred, records, thresholds):
+    """PCK against the normalised threshold per joint group (both sides pooled): {group: [len(thresholds)]}."""
+    gt = np.stack([r.joints for r in records])
+    size = torso_size(gt)
+    groups = {"head": ("head_top", "neck"), "shoulder": ("right_shoulder", "left_shoulder"),
+              "elbow": ("right_elbow", "left_elbow"), "wrist": ("right_wrist", "left_wrist"),
+              "hip": ("right_hip", "left_hip"), "knee": ("right_knee", "left_knee"),
+              "ankle": ("right_ankle", "left_ankle")}
+    curves = {}
+    for group, joint_names in groups.items():
+        idx = [JOINT_NAMES.index(n) for n in joint_names]
+        curves[group] = [_mean(pck_correct(pred, gt, size, a)[:, idx]) for a in thresholds]
+    return curves
+
+
+def write_plots(pred, records, report, out_dir):
+    """PCK-vs-threshold curves per joint group and per-limb PCP bars as PNGs in ``out_dir``. Returns the paths."""
+    import matplotlib  # noqa: PLC0415  (imported here: only --plots needs it)
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    os.makedirs(out_dir, exist_ok=True)
+    thresholds = np.linspace(0, 0.5, 26)
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    for group, values in pck_curve(pred, records, thresholds).items():
+        ax.plot(thresholds, 100 * np.array(values), label=group)
+    ax.set(xlabel="threshold / torso size", ylabel="PCK (%)", ylim=(0, 100), title="PCK by joint group")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    curve = os.path.join(out_dir, "pck_curve.png")
+    fig.savefig(curve, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    fig, ax = plt.subplots(figsize=(6, 4))
+    limbs = list(report["per_limb"])
+    ax.bar(limbs + ["mean"], [100 * report["per_limb"][g] for g in limbs] + [100 * report["pcp"]])
+    ax.set(ylabel="strict PCP (%)", ylim=(0, 100), title="PCP per limb")
+    ax.tick_params(axis="x", rotation=30)
+    bars = os.path.join(out_dir, "pcp_bars.png")
+    fig.savefig(bars, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return [curve, bars]

@@ -1,0 +1,40 @@
+"""Finding people to pose in an unannotated image: OpenCV's built-in HOG people detector, or the whole image."""
+import cv2
+import numpy as np
+
+from dataflow.records import SCALE_UNIT_PX
+
+# A HOG people window (64 x 128) frames a person about 96 px tall: the box is a third taller than the person.
+HOG_PERSON_FRACTION = 0.75
+HOG_MIN_SCORE = 0.5  # SVM margin below which detections are dropped
+HOG_NMS_IOU = 0.4
+
+
+def detect_people(image):
+    """Boxes [x, y, w, h] of people found by OpenCV's default HOG + linear SVM people detector (no download).
+
+    Returns:
+        list of (box float [4], score), best first, after non-maximum suppression.
+    """
+    hog = cv2.HOGDescriptor()
+    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    scale = 1.0
+    h = image.shape[0]
+    if h < 2 * 128:  # HOG needs people at least 128 px tall: upscale small images
+        scale = 2 * 128 / h
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    boxes, scores = hog.detectMultiScale(image, winStride=(8, 8), padding=(16, 16), scale=1.05)
+    if len(boxes) == 0:
+        return []
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    keep = cv2.dnn.NMSBoxes([list(map(int, b)) for b in boxes], scores.tolist(), HOG_MIN_SCORE, HOG_NMS_IOU)
+    keep = np.asarray(keep).reshape(-1)
+    order = keep[np.argsort(-scores[keep])]
+    return [(boxes[i].astype(np.float64) / scale, float(scores[i])) for i in order]
+
+
+def box_center_scale(box, person_fraction=1.0):
+    """Person centre and scale (PersonRecord units) of a box [x, y, w, h] whose longer side is the person's
+    length divided by ``person_fraction`` (1.0 for a tight box)."""
+    x, y, w, h = (float(v) for v in box)
+    return np.array([x + w / 2, y + h / 2], np.float32), max(w, h) * person_fraction / SCALE_UNIT_PX

@@ -1,0 +1,70 @@
+"""Score a trained CPM on a dataset split: strict PCP, PCK@0.2, PCKh@0.5 (where head sizes exist), within-25-px.
+
+    python scripts/evaluate.py --load RUN_DIR|CKPT|weights.npz --data lsp --datadir DIR --split test \\
+        [--json OUT] [--plots DIR] [--save-predictions P.json] [--flip] [--scales 0.7,1.0,1.3]
+
+The model's config is read from the run's config.json; no training flags are needed.
+"""
+import argparse
+import json
+import os
+
+from cpm.checkpoint import resolve_checkpoint
+from cpm.errors import UserError, run_main
+from cpm.precision import PRECISIONS
+from dataflow.datasets import add_dataset_arguments, records_from_args
+from eval.evaluate import evaluate, format_report, predict_records, predictions_json, write_plots
+from eval.inference import PosePredictor
+
+
+def parse_scales(text):
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise UserError(f"--scales {text!r}: expected comma-separated numbers such as 0.7,1.0,1.3") from None
+    if not scales or min(scales) <= 0:
+        raise UserError(f"--scales {text!r}: scales must be positive")
+    return scales
+
+
+def write_json(path, content):
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(content, f, indent=2)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--load", required=True, help="run directory, checkpoint prefix or exported weights.npz")
+    add_dataset_arguments(parser, default_split="test")
+    parser.add_argument("--json", help="write the report as JSON here")
+    parser.add_argument("--plots", help="write pck_curve.png and pcp_bars.png into this folder")
+    parser.add_argument("--save-predictions", help="write every person's predicted joints as JSON here")
+    parser.add_argument("--flip", action="store_true", help="average with the mirrored crop")
+    parser.add_argument("--scales", default="1.0", help="test-time zooms to average, e.g. 0.7,1.0,1.3 (default 1.0)")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16")
+    parser.add_argument("--batch", type=int, default=8, help="people per network batch (default 8)")
+    args = parser.parse_args()
+    scales = parse_scales(args.scales)
+    weights, cfg = resolve_checkpoint(args.load)
+    records = records_from_args(args)
+    predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
+    pred, rate = predict_records(predictor, records, args.batch)
+    report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
+    title = f"{args.data} {args.split} ({weights}; flip={args.flip}, scales={','.join(map(str, scales))})"
+    print(format_report(report, title))
+    print(f"{rate:.1f} people/s")
+    report.update(checkpoint=weights, data=args.data, datadir=args.datadir, split=args.split, flip=args.flip,
+                  scales=list(scales), people_per_s=rate)
+    if args.json:
+        write_json(args.json, report)
+        print(f"wrote {args.json}")
+    if args.save_predictions:
+        write_json(args.save_predictions, predictions_json(pred, records))
+        print(f"wrote {args.save_predictions}")
+    if args.plots:
+        print("wrote " + ", ".join(write_plots(pred, records, report, args.plots)))
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,151 @@
+"""Pose people in images, a folder of images or a video with a trained CPM.
+
+    python scripts/predict.py --load RUN_DIR|CKPT|weights.npz --image PATH [--bbox x,y,w,h]
+        [--out-json J] [--out-image P] [--beliefs M.png]
+
+PATH may be an image, a folder of images or a video. Without --bbox, people are found with OpenCV's HOG people
+detector, falling back to the whole image; every person found gets a prediction. JSON (one object per image):
+    {"image": PATH, "people": [{"bbox": [x, y, w, h], "joints": [{"name", "x", "y", "score"}, ...]}]}
+with the 14 joints in original image px. For a folder or video, --out-json writes JSON lines (one image or frame
+per line), and --out-image is a folder of annotated images (folder input) or an annotated video (video input).
+"""
+import argparse
+import json
+import os
+
+import cv2
+import numpy as np
+
+from cpm.checkpoint import resolve_checkpoint
+from cpm.errors import UserError, run_main
+from cpm.joints import JOINT_NAMES
+from cpm.precision import PRECISIONS
+from eval.callbacks import belief_montage
+from eval.draw import draw_skeleton
+from eval.inference import PosePredictor
+from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
+VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
+
+
+def parse_bbox(text):
+    try:
+        box = [float(v) for v in text.split(",")]
+    except ValueError:
+        box = []
+    if len(box) != 4 or box[2] <= 0 or box[3] <= 0:
+        raise UserError(f"--bbox {text!r}: expected x,y,w,h with positive width and height")
+    return box
+
+
+def people_in(image, bbox):
+    """(box, centre, scale) of each person to pose: the given box, HOG detections, or the whole image."""
+    if bbox is not None:
+        return [(bbox, *box_center_scale(bbox))]
+    found = [(list(map(float, b)), *box_center_scale(b, HOG_PERSON_FRACTION)) for b, _ in detect_people(image)]
+    if found:
+        return found
+    whole = [0.0, 0.0, float(image.shape[1]), float(image.shape[0])]
+    return [(whole, *box_center_scale(whole))]
+
+
+def pose_image(predictor, image, bbox):
+    """Predict every person of one image. Returns (people JSON list, annotated image, first person's fused maps)."""
+    people, drawn, maps = [], image.copy(), None
+    for box, center, scale in people_in(image, bbox):
+        crops, cmaps, base, valid = predictor.crop_views(image, center, scale)
+        joints, fused = predictor.decode(predictor.beliefs(crops, cmaps), base, valid)
+        maps = fused if maps is None else maps
+        thickness = max(1, round(max(image.shape[:2]) / 300))
+        drawn = draw_skeleton(drawn, joints[:, :2], thickness=thickness)
+        x, y, w, h = (int(round(v)) for v in box)
+        cv2.rectangle(drawn, (x, y), (x + w, y + h), (0, 255, 0), 1)
+        people.append({"bbox": [float(v) for v in box],
+                       "joints": [{"name": n, "x": float(j[0]), "y": float(j[1]), "score": float(j[2])}
+                                  for n, j in zip(JOINT_NAMES, joints, strict=True)]})
+    return people, drawn, maps
+
+
+def read_image_file(path):
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    if image is None:
+        raise UserError(f"cannot read {path}: not an image OpenCV can decode")
+    return image
+
+
+def frames(path):
+    """(name, image) pairs of an image file, a folder of images or a video."""
+    if os.path.isdir(path):
+        files = sorted(f for f in os.listdir(path) if f.lower().endswith(IMAGE_EXTENSIONS))
+        if not files:
+            raise UserError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
+        for f in files:
+            yield os.path.join(path, f), read_image_file(os.path.join(path, f))
+    elif path.lower().endswith(VIDEO_EXTENSIONS):
+        video = cv2.VideoCapture(path)
+        if not video.isOpened():
+            raise UserError(f"cannot open video {path}")
+        k = 0
+        while True:
+            ok, frame = video.read()
+            if not ok:
+                break
+            yield f"{path}#{k}", frame
+            k += 1
+        video.release()
+        if k == 0:
+            raise UserError(f"video {path} has no readable frames")
+    elif os.path.isfile(path):
+        yield path, read_image_file(path)
+    else:
+        raise UserError(f"--image {path}: no such file or folder")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--load", required=True, help="run directory, checkpoint prefix or exported weights.npz")
+    parser.add_argument("--image", required=True, help="image file, folder of images or video file")
+    parser.add_argument("--bbox", help="person box x,y,w,h in px (default: detect people)")
+    parser.add_argument("--out-json", help="JSON output (JSON lines for a folder or video)")
+    parser.add_argument("--out-image", help="annotated image (a folder for folder input, a video for video input)")
+    parser.add_argument("--beliefs", help="also write the first person's belief-map montage (single image only)")
+    parser.add_argument("--flip", action="store_true", help="average with the mirrored crop")
+    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16")
+    args = parser.parse_args()
+    bbox = parse_bbox(args.bbox) if args.bbox else None
+    many = os.path.isdir(args.image) or args.image.lower().endswith(VIDEO_EXTENSIONS)
+    weights, cfg = resolve_checkpoint(args.load)
+    predictor = PosePredictor(cfg, weights, args.precision, flip=args.flip)
+    json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)
+    video_out = None
+    try:
+        for name, image in frames(args.image):
+            people, drawn, maps = pose_image(predictor, image, bbox)
+            result = {"image": name, "people": people}
+            if json_out:
+                json_out.write(json.dumps(result) + "\n" if many else json.dumps(result, indent=2))
+            if not args.out_json:
+                print(json.dumps(result))
+            if args.out_image and not many:
+                cv2.imwrite(args.out_image, drawn)
+            elif args.out_image and os.path.isdir(args.image):
+                os.makedirs(args.out_image, exist_ok=True)
+                cv2.imwrite(os.path.join(args.out_image, os.path.basename(name)), drawn)
+            elif args.out_image:
+                if video_out is None:
+                    video_out = cv2.VideoWriter(args.out_image, cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                                (drawn.shape[1], drawn.shape[0]))
+                video_out.write(drawn)
+            if args.beliefs and not many:
+                cv2.imwrite(args.beliefs, belief_montage(np.clip(maps, 0, 1), 96))
+            print(f"{name}: {len(people)} people", flush=True)
+    finally:
+        if json_out:
+            json_out.close()
+        if video_out is not None:
+            video_out.release()
+
+
+if __name__ == "__main__":
+    run_main(main)

@@ -1,0 +1,175 @@
+"""evaluate.py, predict.py and export.py on a smoke-trained model, and the evaluation maths on hand-built cases."""
+import json
+import os
+import subprocess
+import sys
+
+import cv2
+import numpy as np
+import pytest
+
+from cpm.checkpoint import resolve_checkpoint
+from cpm.errors import UserError
+from cpm.joints import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, VISIBLE
+from dataflow.lsp import read_lsp
+from dataflow.records import PersonRecord
+from eval.evaluate import evaluate, predictions_json
+from eval.inference import PosePredictor, fuse_views
+from eval.metrics import within_radius
+from tests.test_metrics import person
+from tests.test_scripts import run
+
+
+def test_evaluate_writes_the_documented_json_predictions_and_plots(trained_run, small_lsp, tmp_path):
+    proc = run("evaluate.py", "--load", trained_run, "--data", "lsp", "--datadir", small_lsp, "--split", "all",
+               "--json", str(tmp_path / "r.json"), "--plots", str(tmp_path / "plots"),
+               "--save-predictions", str(tmp_path / "p.json"), "--flip", "--scales", "0.8,1.0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "12 people, 120 limbs and 168 joints scored" in proc.stdout and "people/s" in proc.stdout
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert {"pcp", "pck@0.2", "per_joint", "per_limb", "count", "pckh@0.5", "within_25px", "flip", "scales"} <= set(
+        report)
+    assert report["count"] == {"people": 12, "limbs": 120, "joints": 168}
+    assert set(report["per_joint"]) == set(JOINT_NAMES) and report["pckh@0.5"] is None  # LSP has no head boxes
+    assert report["flip"] is True and report["scales"] == [0.8, 1.0]
+    assert 0 <= report["pcp"] <= 1 and report["pck@0.2"] == pytest.approx(np.mean(list(report["per_joint"].values())))
+    preds = json.loads((tmp_path / "p.json").read_text())
+    assert preds["joint_names"] == list(JOINT_NAMES) and len(preds["predictions"]) == 12
+    first = preds["predictions"][0]
+    assert first["image"] == "im0001.jpg" and first["person"] == 0 and np.array(first["joints"]).shape == (14, 3)
+    for name in ("pck_curve.png", "pcp_bars.png"):
+        image = cv2.imread(str(tmp_path / "plots" / name))
+        assert image is not None and image.shape[0] > 200
+
+
+def test_predict_writes_joints_inside_the_image(trained_run, tmp_path):
+    image_path = os.path.join(os.path.dirname(__file__), "..", "dataflow", "sample", "lsp", "images", "im0005.jpg")
+    h, w = cv2.imread(image_path).shape[:2]
+    proc = run("predict.py", "--load", trained_run, "--image", image_path, "--out-json", str(tmp_path / "j.json"),
+               "--out-image", str(tmp_path / "o.png"), "--bbox", f"10,5,{w - 20},{h - 10}")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    result = json.loads((tmp_path / "j.json").read_text())
+    assert result["image"] == image_path and len(result["people"]) == 1
+    person0 = result["people"][0]
+    assert person0["bbox"] == [10.0, 5.0, w - 20.0, h - 10.0]
+    assert [j["name"] for j in person0["joints"]] == list(JOINT_NAMES)
+    assert all(0 <= j["x"] < w and 0 <= j["y"] < h for j in person0["joints"])
+    assert cv2.imread(str(tmp_path / "o.png")).shape == (h, w, 3)
+
+
+def test_predict_on_a_folder_writes_json_lines(trained_run, small_lsp, tmp_path):
+    proc = run("predict.py", "--load", trained_run, "--image", os.path.join(small_lsp, "images"),
+               "--out-json", str(tmp_path / "j.jsonl"), "--out-image", str(tmp_path / "drawn"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = (tmp_path / "j.jsonl").read_text().splitlines()
+    assert len(lines) == 12 and all(len(json.loads(line)["people"]) >= 1 for line in lines)
+    assert len(os.listdir(tmp_path / "drawn")) == 12
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--image", "NOT_AN_IMAGE"], "error: cannot read"),
+    (["--image", "/nonexistent.jpg"], "error: --image /nonexistent.jpg: no such file or folder"),
+    (["--image", "x.jpg", "--bbox", "1,2,3"], "error: --bbox '1,2,3': expected x,y,w,h"),
+])
+def test_predict_bad_input_is_one_line(trained_run, tmp_path, args, message):
+    args = [str(tmp_path / "junk.jpg") if a == "NOT_AN_IMAGE" else a for a in args]
+    (tmp_path / "junk.jpg").write_text("this is not an image")
+    proc = run("predict.py", "--load", trained_run, *args)
+    assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(message)
+
+
+def test_load_errors_are_one_line(tmp_path):
+    proc = run("evaluate.py", "--load", str(tmp_path / "nothing"), "--split", "all")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines()[-1].startswith("error: --load")
+    with pytest.raises(UserError, match="holds no checkpoint"):
+        resolve_checkpoint(str(tmp_path))
+
+
+def test_flip_averaging_keeps_a_mirrored_input_mirrored(trained_run):
+    weights, cfg = resolve_checkpoint(trained_run)
+    predictor = PosePredictor(cfg, weights, flip=True)
+    record = read_lsp(os.path.join(os.path.dirname(__file__), "..", "dataflow", "sample", "lsp"), "train")[3]
+    image = cv2.imread(record.image)
+    w = image.shape[1]
+    a = predictor.predict(image, record.center, record.scale)
+    mirrored_center = np.array([w - 1 - record.center[0], record.center[1]], np.float32)
+    b = predictor.predict(image[:, ::-1].copy(), mirrored_center, record.scale)
+    li, ri = JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]
+    # The mirrored image's left wrist is the original's right wrist, mirrored.
+    from cpm.joints import FLIP_PERMUTATION  # noqa: PLC0415
+
+    expected = a[FLIP_PERMUTATION].copy()
+    expected[:, 0] = w - 1 - expected[:, 0]
+    err = np.abs(b[:, :2] - expected[:, :2])
+    assert np.median(err) <= 0.5 and (err <= 1.5).mean() >= 0.9, err
+    np.testing.assert_allclose(b[:, 2], expected[:, 2], atol=0.02)
+    assert b[li, 0] == pytest.approx(w - 1 - a[ri, 0], abs=1.5)
+
+
+def test_exported_model_matches_the_predictor_without_tensorpack(trained_run, tmp_path):
+    out = tmp_path / "export"
+    proc = run("export.py", "--load", trained_run, "--out", str(out))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    weights, cfg = resolve_checkpoint(trained_run)
+    predictor = PosePredictor(cfg, weights)
+    record = read_lsp(os.path.join(os.path.dirname(__file__), "..", "dataflow", "sample", "lsp"), "train")[0]
+    crops, cmaps, _, _ = predictor.crop_views(cv2.imread(record.image), record.center, record.scale)
+    np.save(tmp_path / "crops.npy", crops)
+    np.save(tmp_path / "cmaps.npy", cmaps)
+    expected = predictor.beliefs(crops, cmaps)
+    script = f"""
+import os, sys
+os.environ["TF_CPP_MIN_LOG_LEVEL"] = "2"
+import numpy as np, tensorflow as tf
+tf.compat.v1.disable_eager_execution()
+with tf.compat.v1.Session(graph=tf.Graph()) as sess:
+    meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], {str(out / "saved_model")!r})
+    sig = meta.signature_def["prediction_pipeline"]
+    out = sess.run(sig.outputs["final_beliefs:0"].name, {{
+        sig.inputs["image:0"].name: np.load({str(tmp_path / "crops.npy")!r}),
+        sig.inputs["center_map:0"].name: np.load({str(tmp_path / "cmaps.npy")!r})}})
+assert "tensorpack" not in sys.modules
+np.save({str(tmp_path / "saved.npy")!r}, out)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    np.testing.assert_allclose(np.load(tmp_path / "saved.npy"), expected, atol=1e-4)
+    # The exported weights load back into the predictor path too.
+    w2, cfg2 = resolve_checkpoint(str(out / "weights.npz"))
+    again = PosePredictor(cfg2, w2)
+    np.testing.assert_allclose(again.beliefs(crops, cmaps), expected, atol=1e-5)
+
+
+def test_fusing_a_single_plain_view_is_upsampling(trained_run):
+    _, cfg = resolve_checkpoint(trained_run)
+    predictor = PosePredictor(cfg, resolve_checkpoint(trained_run)[0])
+    maps = np.random.default_rng(0).random((23, 23, 15)).astype(np.float32)
+    np.testing.assert_allclose(fuse_views(predictor.codec, [maps], [1.0], [False]), predictor.codec.upsample(maps))
+
+
+def test_pckh_and_within_radius_on_hand_built_records():
+    gt = person()
+    rec = PersonRecord("a.jpg", gt.astype(np.float32), (50, 60), 0.6, "mpii", head_size=10.0)
+    pred = gt[:, :2].copy()[None]
+    pred[0, JOINT_INDEX["left_knee"], 0] += 5.0  # exactly 0.5 x head size: correct
+    pred[0, JOINT_INDEX["left_ankle"], 0] += 5.01  # just past: wrong
+    report = evaluate(pred, [rec], 368, 41 / 35)
+    assert report["pckh@0.5"] == pytest.approx(13 / 14)
+    assert report["per_joint_pckh"]["left_ankle"] == 0
+    # within_radius: crop-px errors against a radius, unannotated joints not scored.
+    g = np.zeros((1, NUM_JOINTS, 3))
+    g[..., 2] = VISIBLE
+    g[0, 0, 2] = 0
+    p = np.zeros((1, NUM_JOINTS, 2))
+    p[0, 1] = (25, 0)
+    p[0, 2] = (25.01, 0)
+    r = within_radius(p, g, 25.0)[0]
+    assert np.isnan(r[0]) and r[1] == 1 and r[2] == 0 and np.nansum(r) == NUM_JOINTS - 2
+
+
+def test_predictions_json_counts_people_per_image():
+    gt = person().astype(np.float32)
+    recs = [PersonRecord(p, gt, (0, 0), 1.0, "x") for p in ("/d/a.jpg", "/d/a.jpg", "/d/b.jpg")]
+    out = predictions_json(np.zeros((3, NUM_JOINTS, 3)), recs)
+    assert [(p["image"], p["person"]) for p in out["predictions"]] == [("a.jpg", 0), ("a.jpg", 1), ("b.jpg", 0)]
