@@ -25,7 +25,7 @@ def predict_records(predictor, records, batch_people=8):
     """Joints of every record's person, in original px, with a progress bar.
 
     Returns:
-        (pred float32 [N, K, 3], people per second).
+        (pred float32 [N, K, 3], seconds taken).
     """
     pred = np.zeros((len(records), NUM_JOINTS, 3), np.float32)
     start = time.perf_counter()
@@ -39,7 +39,7 @@ def predict_records(predictor, records, batch_people=8):
             for k, (_, _, base, valid) in enumerate(views):
                 pred[first + k] = predictor.decode(beliefs[k * per:(k + 1) * per], base, valid)[0]
             bar.update(len(chunk))
-    return pred, len(records) / (time.perf_counter() - start)
+    return pred, time.perf_counter() - start
 
 
 def evaluate(pred, records, input_size, target_dist):

@@ -49,13 +49,15 @@ def main():
     weights, cfg = resolve_checkpoint(args.load)
     records = records_from_args(args)
     predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
-    pred, rate = predict_records(predictor, records, args.batch)
+    pred, seconds = predict_records(predictor, records, args.batch)
+    images = len({r.image for r in records})
     report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
     title = f"{args.data} {args.split} ({weights}; flip={args.flip}, scales={','.join(map(str, scales))})"
     print(format_report(report, title))
-    print(f"{rate:.1f} people/s")
+    print(f"{images} images, {len(records)} people in {seconds:.1f} s: {images / seconds:.1f} images/s, "
+          f"{len(records) / seconds:.1f} people/s")
     report.update(checkpoint=weights, data=args.data, datadir=args.datadir, split=args.split, flip=args.flip,
-                  scales=list(scales), people_per_s=rate)
+                  scales=list(scales), images_per_s=images / seconds, people_per_s=len(records) / seconds)
     if args.json:
         write_json(args.json, report)
         print(f"wrote {args.json}")

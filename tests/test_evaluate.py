@@ -25,13 +25,13 @@ def test_evaluate_writes_the_documented_json_predictions_and_plots(trained_run, 
                "--json", str(tmp_path / "r.json"), "--plots", str(tmp_path / "plots"),
                "--save-predictions", str(tmp_path / "p.json"), "--flip", "--scales", "0.8,1.0")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert "12 people, 120 limbs and 168 joints scored" in proc.stdout and "people/s" in proc.stdout
+    assert "12 people, 120 limbs and 168 joints scored" in proc.stdout and "12 images, 12 people in" in proc.stdout
     report = json.loads((tmp_path / "r.json").read_text())
     assert {"pcp", "pck@0.2", "per_joint", "per_limb", "count", "pckh@0.5", "within_25px", "flip", "scales"} <= set(
         report)
     assert report["count"] == {"people": 12, "limbs": 120, "joints": 168}
     assert set(report["per_joint"]) == set(JOINT_NAMES) and report["pckh@0.5"] is None  # LSP has no head boxes
-    assert report["flip"] is True and report["scales"] == [0.8, 1.0]
+    assert report["flip"] is True and report["scales"] == [0.8, 1.0] and report["images_per_s"] > 0
     assert 0 <= report["pcp"] <= 1 and report["pck@0.2"] == pytest.approx(np.mean(list(report["per_joint"].values())))
     preds = json.loads((tmp_path / "p.json").read_text())
     assert preds["joint_names"] == list(JOINT_NAMES) and len(preds["predictions"]) == 12
