@@ -10,7 +10,6 @@ unknown keys are an error. Leaf code never reads this object: scripts, DataFlow 
 plain values on.
 """
 import ast
-import copy
 import json
 
 from cpm.errors import UserError
@@ -278,10 +277,3 @@ def finalize(cfg):
     require(t.VAL_MAX_PEOPLE >= 0, "TRAIN.VAL_MAX_PEOPLE", "must be >= 0")
     cfg.freeze()
     return cfg
-
-
-def copy_config(cfg):
-    """An unfrozen deep copy (for tests and presets)."""
-    new = copy.deepcopy(cfg)
-    new.freeze(False)
-    return new

@@ -29,7 +29,7 @@ from cpm.precision import session_config
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec, make_mapper
 from eval.callbacks import PoseValidation, StopOnNonFiniteLoss, TrainingImages
 from eval.inference import mean_crop_pose, mean_pose_prediction
-from eval.metrics import format_scores, pose_scores
+from eval.metrics import format_report, pose_scores
 
 
 def _fixed_for_a_run(key):
@@ -133,7 +133,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         val_records = val_records[:t.VAL_MAX_PEOPLE]
     codec = make_codec(cfg)
     baseline = baseline_scores(train_records, val_records, cfg)
-    logger.info("\n" + format_scores(baseline, "mean-pose baseline on validation"))
+    logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
     val_flow = build_eval_dataflow(val_records, cfg, num_workers=0)
     callbacks = [
         ModelSaver(max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),

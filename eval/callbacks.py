@@ -12,7 +12,7 @@ from cpm import names
 from cpm.errors import UserError
 from eval.draw import belief_overlay, draw_skeleton, grid
 from eval.inference import predict_people
-from eval.metrics import format_scores, pose_scores
+from eval.metrics import format_report, pose_scores
 
 
 class PoseValidation(Callback):
@@ -40,10 +40,12 @@ class PoseValidation(Callback):
     def _trigger_epoch(self):
         pred, gt = predict_people(lambda im, cm: self.predictor(im, cm)[0], self.dataflow, self.codec,
                                   self.num_people)
-        scores = pose_scores(pred, gt)
-        for key in ("pcp", "pck@0.2") + tuple(k for k in scores if k.startswith("pcp/")):
-            self.trainer.monitors.put_scalar(f"val/{key}", scores[key])
-        logger.info("\n" + format_scores(scores, f"{self.title}, epoch {self.epoch_num}"))
+        report = pose_scores(pred, gt)
+        self.trainer.monitors.put_scalar("val/pcp", report["pcp"])
+        self.trainer.monitors.put_scalar("val/pck@0.2", report["pck@0.2"])
+        for group, value in report["per_limb"].items():
+            self.trainer.monitors.put_scalar(f"val/pcp/{group}", value)
+        logger.info("\n" + format_report(report, f"{self.title}, epoch {self.epoch_num}"))
 
 
 def _image_summary(tag, image_bgr):

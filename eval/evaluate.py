@@ -5,17 +5,16 @@ import time
 import numpy as np
 from tensorpack.utils.utils import get_tqdm
 
-from cpm.joints import JOINT_NAMES, NUM_JOINTS, PCP_GROUPS, PCP_LIMBS
+from cpm.joints import JOINT_NAMES, NUM_JOINTS
 from dataflow.pipeline import read_image
 from dataflow.transforms import apply_affine, crop_affine
 from eval.metrics import (
-    PCK_ALPHA,
     PCKH_ALPHA,
     RADIUS_CROP_PX,
     RADIUS_PX,
-    _mean,
+    mean_scored,
     pck_correct,
-    pcp_correct,
+    pose_scores,
     torso_size,
     within_radius,
 )
@@ -46,46 +45,22 @@ def evaluate(pred, records, input_size, target_dist):
     """The full report of ``pred`` [N, K, >=2] (original px) against ``records``.
 
     Returns:
-        dict: "pcp", "per_limb" {group: PCP}, "pck@0.2", "per_joint" {joint: PCK@0.2}, "pckh@0.5" and
-        "per_joint_pckh" (None unless every record has a head size), "within_25px" (share of joints within 25 px of
-        the truth on a 368 px normalised crop, scaled to the input size), "count" {"people", "limbs", "joints"}.
+        eval.metrics.pose_scores' report plus "pckh@0.5" and "per_joint_pckh" (None unless every record has a head
+        size) and "within_25px" (share of joints within 25 px of the truth on a 368 px normalised crop, scaled to
+        the input size).
     """
     gt = np.stack([r.joints for r in records])
-    pcp = pcp_correct(pred, gt)
-    pck = pck_correct(pred, gt, torso_size(gt), PCK_ALPHA)
-    groups = np.array([limb.group for limb in PCP_LIMBS])
-    report = {
-        "pcp": _mean(pcp),
-        "per_limb": {g: _mean(pcp[:, groups == g]) for g in PCP_GROUPS},
-        "pck@0.2": _mean(pck),
-        "per_joint": {name: _mean(pck[:, k]) for k, name in enumerate(JOINT_NAMES)},
-        "pckh@0.5": None,
-        "per_joint_pckh": None,
-    }
+    report = pose_scores(pred, gt)
+    report["pckh@0.5"] = report["per_joint_pckh"] = None
     if all(r.head_size for r in records):
         pckh = pck_correct(pred, gt, np.array([r.head_size for r in records]), PCKH_ALPHA)
-        report["pckh@0.5"] = _mean(pckh)
-        report["per_joint_pckh"] = {name: _mean(pckh[:, k]) for k, name in enumerate(JOINT_NAMES)}
+        report["pckh@0.5"] = mean_scored(pckh)
+        report["per_joint_pckh"] = {name: mean_scored(pckh[:, k]) for k, name in enumerate(JOINT_NAMES)}
     affines = [crop_affine(r.center, r.scale, input_size, target_dist) for r in records]
     pred_crop = np.stack([apply_affine(m, p[:, :2]) for m, p in zip(affines, pred, strict=True)])
     gt_crop = np.stack([apply_affine(m, g) for m, g in zip(affines, gt, strict=True)])
-    report["within_25px"] = _mean(within_radius(pred_crop, gt_crop, RADIUS_PX * input_size / RADIUS_CROP_PX))
-    report["count"] = {"people": len(records), "limbs": int(np.isfinite(pcp).sum()),
-                       "joints": int(np.isfinite(pck).sum())}
+    report["within_25px"] = mean_scored(within_radius(pred_crop, gt_crop, RADIUS_PX * input_size / RADIUS_CROP_PX))
     return report
-
-
-def format_report(report, title):
-    """The report as a printable table (percentages)."""
-    pct = lambda v: "   -" if v is None or not np.isfinite(v) else f"{100 * v:5.1f}"  # noqa: E731
-    c = report["count"]
-    lines = [f"{title}: {c['people']} people, {c['limbs']} limbs and {c['joints']} joints scored",
-             "strict PCP  " + "  ".join(f"{g}={pct(v)}" for g, v in report["per_limb"].items())
-             + f"  mean={pct(report['pcp'])}",
-             "PCK@0.2     " + "  ".join(f"{n}={pct(v)}" for n, v in report["per_joint"].items()),
-             f"PCK@0.2 mean={pct(report['pck@0.2'])}   PCKh@0.5 mean={pct(report['pckh@0.5'])}   "
-             f"within 25 px (368 crop)={pct(report['within_25px'])}"]
-    return "\n".join(lines)
 
 
 def predictions_json(pred, records):
@@ -111,7 +86,7 @@ def pck_curve(pred, records, thresholds):
     curves = {}
     for group, joint_names in groups.items():
         idx = [JOINT_NAMES.index(n) for n in joint_names]
-        curves[group] = [_mean(pck_correct(pred, gt, size, a)[:, idx]) for a in thresholds]
+        curves[group] = [mean_scored(pck_correct(pred, gt, size, a)[:, idx]) for a in thresholds]
     return curves
 
 

@@ -5,7 +5,7 @@ no normaliser), so that means over any axis are ``np.nanmean`` and counts are ``
 """
 import numpy as np
 
-from cpm.joints import PCP_GROUPS, PCP_LIMBS, TORSO_DIAMETER_JOINTS, UNANNOTATED
+from cpm.joints import JOINT_NAMES, PCP_GROUPS, PCP_LIMBS, TORSO_DIAMETER_JOINTS, UNANNOTATED
 
 PCP_FACTOR = 0.5  # strict PCP: both endpoints within 0.5 x the ground-truth limb length
 PCK_ALPHA = 0.2  # PCK@0.2 on LSP: threshold 0.2 x torso size
@@ -87,32 +87,44 @@ def within_radius(pred_crop, gt_crop, radius):
     return out
 
 
-def _mean(x):
+def mean_scored(x):
+    """Mean over the scored items of a {0, 1, NaN} array; NaN if nothing was scored."""
     finite = np.isfinite(x)
     return float(x[finite].mean()) if finite.any() else float("nan")
 
 
 def pose_scores(pred, gt):
-    """The validation report: strict PCP per limb group and mean, PCK@0.2 mean, and what was scored.
+    """The core report: strict PCP per limb group and mean, PCK@0.2 per joint and mean, and what was scored.
 
+    Args:
+        pred: [N, K, >=2]; gt: [N, K, 3], both in original image px.
     Returns:
-        dict with "pcp", "pcp/<group>" for each of cpm.joints.PCP_GROUPS, "pck@0.2", "people", "limbs", "joints".
+        dict: "pcp", "per_limb" {group: PCP} (cpm.joints.PCP_GROUPS), "pck@0.2", "per_joint" {joint: PCK@0.2},
+        "count" {"people", "limbs", "joints"}.
     """
     pcp = pcp_correct(pred, gt)
     pck = pck_correct(pred, gt, torso_size(gt))
-    scores = {"pcp": _mean(pcp)}
     groups = np.array([limb.group for limb in PCP_LIMBS])
-    for group in PCP_GROUPS:
-        scores[f"pcp/{group}"] = _mean(pcp[:, groups == group])
-    scores["pck@0.2"] = _mean(pck)
-    scores.update(people=len(pcp), limbs=int(np.isfinite(pcp).sum()), joints=int(np.isfinite(pck).sum()))
-    return scores
+    return {
+        "pcp": mean_scored(pcp),
+        "per_limb": {g: mean_scored(pcp[:, groups == g]) for g in PCP_GROUPS},
+        "pck@0.2": mean_scored(pck),
+        "per_joint": {name: mean_scored(pck[:, k]) for k, name in enumerate(JOINT_NAMES)},
+        "count": {"people": len(pcp), "limbs": int(np.isfinite(pcp).sum()), "joints": int(np.isfinite(pck).sum())},
+    }
 
 
-def format_scores(scores, title):
-    """A printable table of pose_scores' output (percentages)."""
-    rows = [f"{title}: {scores['people']} people, {scores['limbs']} limbs, {scores['joints']} joints scored"]
-    rows.append("  " + "  ".join(f"{g:>9s}" for g in PCP_GROUPS) + "  " + f"{'PCP':>7s}  {'PCK@0.2':>7s}")
-    rows.append("  " + "  ".join(f"{100 * scores['pcp/' + g]:9.1f}" for g in PCP_GROUPS)
-                + f"  {100 * scores['pcp']:7.1f}  {100 * scores['pck@0.2']:7.1f}")
-    return "\n".join(rows)
+def format_report(report, title):
+    """A printable table (percentages) of pose_scores' report and, where present, PCKh@0.5 and within-25-px."""
+    pct = lambda v: "    -" if v is None or not np.isfinite(v) else f"{100 * v:5.1f}"  # noqa: E731
+    c = report["count"]
+    lines = [f"{title}: {c['people']} people, {c['limbs']} limbs and {c['joints']} joints scored",
+             "  " + "  ".join(f"{g:>9s}" for g in PCP_GROUPS) + f"  {'PCP':>7s}  {'PCK@0.2':>7s}",
+             "  " + "  ".join(f"{pct(v):>9s}" for v in report["per_limb"].values())
+             + f"  {pct(report['pcp']):>7s}  {pct(report['pck@0.2']):>7s}",
+             "  PCK@0.2 per joint: " + ", ".join(f"{n} {pct(v).strip()}" for n, v in report["per_joint"].items())]
+    extra = [f"{name} {pct(report[key]).strip()}" for key, name in
+             (("pckh@0.5", "PCKh@0.5"), ("within_25px", "within 25 px of a 368 crop")) if key in report]
+    if extra:
+        lines.append("  " + ", ".join(extra))
+    return "\n".join(lines)

@@ -13,8 +13,9 @@ from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
 from dataflow.datasets import add_dataset_arguments, records_from_args
-from eval.evaluate import evaluate, format_report, predict_records, predictions_json, write_plots
+from eval.evaluate import evaluate, predict_records, predictions_json, write_plots
 from eval.inference import PosePredictor
+from eval.metrics import format_report
 
 
 def parse_scales(text):

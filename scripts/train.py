@@ -16,7 +16,7 @@ from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
 from cpm.trainer import split_validation, train
 from dataflow.datasets import DATASETS, load_selection, selections
-from eval.metrics import format_scores
+from eval.metrics import format_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # --smoke: the smallest run that exercises everything (training steps, checkpoint, validation, stats.json).
@@ -59,7 +59,7 @@ def main():
     meta = {"data": triples, "argv": sys.argv[1:], "precision": args.precision}
     result = train(cfg, train_records, val_records, logdir, load=args.load, precision=args.precision,
                    gpus=args.gpus, seed=args.seed, meta=meta)
-    print(format_scores(result["baseline"], "mean-pose baseline"))
+    print(format_report(result["baseline"], "mean-pose baseline"))
     final = result["final"]
     if final:
         print(f"final (epoch {final['epoch_num']}, step {final['global_step']}): PCP {100 * final['val/pcp']:.1f}, "

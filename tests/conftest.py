@@ -1,6 +1,8 @@
 """Shared fixtures: the shipped LSP sample and small folders built in the LSP/LSPET layouts."""
 import os
 import shutil
+import subprocess
+import sys
 
 import cv2
 import numpy as np
@@ -11,6 +13,13 @@ import cpm  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlo
 from dataflow.datasets import SAMPLE_LSP_DIR
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run(script, *args):
+    """Run ``scripts/<script>`` as a user would; returns the CompletedProcess (stdout, stderr as text)."""
+    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args], capture_output=True,
+                          text=True, timeout=600)
 
 
 def write_lsp_folder(root, joints, image_digits=4, image_size=(120, 80)):
@@ -50,8 +59,6 @@ def lspet_folder(tmp_path, sample_joints):
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
     """A run directory trained by ``scripts/train.py --smoke`` (8 steps): real weights for evaluate/predict/export."""
-    from tests.test_scripts import run  # noqa: PLC0415
-
     logdir = str(tmp_path_factory.mktemp("trained") / "run")
     proc = run("train.py", "--smoke", "--logdir", logdir, "--seed", "0")
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -10,14 +10,14 @@ import pytest
 
 from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError
-from cpm.joints import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, VISIBLE
+from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, VISIBLE
 from dataflow.lsp import read_lsp
 from dataflow.records import PersonRecord
 from eval.evaluate import evaluate, predictions_json
 from eval.inference import PosePredictor, fuse_views
 from eval.metrics import within_radius
+from tests.conftest import run
 from tests.test_metrics import person
-from tests.test_scripts import run
 
 
 def test_evaluate_writes_the_documented_json_predictions_and_plots(trained_run, small_lsp, tmp_path):
@@ -97,8 +97,6 @@ def test_flip_averaging_keeps_a_mirrored_input_mirrored(trained_run):
     b = predictor.predict(image[:, ::-1].copy(), mirrored_center, record.scale)
     li, ri = JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]
     # The mirrored image's left wrist is the original's right wrist, mirrored.
-    from cpm.joints import FLIP_PERMUTATION  # noqa: PLC0415
-
     expected = a[FLIP_PERMUTATION].copy()
     expected[:, 0] = w - 1 - expected[:, 0]
     err = np.abs(b[:, :2] - expected[:, :2])

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cpm.joints import JOINT_INDEX, NUM_JOINTS, PCP_LIMBS, UNANNOTATED, VISIBLE
-from eval.metrics import format_scores, pck_correct, pcp_correct, pose_scores, torso_size
+from eval.metrics import format_report, pck_correct, pcp_correct, pose_scores, torso_size
 
 J = JOINT_INDEX
 LIMB = {limb.name: i for i, limb in enumerate(PCP_LIMBS)}
@@ -26,7 +26,7 @@ def test_perfect_prediction_scores_one():
     gt = person()[None]
     s = pose_scores(gt[..., :2], gt)
     assert s["pcp"] == 1 and s["pck@0.2"] == 1
-    assert (s["people"], s["limbs"], s["joints"]) == (1, 10, 14)
+    assert s["count"] == {"people": 1, "limbs": 10, "joints": 14}
 
 
 def test_pcp_boundary_is_inclusive():
@@ -61,11 +61,12 @@ def test_missing_joints_are_not_scored():
     pcp = pcp_correct(pred, gt)[0]
     assert np.isnan(pcp[LIMB["left_lower_arm"]])
     s = pose_scores(pred, gt)
-    assert s["limbs"] == 9 and s["joints"] == 13
+    assert s["count"]["limbs"] == 9 and s["count"]["joints"] == 13
     assert s["pcp"] == pytest.approx(8 / 9)
-    assert s["pcp/lower_arm"] == 1.0  # only the right lower arm is scored
-    assert s["pcp/lower_leg"] == 0.5
+    assert s["per_limb"]["lower_arm"] == 1.0  # only the right lower arm is scored
+    assert s["per_limb"]["lower_leg"] == 0.5
     assert s["pck@0.2"] == pytest.approx(12 / 13)
+    assert s["per_joint"]["right_ankle"] == 0 and np.isnan(s["per_joint"]["left_wrist"])
 
 
 def test_pck_threshold_is_a_fifth_of_the_torso():
@@ -87,7 +88,8 @@ def test_pck_without_a_torso_is_not_scored():
     assert np.isnan(pck_correct(gt[..., :2], gt, torso_size(gt))).all()
 
 
-def test_format_scores_prints_percentages():
+def test_format_report_prints_percentages():
     gt = person()[None]
-    text = format_scores(pose_scores(gt[..., :2], gt), "val")
-    assert "val: 1 people, 10 limbs, 14 joints scored" in text and "100.0" in text
+    text = format_report(pose_scores(gt[..., :2], gt), "val")
+    assert text.startswith("val: 1 people, 10 limbs and 14 joints scored") and "100.0" in text
+    assert "PCKh" not in text  # only reports that have it print it

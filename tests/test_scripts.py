@@ -1,16 +1,7 @@
 """The scripts as a user runs them: exit status, one-line errors and the files they write."""
-import os
-import subprocess
-import sys
-
 import cv2
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-
-def run(script, *args):
-    return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args], capture_output=True,
-                          text=True, timeout=300)
+from tests.conftest import run
 
 
 def test_show_data_writes_a_grid(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from cpm.trainer import lr_schedule, split_validation
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
-from tests.test_scripts import run
+from tests.conftest import run
 
 
 def stats(logdir):

@@ -8,6 +8,7 @@ from dataflow.transforms import (
     apply_affine,
     color_jitter,
     crop_affine,
+    image_mask,
     invert_affine,
     pad_center_scale,
     transform_joints,
@@ -121,8 +122,6 @@ def test_photometric_augmentations_keep_shape_and_change_pixels():
 
 
 def test_image_mask_marks_crop_pixels_from_inside_the_image():
-    from dataflow.transforms import image_mask  # noqa: PLC0415
-
     m = crop_affine(center=(40, 60), scale=0.9, size=SIZE, target_dist=41 / 35, rotate_deg=23)
     mask = image_mask((120, 80), m, SIZE)
     ys, xs = np.nonzero(mask)
