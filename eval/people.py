@@ -24,13 +24,19 @@ def detect_people(image):
         scale = 2 * 128 / h
         image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
     boxes, scores = hog.detectMultiScale(image, winStride=(8, 8), padding=(16, 16), scale=1.05)
+    return [(box / scale, score) for box, score in suppress(boxes, scores)]
+
+
+def suppress(boxes, scores):
+    """Non-maximum suppression of boxes [N, 4] (x, y, w, h) with scores [N]: (box, score) pairs kept, best first;
+    boxes scoring below HOG_MIN_SCORE are dropped."""
     if len(boxes) == 0:
         return []
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     keep = cv2.dnn.NMSBoxes([list(map(int, b)) for b in boxes], scores.tolist(), HOG_MIN_SCORE, HOG_NMS_IOU)
-    keep = np.asarray(keep).reshape(-1)
+    keep = np.asarray(keep, dtype=np.int64).reshape(-1)  # an empty tuple when nothing passes the score
     order = keep[np.argsort(-scores[keep])]
-    return [(boxes[i].astype(np.float64) / scale, float(scores[i])) for i in order]
+    return [(np.asarray(boxes[i], dtype=np.float64), float(scores[i])) for i in order]
 
 
 def box_center_scale(box, person_fraction=1.0):

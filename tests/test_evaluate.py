@@ -16,6 +16,7 @@ from dataflow.records import PersonRecord
 from eval.evaluate import evaluate, predictions_json
 from eval.inference import PosePredictor, fuse_views
 from eval.metrics import within_radius
+from eval.people import box_center_scale, suppress
 from tests.conftest import run
 from tests.test_metrics import person
 
@@ -171,3 +172,32 @@ def test_predictions_json_counts_people_per_image():
     recs = [PersonRecord(p, gt, (0, 0), 1.0, "x") for p in ("/d/a.jpg", "/d/a.jpg", "/d/b.jpg")]
     out = predictions_json(np.zeros((3, NUM_JOINTS, 3)), recs)
     assert [(p["image"], p["person"]) for p in out["predictions"]] == [("a.jpg", 0), ("a.jpg", 1), ("b.jpg", 0)]
+
+
+def test_people_boxes_suppression_and_scale():
+    boxes = np.array([[10, 10, 64, 128], [12, 12, 64, 128], [200, 10, 64, 128]])
+    kept = suppress(boxes, [0.9, 1.2, 0.7])
+    assert [s for _, s in kept] == [1.2, 0.7]  # the overlapping weaker box goes; best first
+    assert suppress(boxes, [0.1, 0.2, 0.3]) == []  # all below the score threshold (NMSBoxes returns ())
+    center, scale = box_center_scale([10, 20, 50, 100], person_fraction=0.75)
+    np.testing.assert_allclose(center, (35, 70))
+    assert scale == pytest.approx(100 * 0.75 / 200)
+
+
+def test_predict_on_a_video_writes_json_lines_and_an_annotated_video(trained_run, small_lsp, tmp_path):
+    clip = str(tmp_path / "clip.mp4")
+    writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"mp4v"), 5, (160, 200))
+    for k in range(1, 4):
+        writer.write(cv2.resize(cv2.imread(os.path.join(small_lsp, "images", f"im{k:04d}.jpg")), (160, 200)))
+    writer.release()
+    out = str(tmp_path / "out.mp4")
+    proc = run("predict.py", "--load", trained_run, "--image", clip, "--out-json", str(tmp_path / "j.jsonl"),
+               "--out-image", out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in (tmp_path / "j.jsonl").read_text().splitlines()]
+    assert [line["image"] for line in lines] == [f"{clip}#{k}" for k in range(3)]
+    video = cv2.VideoCapture(out)
+    frames = 0
+    while video.read()[0]:
+        frames += 1
+    assert frames == 3
