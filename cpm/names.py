@@ -1,11 +1,11 @@
 """Tensor names: the interface between the model, its callbacks and the predictor. Defined once, used everywhere."""
 
-# Inputs (placeholders of the ModelDesc), in the order of the training DataFlow's components.
+# Inputs (placeholders of the ModelDesc), in the order of the training DataFlow's components:
+# IMAGE, BELIEFS, WEIGHTS, CENTER_MAP.
 IMAGE = "image"  # uint8 [B, S, S, 3] BGR crop
 BELIEFS = "beliefs"  # float32 [B, H, H, K + 1] belief-map targets
 WEIGHTS = "weights"  # float32 [B, K + 1] loss weight per channel
 CENTER_MAP = "center_map"  # float32 [B, H, H, 1]
-TRAIN_INPUTS = (IMAGE, BELIEFS, WEIGHTS, CENTER_MAP)
 PREDICT_INPUTS = (IMAGE, CENTER_MAP)
 
 # Outputs.
