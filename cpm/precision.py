@@ -18,18 +18,20 @@ def cpu_supports_bf16(cpuinfo="/proc/cpuinfo"):
 
 
 def session_config(precision):
-    """A tf ConfigProto for ``precision``: fp32, or bf16 via TensorFlow's oneDNN auto mixed precision.
+    """A tf ConfigProto for ``precision``, or None for tensorpack's default (fp32) session config.
 
-    Where the CPU lacks bf16 instructions, bf16 falls back to fp32 with a message (emulated bf16 is slower than fp32).
-    Variables, the loss and the optimiser stay fp32 either way: the rewrite only changes eligible ops (convs, matmuls).
+    bf16 turns on TensorFlow's oneDNN auto mixed precision in tensorpack's default config. Where the CPU lacks bf16
+    instructions it falls back to fp32 with a message (emulated bf16 is slower than fp32). Variables, the loss and
+    the optimiser stay fp32 either way: the rewrite only changes eligible ops (convs, matmuls). fp32 returns None
+    rather than an equal config because tensorpack prints a GPU-options warning for any config a user supplies.
     """
+    if precision != "bf16":
+        return None
+    if not cpu_supports_bf16():
+        logger.warn("precision: this CPU has no native bf16 (avx512_bf16/amx_bf16 in /proc/cpuinfo); using fp32")
+        return None
     config = get_default_sess_config()
-    if precision == "bf16":
-        if cpu_supports_bf16():
-            rewrite = config.graph_options.rewrite_options
-            rewrite.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
-            logger.info("precision: bf16 (oneDNN auto mixed precision)")
-        else:
-            logger.warn("precision: this CPU has no native bf16 (avx512_bf16/amx_bf16 in /proc/cpuinfo); using fp32")
+    config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = rewriter_config_pb2.RewriterConfig.ON
+    logger.info("precision: bf16 (oneDNN auto mixed precision)")
     return config
 

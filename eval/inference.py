@@ -85,7 +85,7 @@ class PosePredictor:
         self._predict = OfflinePredictor(PredictConfig(
             model=CPMModel.from_config(cfg), session_init=SmartInit(weights),
             input_names=list(names.PREDICT_INPUTS), output_names=[names.FINAL_BELIEFS],
-            session_creator=NewSessionCreator(config=session_config(precision))))
+            session_creator=NewSessionCreator(config=session_config(precision))))  # None: tensorpack's default
 
     def beliefs(self, images, center_maps):
         """Final belief maps of a batch of crops: uint8 [B, S, S, 3], [B, H, H, 1] -> float32 [B, H, H, K + 1]."""

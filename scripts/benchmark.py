@@ -63,6 +63,7 @@ def bench_data(args):
 
 def bench_train(args):
     import tensorflow as tf
+    from tensorpack.tfutils import get_default_sess_config
     from tensorpack.tfutils.tower import TowerContext
 
     from cpm import names
@@ -82,7 +83,8 @@ def bench_train(args):
         params = count_parameters()
         final = tf.compat.v1.get_default_graph().get_tensor_by_name(names.FINAL_BELIEFS + ":0")
         feed = dict(zip(inputs, batch, strict=True))
-        with tf.compat.v1.Session(config=session_config(args.precision)) as sess:
+        config = session_config(args.precision) or get_default_sess_config()  # what the trainer runs with
+        with tf.compat.v1.Session(config=config) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             times = {}
             for name, fetch, fd in (("train step", train_op, feed), ("inference", final, {inputs[0]: batch[0],
