@@ -2,7 +2,7 @@
 import json
 import os
 
-from cpm.config import Group, _coerce, finalize, get_config
+from cpm.config import finalize, flatten, get_config
 from cpm.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -65,16 +65,8 @@ def load_run_config(run_dir):
     except (ValueError, KeyError) as e:
         raise UserError(f"{path} is not a run config: {e}") from None
     cfg = get_config(saved.get("PRESET", "paper"))
-    _apply(cfg, saved, "")
+    known = set(flatten(cfg.to_dict()))
+    for key, value in flatten(saved).items():
+        if key in known:  # keys this version no longer has are skipped
+            cfg.set(key, value)
     return finalize(cfg)
-
-
-def _apply(group, saved, prefix):
-    for key, value in saved.items():
-        if key not in dict(group.items()):
-            continue  # a key this version no longer has
-        current = getattr(group, key)
-        if isinstance(current, Group):
-            _apply(current, value, f"{prefix}{key}.")
-        else:
-            setattr(group, key, _coerce(prefix + key, current, value))

@@ -115,6 +115,14 @@ def _coerce(key, default, value):
     raise ConfigError(f"config key {key} takes a {type(default).__name__}, got {value!r}")
 
 
+def flatten(d, prefix=""):
+    """A nested config dict as dotted keys: {"A": {"B": 1}} -> {"A.B": 1}."""
+    out = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+    return out
+
+
 def get_config(preset="paper"):
     """A fresh, unfrozen configuration: the defaults (the reference CPM) with a preset's values applied.
 

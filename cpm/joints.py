@@ -189,5 +189,3 @@ COCO17 = _joint_set("coco", _COCO_NAMES, {
                  "left_shoulder": -_e / 2, "right_shoulder": -_e / 2},
 })
 del _e
-
-JOINT_SETS = {s.name: s for s in (LSP14, MPII16, JHMDB15, COCO17)}

@@ -23,10 +23,12 @@ from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
 from cpm.checkpoint import BEST_CHECKPOINT, CONFIG_FILE
+from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.precision import session_config
-from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec, make_mapper
+from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
+from dataflow.transforms import crop_affine
 from eval.callbacks import PoseValidation, StopOnNonFiniteLoss, TrainingImages
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import format_report, pose_scores
@@ -51,16 +53,6 @@ def split_validation(records, fraction):
     return ([r for i, r in enumerate(records) if i not in val], [r for i, r in enumerate(records) if i in val])
 
 
-def _flatten(d, prefix=""):
-    out = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[f"{prefix}{k}"] = v
-    return out
-
-
 def prepare_logdir(logdir, cfg, meta):
     """Create or reopen a run directory and save the run's config there.
 
@@ -82,8 +74,8 @@ def prepare_logdir(logdir, cfg, meta):
     resumed = os.path.isfile(path)
     if resumed:
         with open(path) as f:
-            old = _flatten(json.load(f)["config"])
-        new = _flatten(cfg.to_dict())
+            old = flatten(json.load(f)["config"])
+        new = flatten(cfg.to_dict())
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fatal = [k for k in changed if _fixed_for_a_run(k)]
         if fatal:
@@ -103,9 +95,10 @@ def lr_schedule(lr, decay_epochs, factor):
 
 def baseline_scores(train_records, val_records, cfg):
     """Mean-pose baseline: the training people's average pose placed in each validation crop, then scored."""
-    mapper = make_mapper([], cfg, train=False)
-    mean = mean_crop_pose(train_records, [mapper.eval_affine(r) for r in train_records])
-    pred = mean_pose_prediction(mean, [mapper.eval_affine(r) for r in val_records])
+    def affines(records):
+        return [crop_affine(r.center, r.scale, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST) for r in records]
+
+    pred = mean_pose_prediction(mean_crop_pose(train_records, affines(train_records)), affines(val_records))
     return pose_scores(pred, np.stack([r.joints for r in val_records]))
 
 

@@ -69,10 +69,6 @@ class CropMapper:
             return dict(center=record.center, scale=record.scale)
         return self.augment.sample_geometry(self.rng, record.center, record.scale)
 
-    def eval_affine(self, record):
-        """The deterministic evaluation map (no augmentation) of a record, original px -> crop px, [2, 3]."""
-        return crop_affine(record.center, record.scale, self.codec.input_size, self.target_dist)
-
     def crop(self, record, image):
         """Warp one record's image. Returns (crop uint8 [S, S, 3], affine [2, 3], joints [K, 3] and centre [2] in
         crop px)."""

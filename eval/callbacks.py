@@ -10,7 +10,7 @@ from tensorpack.utils import logger
 
 from cpm import names
 from cpm.errors import UserError
-from eval.draw import belief_overlay, draw_skeleton, grid
+from eval.draw import belief_montage, belief_overlay, draw_skeleton, grid
 from eval.inference import predict_people
 from eval.metrics import format_report, pose_scores
 
@@ -54,14 +54,6 @@ def _image_summary(tag, image_bgr):
     summary.value.add(tag=tag, image=tf.compat.v1.Summary.Image(
         height=image_bgr.shape[0], width=image_bgr.shape[1], colorspace=3, encoded_image_string=png.tobytes()))
     return summary
-
-
-def belief_montage(beliefs, size):
-    """The K + 1 belief channels of one crop [H, W, K + 1] as a grid of heat maps, each ``size`` px square."""
-    tiles = [cv2.applyColorMap(cv2.resize(np.clip(beliefs[:, :, k] * 255, 0, 255).astype(np.uint8), (size, size),
-                                          interpolation=cv2.INTER_NEAREST), cv2.COLORMAP_JET)
-             for k in range(beliefs.shape[2])]
-    return grid(tiles, columns=5)
 
 
 class TrainingImages(Callback):

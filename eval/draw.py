@@ -53,3 +53,11 @@ def grid(tiles, columns):
     blank = np.zeros_like(tiles[0])
     tiles += [blank] * (rows * columns - len(tiles))
     return np.vstack([np.hstack(tiles[r * columns:(r + 1) * columns]) for r in range(rows)])
+
+
+def belief_montage(beliefs, size):
+    """The K + 1 belief channels of one crop [H, W, K + 1] as a grid of heat maps, each ``size`` px square."""
+    tiles = [cv2.applyColorMap(cv2.resize(np.clip(beliefs[:, :, k] * 255, 0, 255).astype(np.uint8), (size, size),
+                                          interpolation=cv2.INTER_NEAREST), cv2.COLORMAP_JET)
+             for k in range(beliefs.shape[2])]
+    return grid(tiles, columns=5)

@@ -8,6 +8,15 @@ from dataflow.records import SCALE_UNIT_PX
 HOG_PERSON_FRACTION = 0.75
 HOG_MIN_SCORE = 0.5  # SVM margin below which detections are dropped
 HOG_NMS_IOU = 0.4
+_HOG = []  # the descriptor, built on first use: loading its SVM once serves every frame of a video
+
+
+def _hog():
+    if not _HOG:
+        hog = cv2.HOGDescriptor()
+        hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        _HOG.append(hog)
+    return _HOG[0]
 
 
 def detect_people(image):
@@ -16,8 +25,7 @@ def detect_people(image):
     Returns:
         list of (box float [4], score), best first, after non-maximum suppression.
     """
-    hog = cv2.HOGDescriptor()
-    hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+    hog = _hog()
     scale = 1.0
     h = image.shape[0]
     if h < 2 * 128:  # HOG needs people at least 128 px tall: upscale small images

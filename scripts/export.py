@@ -10,7 +10,6 @@ DIR/weights.npz        model variables (``--load DIR/weights.npz`` works in eval
 DIR/config.json        the run's config (S, sigmas, ... needed to build crops and read the maps)
 """
 import argparse
-import json
 import os
 import shutil
 
@@ -56,14 +55,11 @@ def main():
         frozen = tf.compat.v1.graph_util.extract_sub_graph(frozen, [names.FINAL_BELIEFS])
     with open(os.path.join(args.out, "frozen_graph.pb"), "wb") as f:
         f.write(frozen.SerializeToString())
-    run_dir = os.path.dirname(weights) if not os.path.isdir(args.load) else args.load
-    source = os.path.join(run_dir, CONFIG_FILE)
+    source = os.path.join(os.path.dirname(os.path.abspath(weights)), CONFIG_FILE)  # weights sit in their run dir
     if os.path.abspath(source) != os.path.abspath(os.path.join(args.out, CONFIG_FILE)):
         shutil.copyfile(source, os.path.join(args.out, CONFIG_FILE))
-    with open(os.path.join(args.out, CONFIG_FILE)) as f:
-        size = json.load(f)["config"]["DATA"]["INPUT_SIZE"]
-    print(f"exported {weights} ({size} px input) to {args.out}: saved_model/, frozen_graph.pb, {WEIGHTS_FILE}, "
-          f"{CONFIG_FILE}")
+    print(f"exported {weights} ({cfg.DATA.INPUT_SIZE} px input) to {args.out}: saved_model/, frozen_graph.pb, "
+          f"{WEIGHTS_FILE}, {CONFIG_FILE}")
 
 
 if __name__ == "__main__":

@@ -20,8 +20,7 @@ from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError, run_main
 from cpm.joints import JOINT_NAMES
 from cpm.precision import PRECISIONS
-from eval.callbacks import belief_montage
-from eval.draw import draw_skeleton
+from eval.draw import belief_montage, draw_skeleton
 from eval.inference import PosePredictor
 from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
 
