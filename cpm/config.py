@@ -178,6 +178,13 @@ def _defaults():
             PAD_VALUE=128,  # grey level of the border when the crop leaves the image (CPM: 128)
             VAL_FRACTION=0.1,  # fraction of training records held out for validation when no --val-data is given
         ),
+        READER=Group(
+            JHMDB_FRAME_STRIDE=1,  # use every k-th annotated frame of a JHMDB video (official layout)
+            # COCO: people with fewer labelled keypoints are skipped; below 5 of 17 most of the 14 model channels
+            # would have no target and the box, not the body, decides the crop
+            COCO_MIN_KEYPOINTS=5,
+            COCO_SKIP_CROWD=True,  # skip COCO crowd regions (iscrowd = 1: many people under one mask, no keypoints)
+        ),
         AUG=Group(
             SCALE_MIN=0.7,  # random zoom factor range (CPM: 0.7-1.3)
             SCALE_MAX=1.3,
@@ -264,6 +271,8 @@ def finalize(cfg):
     require(a.NOISE_STD >= 0, "AUG.NOISE_STD", "must be >= 0")
     require(1 <= a.JPEG_QUALITY_MIN <= a.JPEG_QUALITY_MAX <= 100, "AUG.JPEG_QUALITY_MIN",
             "need 1 <= JPEG_QUALITY_MIN <= JPEG_QUALITY_MAX <= 100")
+    require(cfg.READER.JHMDB_FRAME_STRIDE >= 1, "READER.JHMDB_FRAME_STRIDE", "must be >= 1")
+    require(cfg.READER.COCO_MIN_KEYPOINTS >= 0, "READER.COCO_MIN_KEYPOINTS", "must be >= 0")
     m, t = cfg.MODEL, cfg.TRAIN
     require(m.STAGES >= 1, "MODEL.STAGES", "must be >= 1")
     require(len(m.TRUNK_WIDTHS) == 6 and min(m.TRUNK_WIDTHS) > 0, "MODEL.TRUNK_WIDTHS", "must be 6 positive widths")

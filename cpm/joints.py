@@ -43,12 +43,6 @@ def _flip_permutation(names):
     return np.array(perm, dtype=np.int64)
 
 
-#: ``joints[FLIP_PERMUTATION]`` relabels a horizontally mirrored person: left becomes right and back.
-FLIP_PERMUTATION = _flip_permutation(JOINT_NAMES)
-#: Left/right pairs as index pairs (the stacked-hourglass trainer's config names them this way).
-FLIP_PAIRS = tuple((i, int(j)) for i, j in enumerate(FLIP_PERMUTATION) if i < j)
-
-
 @dataclass(frozen=True)
 class Limb:
     """A PCP limb: a segment between two endpoints, each the mean of one or more model joints."""
@@ -98,17 +92,42 @@ TORSO_DIAMETER_JOINTS = (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_hip"])
 
 @dataclass(frozen=True)
 class JointSet:
-    """A dataset's joints and how they become the model's 14.
+    """A joint set: its names, left/right pairs, heatmap sigmas, and how it becomes the model's 14 joints.
+
+    The per-dataset config of the stacked-hourglass trainer (number of parts, names, left/right pairs, a sigma per
+    part) lives here, so readers, flips and targets take it from one place.
 
     Attributes:
-        name: dataset joint-set name.
-        names: the dataset's joint names in its file order.
-        to_model: float64 [14, K_src]; model xy = to_model @ source xy.
+        name: joint-set name (the dataset's, or "model").
+        names: joint names in the set's order (file order for a dataset).
+        to_model: float64 [14, K]; model xy = to_model @ set xy.
+        sigma_scale: float [K], each joint's belief-map sigma as a multiple of DATA.SIGMA (1 = the CPM reference).
     """
 
     name: str
     names: tuple
     to_model: np.ndarray
+    sigma_scale: tuple = None
+
+    def __post_init__(self):
+        if self.sigma_scale is None:
+            object.__setattr__(self, "sigma_scale", (1.0,) * len(self.names))
+        if len(self.sigma_scale) != len(self.names):
+            raise AssertionError(f"{self.name}: one sigma_scale per joint")
+
+    @property
+    def num_joints(self):
+        return len(self.names)
+
+    @property
+    def flip_permutation(self):
+        """int64 [K]: ``joints[flip_permutation]`` relabels a mirrored person (left_* and right_* swap)."""
+        return _flip_permutation(self.names)
+
+    @property
+    def flip_pairs(self):
+        """Left/right pairs as (i, j) index pairs, i < j."""
+        return tuple((i, int(j)) for i, j in enumerate(self.flip_permutation) if i < j)
 
     def map_joints(self, joints):
         """Map dataset joints onto the model's joint set.
@@ -145,6 +164,11 @@ def _joint_set(name, names, sources):
 
 def _same_names(names):
     return {n: {n: 1.0} for n in JOINT_NAMES if n in names}
+
+
+#: The model's own joint set: the identity mapping. Its sigma_scale sets the belief-map sigma of each output channel
+#: (DATA.SIGMA times it, unless DATA.JOINT_SIGMAS lists them); the CPM reference uses one sigma for all joints.
+MODEL_JOINTS = _joint_set("model", JOINT_NAMES, _same_names(JOINT_NAMES))
 
 
 #: LSP and LSPET: 14 joints in the release's order (lsp_dataset/README.txt).
@@ -189,3 +213,11 @@ COCO17 = _joint_set("coco", _COCO_NAMES, {
                  "left_shoulder": -_e / 2, "right_shoulder": -_e / 2},
 })
 del _e
+
+#: ``joints[FLIP_PERMUTATION]`` relabels a horizontally mirrored person: left becomes right and back.
+FLIP_PERMUTATION = MODEL_JOINTS.flip_permutation
+#: Left/right pairs as index pairs (the stacked-hourglass trainer's config names them this way).
+FLIP_PAIRS = MODEL_JOINTS.flip_pairs
+
+#: Every joint set by name: the datasets' and the model's (a TFRecord of ours stores model joints).
+JOINT_SETS = {js.name: js for js in (MODEL_JOINTS, LSP14, MPII16, JHMDB15, COCO17)}

@@ -1,37 +1,78 @@
-"""Dataset selection by name: ``--data NAME --datadir DIR --split S`` of every script ends here."""
-import os
+"""Dataset selection by name: ``--data NAME --datadir DIR --split S`` of every script ends here.
 
+Each dataset names its reader, its joint set (cpm.joints: names, left/right pairs, sigmas, mapping onto the model's
+joints) and its default training and evaluation splits. Reader options come from the config's READER group.
+"""
+import os
+from dataclasses import dataclass
+from typing import Callable
+
+from cpm.config import get_config
 from cpm.errors import UserError
+from cpm.joints import COCO17, JHMDB15, LSP14, MODEL_JOINTS, MPII16, JointSet
+from dataflow.coco import read_coco
+from dataflow.jhmdb import read_jhmdb
 from dataflow.lsp import read_lsp
+from dataflow.mpii import read_mpii
+from dataflow.tfrecord import read_tfrecord
 
 #: The real LSP sample shipped with the repository (LSP training images im0001-im0700 and their joints, in the
 #: original release layout). Default training data and test fixture.
 SAMPLE_LSP_DIR = os.path.join(os.path.dirname(os.path.abspath(__file__)), "sample", "lsp")
 
-DATASETS = ("lsp",)
+
+@dataclass(frozen=True)
+class Dataset:
+    """A supported dataset.
+
+    Attributes:
+        name: the --data name.
+        joint_set: the joints its files store.
+        read: (datadir, split, reader config group) -> list of PersonRecord.
+        train_split, eval_split: splits used when --split is not given.
+    """
+
+    name: str
+    joint_set: JointSet
+    read: Callable
+    train_split: str
+    eval_split: str
 
 
-def load_records(name, datadir, split):
+DATASETS = {d.name: d for d in (
+    Dataset("lsp", LSP14, lambda d, s, o: read_lsp(d, s), "train", "test"),
+    Dataset("mpii", MPII16, lambda d, s, o: read_mpii(d, s), "train", "val"),
+    Dataset("jhmdb", JHMDB15, lambda d, s, o: read_jhmdb(d, s, o.JHMDB_FRAME_STRIDE), "train", "test"),
+    Dataset("coco", COCO17, lambda d, s, o: read_coco(d, s, o.COCO_MIN_KEYPOINTS, o.COCO_SKIP_CROWD), "train",
+            "val"),
+    # Our TFRecords store model joints; other writers' files are mapped by their joint count (dataflow.tfrecord).
+    Dataset("tfrecord", MODEL_JOINTS, lambda d, s, o: read_tfrecord(d, s), "train", "test"),
+)}
+
+
+def load_records(name, datadir, split, reader=None):
     """Person records of one dataset split.
 
     Args:
-        name: one of DATASETS ("lsp" reads both LSP and LSPET layouts).
-        datadir: the dataset folder in its release layout.
+        name: a key of DATASETS.
+        datadir: the dataset folder in its release layout (a file for tfrecord).
         split: a split name the dataset knows.
+        reader: the config's READER group (None: the defaults).
     Returns:
         list of dataflow.records.PersonRecord.
     """
-    if name == "lsp":
-        return read_lsp(datadir, split)
-    raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    if name not in DATASETS:
+        raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
+    return DATASETS[name].read(datadir, split, reader if reader is not None else get_config().READER)
 
 
-def selections(data, datadirs, splits, default_split="train"):
+def selections(data, datadirs, splits, role="train"):
     """Pair repeated ``--data/--datadir/--split`` flags into (name, dir, split) triples.
 
     Args:
         data: dataset names (None: ["lsp"]); datadirs: one per name, or None (only for lsp: the shipped sample);
-        splits: one for all names or one per name, or None (``default_split``).
+        splits: one for all names or one per name, or None (each dataset's default split for ``role``).
+        role: "train" or "eval".
     """
     data = data or ["lsp"]
     if datadirs and len(datadirs) != len(data):
@@ -39,31 +80,42 @@ def selections(data, datadirs, splits, default_split="train"):
     if splits and len(splits) not in (1, len(data)):
         raise UserError(f"give one --split, or one per --data ({len(data)} --data, {len(splits)} --split)")
     datadirs = datadirs or [None] * len(data)
-    splits = splits if splits and len(splits) == len(data) else (splits or [default_split]) * len(data)
+    splits = splits if splits and len(splits) == len(data) else (splits or [None]) * len(data)
     triples = []
     for name, datadir, split in zip(data, datadirs, splits, strict=True):
+        if name not in DATASETS:
+            raise UserError(f"unknown dataset {name!r}; choose from {', '.join(DATASETS)}")
         if datadir is None and name != "lsp":
             raise UserError(f"--datadir is required for --data {name}")
-        triples.append((name, datadir or SAMPLE_LSP_DIR, split))
+        default = DATASETS[name].train_split if role == "train" else DATASETS[name].eval_split
+        triples.append((name, datadir or SAMPLE_LSP_DIR, split or default))
     return triples
 
 
-def load_selection(triples):
+def load_selection(triples, reader=None):
     """Records of every (name, dir, split) triple, concatenated."""
     records = []
     for name, datadir, split in triples:
-        records += load_records(name, datadir, split)
+        records += load_records(name, datadir, split, reader)
     return records
 
 
-def add_dataset_arguments(parser, default_split="train"):
+def add_dataset_arguments(parser, role="train"):
     """Add a single ``--data/--datadir/--split`` selection; without --datadir, lsp means the shipped sample."""
-    parser.add_argument("--data", default="lsp", choices=DATASETS, help="dataset name (default: lsp)")
+    parser.add_argument("--data", default="lsp", choices=list(DATASETS), help="dataset name (default: lsp)")
     parser.add_argument("--datadir", default=None,
-                        help="dataset folder in its release layout (default for lsp: the repository's sample)")
-    parser.add_argument("--split", default=default_split, help=f"split name (default: {default_split})")
+                        help="dataset folder in its release layout, or a TFRecord file (default for lsp: the "
+                             "repository's sample)")
+    parser.add_argument("--split", default=None,
+                        help=f"split name (default: the dataset's {role} split: "
+                             + ", ".join(f"{d.name} {d.train_split if role == 'train' else d.eval_split}"
+                                         for d in DATASETS.values()) + ")")
+    parser.set_defaults(dataset_role=role)
 
 
-def records_from_args(args):
-    """Records of the dataset selected by add_dataset_arguments' flags."""
-    return load_selection(selections([args.data], [args.datadir] if args.datadir else None, [args.split]))
+def records_from_args(args, reader=None):
+    """Records of the dataset selected by add_dataset_arguments' flags; sets args.split to the split used."""
+    (triple,) = selections([args.data], [args.datadir] if args.datadir else None,
+                           [args.split] if args.split else None, args.dataset_role)
+    args.split = triple[2]
+    return load_selection([triple], reader)

@@ -21,17 +21,23 @@ import numpy as np
 from tensorpack.dataflow import BatchData, DataFromList, MapData, MultiProcessMapDataZMQ
 
 from cpm.errors import UserError
-from cpm.joints import NUM_JOINTS
+from cpm.joints import MODEL_JOINTS
 from dataflow.targets import BeliefCodec, center_map, joint_weights
 from dataflow.transforms import Augment, apply_affine, crop_affine, image_mask, transform_joints, warp_image
 
 
-def read_image(path):
-    """Read an image as uint8 HxWx3 BGR. Raises UserError naming the file if it is missing or cannot be decoded."""
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"cannot read image {path}: missing or not a decodable image")
-    return image
+def read_image(image):
+    """Read a record's image (a path, or an image inside a container such as a TFRecordImage) as uint8 HxWx3 BGR.
+
+    Raises UserError naming the image if it is missing or cannot be decoded.
+    """
+    if hasattr(image, "read_bytes"):
+        decoded = cv2.imdecode(np.frombuffer(image.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
+    else:
+        decoded = cv2.imread(image, cv2.IMREAD_COLOR)
+    if decoded is None:
+        raise UserError(f"cannot read image {image}: missing or not a decodable image")
+    return decoded
 
 
 class CropMapper:
@@ -109,7 +115,7 @@ class CropMapper:
 def make_codec(cfg):
     """The BeliefCodec of a config's DATA group."""
     d = cfg.DATA
-    sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA] * NUM_JOINTS
+    sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA * s for s in MODEL_JOINTS.sigma_scale]
     return BeliefCodec(d.INPUT_SIZE, d.STRIDE, sigmas)
 
 

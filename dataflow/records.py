@@ -1,9 +1,11 @@
-"""The person record every reader yields, and the centre/scale rule for datasets that have none."""
+"""The person record every reader yields, the centre/scale rules, and file lookup shared by the readers."""
+import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 
+from cpm.errors import UserError
 from cpm.joints import NUM_JOINTS, UNANNOTATED
 
 #: MPII's unit of person size: ``scale`` is the person's height in px divided by this.
@@ -15,13 +17,16 @@ class PersonRecord:
     """One annotated person.
 
     Attributes:
-        image: path of the image file.
+        image: path of the image file, or an object with ``read_bytes()`` and a readable ``str()`` for images stored
+            inside a container (dataflow.tfrecord.TFRecordImage); dataflow.pipeline.read_image takes both.
         joints: float32 [14, 3], model joint order (cpm.joints.JOINT_NAMES); x, y in 0-based original image px;
             visibility 0 unannotated / 1 occluded / 2 visible (cpm.joints).
         center: float32 [2], person centre in original px; the crop is cut around it.
         scale: person size in units of SCALE_UNIT_PX (MPII convention: height / 200 px).
         dataset: name of the reader that made the record.
         head_size: px, for PCKh (MPII); None where the dataset has no head box.
+        mask: the person's mask as a reference that loads on demand (dataflow.masks: ``load()`` gives uint8 [H, W]
+            in original px, 1 on the person), or None where the dataset has none.
     """
 
     image: str
@@ -30,6 +35,7 @@ class PersonRecord:
     scale: float
     dataset: str
     head_size: Optional[float] = None
+    mask: Any = None
 
     def __post_init__(self):
         self.joints = np.asarray(self.joints, dtype=np.float32)
@@ -64,3 +70,19 @@ def center_scale_from_joints(joints):
     if extent <= 0:
         raise ValueError("annotated joints all lie at one point")
     return ((lo + hi) / 2).astype(np.float32), extent / SCALE_UNIT_PX
+
+
+def center_scale_from_box(x, y, w, h):
+    """Centre and scale of a person box (x, y, w, h in px): the box's middle, and its longer side / SCALE_UNIT_PX,
+    the rule center_scale_from_joints applies to the joints' extent."""
+    if not (w > 0 and h > 0):
+        raise ValueError(f"empty box {w} x {h}")
+    return np.array([x + w / 2, y + h / 2], np.float32), max(w, h) / SCALE_UNIT_PX
+
+
+def first_existing(paths, what):
+    """The first of ``paths`` that exists. Raises UserError listing them all when none does."""
+    for path in paths:
+        if os.path.exists(path):
+            return path
+    raise UserError(f"{what} not found; looked for " + ", ".join(paths))

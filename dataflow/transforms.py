@@ -79,6 +79,13 @@ def warp_image(image, m, size, pad_value=128):
                           borderValue=(pad_value,) * 3)
 
 
+def warp_mask(mask, m, size):
+    """Warp a uint8 [H, W] 0/1 mask with ``m`` into a size x size crop (nearest neighbour: labels stay labels; 0
+    outside the image)."""
+    return cv2.warpAffine(np.asarray(mask, np.uint8), m, (size, size), flags=cv2.INTER_NEAREST,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 def image_mask(shape, m, size):
     """uint8 [size, size]: 1 where the crop pixel made with ``m`` comes from within an image of ``shape``, i.e. its
     source position lies in [0, w - 1] x [0, h - 1]; 0 in the padding.

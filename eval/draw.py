@@ -61,3 +61,13 @@ def belief_montage(beliefs, size):
                                           interpolation=cv2.INTER_NEAREST), cv2.COLORMAP_JET)
              for k in range(beliefs.shape[2])]
     return grid(tiles, columns=5)
+
+
+def mask_overlay(image, mask, color=(60, 200, 60), alpha=0.4):
+    """``image`` uint8 [H, W, 3] tinted with ``color`` where ``mask`` [H, W] is non-zero, with the mask's outline."""
+    out = image.copy()
+    on = np.asarray(mask) != 0
+    out[on] = ((1 - alpha) * out[on] + alpha * np.array(color)).astype(np.uint8)
+    contours, _ = cv2.findContours(on.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    cv2.drawContours(out, contours, -1, color, 1, cv2.LINE_AA)
+    return out

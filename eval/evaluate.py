@@ -68,7 +68,7 @@ def predictions_json(pred, records):
     seen = {}
     out = []
     for p, r in zip(pred, records, strict=True):
-        name = os.path.basename(r.image)
+        name = os.path.basename(str(r.image))
         person = seen.get(r.image, 0)
         seen[r.image] = person + 1
         out.append({"image": name, "person": person, "joints": [[float(x), float(y), float(s)] for x, y, s in p]})

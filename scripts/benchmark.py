@@ -22,7 +22,7 @@ from dataflow.pipeline import make_mapper, mapped_indices, read_image
 
 def bench_data(args):
     cfg = build_config(overrides=args.config)
-    records = records_from_args(args)
+    records = records_from_args(args, cfg.READER)
     mapper = make_mapper(records, cfg, train=True, seed=0)
     n = args.n
     order = np.random.default_rng(0).integers(0, len(records), n)

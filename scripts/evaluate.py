@@ -37,7 +37,7 @@ def write_json(path, content):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--load", required=True, help="run directory, checkpoint prefix or exported weights.npz")
-    add_dataset_arguments(parser, default_split="test")
+    add_dataset_arguments(parser, role="eval")
     parser.add_argument("--json", help="write the report as JSON here")
     parser.add_argument("--plots", help="write pck_curve.png and pcp_bars.png into this folder")
     parser.add_argument("--save-predictions", help="write every person's predicted joints as JSON here")
@@ -48,7 +48,7 @@ def main():
     args = parser.parse_args()
     scales = parse_scales(args.scales)
     weights, cfg = resolve_checkpoint(args.load)
-    records = records_from_args(args)
+    records = records_from_args(args, cfg.READER)
     predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
     pred, seconds = predict_records(predictor, records, args.batch)
     images = len({r.image for r in records})

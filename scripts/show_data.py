@@ -1,8 +1,9 @@
 """Write a PNG grid of augmented training crops with skeletons and belief maps drawn.
 
-    python scripts/show_data.py --data lsp --datadir DIR [--split S] --out grid.png [--n 16]
+    python scripts/show_data.py --data lsp|mpii|jhmdb|coco|tfrecord --datadir DIR [--split S] --out grid.png [--n 16]
 
-Each tile shows a crop with its transformed skeleton (left) and the belief maps over it (right).
+Each tile shows a crop with its transformed skeleton and, where the dataset has one, the person mask warped by the
+same affine (left), and the belief maps over it (right).
 """
 import argparse
 import os
@@ -13,8 +14,9 @@ import numpy as np
 from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import add_dataset_arguments, records_from_args
-from dataflow.pipeline import make_mapper
-from eval.draw import belief_overlay, draw_skeleton, grid
+from dataflow.pipeline import make_mapper, read_image
+from dataflow.transforms import warp_mask
+from eval.draw import belief_overlay, draw_skeleton, grid, mask_overlay
 
 
 def main():
@@ -29,15 +31,18 @@ def main():
     if args.n < 1:
         raise UserError("--n must be at least 1")
     cfg = build_config(args.preset, args.config)
-    records = records_from_args(args)
+    records = records_from_args(args, cfg.READER)
     mapper = make_mapper(records, cfg, train=True, seed=args.seed)
     picks = np.random.default_rng(args.seed).choice(len(records), size=min(args.n, len(records)), replace=False)
     tiles = []
     for i in picks:
-        crop, beliefs, _, _ = mapper(i)
+        record = records[i]
+        crop, m, joints, center = mapper.crop(record, read_image(record.image))
+        beliefs, _, _ = mapper.targets(joints, center)
         joints = mapper.codec.decode(beliefs)  # drawn from the targets: checks encode/decode on the way
         joints[:, 2] = np.where(beliefs[:, :, :-1].max(axis=(0, 1)) > 0, 2, 0)
-        tiles.append(np.hstack([draw_skeleton(crop, joints), belief_overlay(crop, beliefs)]))
+        left = crop if record.mask is None else mask_overlay(crop, warp_mask(record.mask.load(), m, len(crop)))
+        tiles.append(np.hstack([draw_skeleton(left, joints), belief_overlay(crop, beliefs)]))
     image = grid(tiles, columns=2 if len(tiles) > 1 else 1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if not cv2.imwrite(args.out, image):

@@ -26,12 +26,14 @@ SMOKE_CONFIG = ["TRAIN.EPOCHS=1", "TRAIN.STEPS_PER_EPOCH=8", "TRAIN.BATCH_SIZE=8
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data", action="append", choices=DATASETS, help="dataset name; repeat to combine")
+    parser.add_argument("--data", action="append", choices=list(DATASETS), help="dataset name; repeat to combine")
     parser.add_argument("--datadir", action="append", help="dataset folder, one per --data (lsp: default sample)")
-    parser.add_argument("--split", action="append", help="split, one for all or one per --data (default: train)")
-    parser.add_argument("--val-data", action="append", choices=DATASETS, help="validation dataset(s)")
+    parser.add_argument("--split", action="append",
+                        help="split, one for all or one per --data (default: the dataset's training split)")
+    parser.add_argument("--val-data", action="append", choices=list(DATASETS), help="validation dataset(s)")
     parser.add_argument("--val-datadir", action="append", help="validation dataset folder(s)")
-    parser.add_argument("--val-split", action="append", help="validation split(s) (default: test)")
+    parser.add_argument("--val-split", action="append",
+                        help="validation split(s) (default: each dataset's evaluation split)")
     parser.add_argument("--preset", default="cpu", help="paper | cpu (default: cpu)")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     parser.add_argument("--load", help="checkpoint to initialise from (ignored when the logdir has its own)")
@@ -45,9 +47,10 @@ def main():
 
     cfg = build_config(args.preset, (SMOKE_CONFIG if args.smoke else []) + args.config)
     triples = selections(args.data, args.datadir, args.split, "train")
-    records = load_selection(triples)
+    records = load_selection(triples, cfg.READER)
     if args.val_data:
-        val_records = load_selection(selections(args.val_data, args.val_datadir, args.val_split, "test"))
+        val_records = load_selection(selections(args.val_data, args.val_datadir, args.val_split, "eval"),
+                                     cfg.READER)
         train_records = records
     else:
         train_records, val_records = split_validation(records, cfg.DATA.VAL_FRACTION)

@@ -1,0 +1,30 @@
+"""Write any supported dataset split to a pose TFRecord (the MARS stacked-hourglass schema; README "TFRecords").
+
+    python scripts/convert_tfrecord.py --data NAME --datadir DIR [--split S] --out F.tfrecord
+
+One tf.train.Example per image with all its people; read it back with ``--data tfrecord --datadir F.tfrecord`` in
+every script. The file appears only when complete.
+"""
+import argparse
+
+from cpm.config import build_config
+from cpm.errors import run_main
+from dataflow.datasets import add_dataset_arguments, records_from_args
+from dataflow.tfrecord import write_tfrecord
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_dataset_arguments(parser)
+    parser.add_argument("--out", required=True, help="TFRecord file to write")
+    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="reader options (READER.*)")
+    args = parser.parse_args()
+    records = records_from_args(args, build_config(overrides=args.config).READER)
+    images = write_tfrecord(records, args.out)
+    masks = sum(r.mask is not None for r in records)
+    print(f"wrote {args.out}: {images} images, {len(records)} people ({masks} with masks) from {args.data} "
+          f"{args.split}")
+
+
+if __name__ == "__main__":
+    run_main(main)
