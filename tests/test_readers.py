@@ -266,3 +266,18 @@ def test_convert_and_show_data_for_every_reader(tmp_path, jhmdb_official):
         assert cv2.imread(png).shape == (2 * 184, 2 * 2 * 184, 3)  # 2 x 2 tiles of crop + belief overlay
     result = run("show_data.py", "--data", "coco", "--datadir", str(tmp_path), "--split", "val", "--out", png)
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: annotations of split")
+
+
+def test_evaluate_reads_mpii_and_its_tfrecord_alike_with_pckh(trained_run, mpii_mat, tmp_path):
+    out = str(tmp_path / "mpii.tfrecord")
+    write_tfrecord(load_records("mpii", mpii_mat, "trainval"), out)
+    reports = []
+    for data, datadir in (("mpii", mpii_mat), ("tfrecord", out)):
+        proc = run("evaluate.py", "--load", trained_run, "--data", data, "--datadir", datadir, "--split", "trainval",
+                   "--json", str(tmp_path / f"{data}.json"))
+        assert proc.returncode == 0, proc.stderr
+        with open(tmp_path / f"{data}.json") as f:
+            reports.append(json.load(f))
+    assert reports[0]["count"]["people"] == 5 and reports[0]["pckh@0.5"] is not None  # MPII head boxes -> PCKh
+    for key in ("pcp", "pck@0.2", "pckh@0.5"):
+        assert reports[0][key] == pytest.approx(reports[1][key], abs=1e-9)
