@@ -11,7 +11,6 @@ keeps COCO's 0/1/2, the crop is centred on the person box (centre = box middle, 
 the person mask comes from the annotation's polygons or run-length encoding. Crowd regions and people with fewer
 than READER.COCO_MIN_KEYPOINTS labelled keypoints are skipped.
 """
-import json
 import os
 
 import numpy as np
@@ -19,7 +18,13 @@ import numpy as np
 from cpm.errors import UserError
 from cpm.joints import COCO17, UNANNOTATED
 from dataflow.masks import PolygonMask, RLEMask
-from dataflow.records import PersonRecord, center_scale_from_box, center_scale_from_joints, first_existing
+from dataflow.records import (
+    PersonRecord,
+    center_scale_from_box,
+    center_scale_from_joints,
+    first_existing,
+    load_json,
+)
 
 SPLIT_ALIASES = {"train": "train2017", "val": "val2017", "test": "val2017"}
 
@@ -34,17 +39,6 @@ def coco_split_files(datadir, split):
     path = first_existing(candidates, f"annotations of split {split!r}")
     return path, [os.path.join(datadir, s), os.path.join(datadir, "images", s), os.path.join(datadir, "images"),
                   datadir]
-
-
-def load_json(path):
-    """Parse a JSON file, raising UserError naming it if it is unreadable."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except OSError as e:
-        raise UserError(f"cannot read {path}: {e.strerror}") from None
-    except json.JSONDecodeError as e:
-        raise UserError(f"{path} is not valid JSON: {e}") from None
 
 
 def read_coco_json(path, image_dirs, joint_set=COCO17, dataset="coco", min_keypoints=1, skip_crowd=True):

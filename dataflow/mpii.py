@@ -26,8 +26,7 @@ import scipy.io
 
 from cpm.errors import UserError
 from cpm.joints import MPII16, OCCLUDED, UNANNOTATED, VISIBLE
-from dataflow.coco import load_json
-from dataflow.records import PersonRecord, first_existing
+from dataflow.records import PersonRecord, first_existing, load_json
 
 HEAD_SIZE_FACTOR = 0.6  # PCKh head size = 0.6 x head-box diagonal (the official evaluation's SC_BIAS)
 MAT_SPLITS = ("train", "val", "trainval")

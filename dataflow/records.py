@@ -1,4 +1,5 @@
 """The person record every reader yields, the centre/scale rules, and file lookup shared by the readers."""
+import json
 import os
 from dataclasses import dataclass
 from typing import Any, Optional
@@ -86,3 +87,14 @@ def first_existing(paths, what):
         if os.path.exists(path):
             return path
     raise UserError(f"{what} not found; looked for " + ", ".join(paths))
+
+
+def load_json(path):
+    """Parse a JSON file, raising UserError naming it if it is unreadable."""
+    try:
+        with open(path) as f:
+            return json.load(f)
+    except OSError as e:
+        raise UserError(f"cannot read {path}: {e.strerror}") from None
+    except json.JSONDecodeError as e:
+        raise UserError(f"{path} is not valid JSON: {e}") from None
