@@ -65,6 +65,8 @@ def load_run_config(run_dir):
     except (ValueError, KeyError) as e:
         raise UserError(f"{path} is not a run config: {e}") from None
     cfg = get_config(saved.get("PRESET", "paper"))
+    if "PART_STAGES" not in saved.get("MODEL", {}):
+        cfg.MODEL.PART_STAGES = 0  # runs from before part segmentation have no part stages
     known = set(flatten(cfg.to_dict()))
     for key, value in flatten(saved).items():
         if key in known:  # keys this version no longer has are skipped

@@ -14,6 +14,7 @@ import json
 
 from cpm.errors import UserError
 from cpm.joints import NUM_JOINTS
+from cpm.parts import SCHEMES
 
 
 class ConfigError(UserError):
@@ -177,6 +178,7 @@ def _defaults():
             TARGET_DIST=41 / 35,  # crop px per (200 * scale) original px / 200: a person of scale s is 234 px tall
             PAD_VALUE=128,  # grey level of the border when the crop leaves the image (CPM: 128)
             VAL_FRACTION=0.1,  # fraction of training records held out for validation when no --val-data is given
+            PART_WIDTH=1.0,  # multiplier of the bone radii of the skeleton-derived part targets (cpm.parts)
         ),
         READER=Group(
             JHMDB_FRAME_STRIDE=1,  # use every k-th annotated frame of a JHMDB video (official layout)
@@ -216,6 +218,8 @@ def _defaults():
             STAGE_KERNEL=7,  # px of the belief map, kernel side of stages 2.. (CPM: 7)
             STAGE_CONVS=5,  # k x k convs per stage before its two 1x1 convs (CPM: 5)
             BATCH_NORM=False,  # batch normalisation after every hidden conv (CPM: none)
+            PART_STAGES=2,  # part-segmentation stages after the belief stages; 0 trains the plain CPM
+            PART_SCHEME="seed7",  # seed7 (head, torso, arms, legs) | limbs (upper/lower arms and legs); + body
         ),
         TRAIN=Group(
             BATCH_SIZE=16,  # crops per step (CPM: 16)
@@ -228,6 +232,7 @@ def _defaults():
             LR_DECAY_EPOCHS=[50, 80],  # epochs at which the learning rate is multiplied by LR_DECAY_FACTOR
             LR_DECAY_FACTOR=0.333,  # (CPM: step decay x 0.333)
             WEIGHT_DECAY=5e-4,  # L2 weight decay on conv kernels (CPM: 5e-4)
+            PART_LOSS_WEIGHT=10.0,  # weight of each part stage's loss (mean per-pixel cross-entropy)
             KEEP_CHECKPOINTS=3,  # most recent checkpoints kept (the best validation one is kept apart)
             SUMMARY_PERIOD=50,  # steps between TensorBoard image summaries
             VAL_MAX_PEOPLE=0,  # cap on validation people scored each epoch; 0 = all
@@ -274,6 +279,10 @@ def finalize(cfg):
     require(cfg.READER.JHMDB_FRAME_STRIDE >= 1, "READER.JHMDB_FRAME_STRIDE", "must be >= 1")
     require(cfg.READER.COCO_MIN_KEYPOINTS >= 0, "READER.COCO_MIN_KEYPOINTS", "must be >= 0")
     m, t = cfg.MODEL, cfg.TRAIN
+    require(d.PART_WIDTH > 0, "DATA.PART_WIDTH", "must be > 0")
+    require(m.PART_STAGES >= 0, "MODEL.PART_STAGES", "must be >= 0 (0: no part segmentation)")
+    require(m.PART_SCHEME in SCHEMES, "MODEL.PART_SCHEME", f"must be one of {', '.join(SCHEMES)}")
+    require(t.PART_LOSS_WEIGHT >= 0, "TRAIN.PART_LOSS_WEIGHT", "must be >= 0")
     require(m.STAGES >= 1, "MODEL.STAGES", "must be >= 1")
     require(len(m.TRUNK_WIDTHS) == 6 and min(m.TRUNK_WIDTHS) > 0, "MODEL.TRUNK_WIDTHS", "must be 6 positive widths")
     require(m.STAGE1_WIDTH > 0 and m.STAGE_WIDTH > 0, "MODEL.STAGE_WIDTH", "widths must be > 0")

@@ -8,6 +8,16 @@ Structure of the CPM release's deploy network (also tensorpack's ConvolutionalPo
               -> 1x1 conv -> beliefs b_t
     loss: sum over stages of sum(weights * (b_t - target)^2) / (2 B)   (Caffe's EuclideanLoss, per stage)
 
+Part-segmentation stages (the extension; MODEL.PART_STAGES, 0 = none) follow the belief stages:
+
+    part stage u:  concat(b_T, F, centre map, part logits p_{u-1} (from u = 2)) -> a refinement stage -> p_u
+                   [H x H x (P + 2)]: P + 1 softmax logits (background + exclusive parts), 1 body logit
+    loss: TRAIN.PART_LOSS_WEIGHT x mean over people (part_weight) and pixels of softmax CE + body sigmoid CE
+
+Exclusive parts partition the person, so one softmax over background + parts gives every pixel exactly one label
+and no double counting at part borders; the whole body overlaps all of them and cannot sit in that softmax, so it
+has its own sigmoid. The centre map goes in too, as in belief stages 2+: it says which person to segment.
+
 The trunk is trained from scratch here (no pretrained VGG can be downloaded), so its convs use He initialisation
 rather than the release's N(0, 0.01), which does not train a 16-layer ReLU stack from scratch.
 """
@@ -19,6 +29,7 @@ from tensorpack.tfutils.summary import add_moving_summary
 
 from cpm import names
 from cpm.joints import NUM_JOINTS
+from cpm.parts import SCHEMES
 
 TRUNK_CONVS = (2, 2, 4, 2, 4, 1)  # convs per trunk block; blocks 1-3 end with a 2x2 max-pool
 PIXEL_MEAN, PIXEL_SCALE = 128.0, 256.0  # CPM input normalisation: (px - 128) / 256
@@ -34,9 +45,9 @@ def trunk(x, widths):
     return x
 
 
-def stage(t, x, width, kernel, convs, channels):
+def stage(scope, x, width, kernel, convs, channels):
     """One refinement stage: ``convs`` k x k convs, a 1x1 conv, and a linear 1x1 conv to ``channels`` maps."""
-    with tf.compat.v1.variable_scope(f"stage{t}"):
+    with tf.compat.v1.variable_scope(scope):
         for i in range(1, convs + 1):
             x = Conv2D(f"conv{i}", x, width, kernel)
         x = Conv2D(f"conv{convs + 1}", x, width, 1)
@@ -57,7 +68,8 @@ class CPMModel(ModelDesc):
     """
 
     def __init__(self, input_size, stages, trunk_widths, stage1_width, stage_width, stage_kernel, stage_convs,
-                 batch_norm=False, optimizer="momentum", lr=8e-5, momentum=0.9, weight_decay=5e-4):
+                 batch_norm=False, optimizer="momentum", lr=8e-5, momentum=0.9, weight_decay=5e-4, part_stages=0,
+                 num_parts=0, part_loss_weight=1.0):
         self.input_size = input_size
         self.map_size = input_size // 8
         self.stages = stages
@@ -71,22 +83,33 @@ class CPMModel(ModelDesc):
         self.lr = lr
         self.momentum = momentum
         self.weight_decay = weight_decay
+        self.part_stages = part_stages
+        self.num_parts = num_parts
+        self.part_loss_weight = part_loss_weight
 
     @classmethod
     def from_config(cls, cfg):
         m, t = cfg.MODEL, cfg.TRAIN
         return cls(cfg.DATA.INPUT_SIZE, m.STAGES, m.TRUNK_WIDTHS, m.STAGE1_WIDTH, m.STAGE_WIDTH, m.STAGE_KERNEL,
-                   m.STAGE_CONVS, m.BATCH_NORM, t.OPTIMIZER, t.LR, t.MOMENTUM, t.WEIGHT_DECAY)
+                   m.STAGE_CONVS, m.BATCH_NORM, t.OPTIMIZER, t.LR, t.MOMENTUM, t.WEIGHT_DECAY, m.PART_STAGES,
+                   len(SCHEMES[m.PART_SCHEME]), t.PART_LOSS_WEIGHT)
 
     def inputs(self):
         s, h, c = self.input_size, self.map_size, NUM_JOINTS + 1
-        return [tf.TensorSpec((None, s, s, 3), tf.uint8, names.IMAGE),
-                tf.TensorSpec((None, h, h, c), tf.float32, names.BELIEFS),
-                tf.TensorSpec((None, c), tf.float32, names.WEIGHTS),
-                tf.TensorSpec((None, h, h, 1), tf.float32, names.CENTER_MAP)]
+        specs = [tf.TensorSpec((None, s, s, 3), tf.uint8, names.IMAGE),
+                 tf.TensorSpec((None, h, h, c), tf.float32, names.BELIEFS),
+                 tf.TensorSpec((None, c), tf.float32, names.WEIGHTS),
+                 tf.TensorSpec((None, h, h, 1), tf.float32, names.CENTER_MAP)]
+        if self.part_stages:
+            specs += [tf.TensorSpec((None, h, h), tf.uint8, names.PARTS),
+                      tf.TensorSpec((None,), tf.float32, names.PART_WEIGHT)]
+        return specs
 
-    def predict_beliefs(self, image, center_map):
-        """Belief maps of every stage. image uint8 [B, S, S, 3], center_map [B, H, H, 1] -> list of [B, H, H, K+1]."""
+    def predict(self, image, center_map):
+        """Belief maps of every stage, then part logits of every part stage.
+
+        image uint8 [B, S, S, 3], center_map [B, H, H, 1] -> (list of [B, H, H, K + 1], list of [B, H, H, P + 2]).
+        """
         x = (tf.cast(image, tf.float32) - PIXEL_MEAN) / PIXEL_SCALE
         he = tf.compat.v1.variance_scaling_initializer(scale=2.0, distribution="untruncated_normal")
         hidden = dict(activation=BNReLU, use_bias=False) if self.batch_norm else dict(activation=tf.nn.relu)
@@ -99,19 +122,36 @@ class CPMModel(ModelDesc):
             outputs = [tf.identity(b, name=names.stage_beliefs(1))]
             for t in range(2, self.stages + 1):
                 x = tf.concat([outputs[-1], features, center_map], axis=3)
-                b = stage(t, x, self.stage_width, self.stage_kernel, self.stage_convs, NUM_JOINTS + 1)
+                b = stage(f"stage{t}", x, self.stage_width, self.stage_kernel, self.stage_convs, NUM_JOINTS + 1)
                 outputs.append(tf.identity(b, name=names.stage_beliefs(t)))
+            parts = []
+            for u in range(1, self.part_stages + 1):
+                x = tf.concat([outputs[-1], features, center_map] + parts[-1:], axis=3)
+                parts.append(stage(f"part{u}", x, self.stage_width, self.stage_kernel, self.stage_convs,
+                                   self.num_parts + 2))
         tf.identity(outputs[-1], name=names.FINAL_BELIEFS)
-        return outputs
+        if parts:
+            tf.concat([tf.nn.softmax(parts[-1][..., :-1]), tf.sigmoid(parts[-1][..., -1:])], axis=3,
+                      name=names.FINAL_PARTS)
+        return outputs, parts
 
-    def build_graph(self, image, beliefs, weights, center_map):
-        outputs = self.predict_beliefs(image, center_map)
+    def part_loss(self, u, logits, labels, weight):
+        """Loss of part stage ``u``: weighted mean over people and pixels of softmax CE (parts) + sigmoid CE (body)."""
+        labels = tf.cast(labels, tf.int32)
+        ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits[..., :-1])
+        body = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels > 0, tf.float32), logits=logits[..., -1])
+        per_person = tf.reduce_mean(ce + body, axis=[1, 2])  # B
+        return tf.multiply(self.part_loss_weight, tf.reduce_mean(weight * per_person), name=names.part_stage_loss(u))
+
+    def build_graph(self, image, beliefs, weights, center_map, parts=None, part_weight=None):
+        outputs, part_logits = self.predict(image, center_map)
         if not get_current_tower_context().is_training:
             return None
         batch = tf.cast(tf.shape(image)[0], tf.float32)
         w = weights[:, None, None, :]  # B x 1 x 1 x (K+1)
         losses = [tf.divide(tf.reduce_sum(w * tf.square(b - beliefs)), 2.0 * batch, name=names.stage_loss(t))
                   for t, b in enumerate(outputs, start=1)]
+        losses += [self.part_loss(u, p, parts, part_weight) for u, p in enumerate(part_logits, start=1)]
         wd = regularize_cost(".*/W", tf.keras.regularizers.l2(self.weight_decay / 2), name="weight_decay") \
             if self.weight_decay > 0 else tf.constant(0.0)
         cost = tf.add_n(losses + [wd], name=names.TOTAL_COST)

@@ -26,6 +26,7 @@ from cpm.checkpoint import BEST_CHECKPOINT, CONFIG_FILE
 from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.model import CPMModel
+from cpm.parts import part_names
 from cpm.precision import session_config
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
@@ -128,12 +129,13 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     baseline = baseline_scores(train_records, val_records, cfg)
     logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
     val_flow = build_eval_dataflow(val_records, cfg, num_workers=0)
+    parts = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
     callbacks = [
         ModelSaver(max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
-        PoseValidation(val_flow, len(val_records), codec),
+        PoseValidation(val_flow, len(val_records), codec, part_names=parts),
         MaxSaver("val/pcp", BEST_CHECKPOINT),
         ScheduledHyperParamSetter("learning_rate", lr_schedule(t.LR, t.LR_DECAY_EPOCHS, t.LR_DECAY_FACTOR)),
-        TrainingImages(codec, t.SUMMARY_PERIOD),
+        TrainingImages(codec, t.SUMMARY_PERIOD, parts=parts is not None),
         StopOnNonFiniteLoss(),
         EstimatedTimeLeft(),
         ThroughputTracker(samples_per_step=t.BATCH_SIZE),

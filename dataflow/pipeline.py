@@ -5,6 +5,9 @@ Training flow (``build_train_dataflow``), one datapoint after batching:
     beliefs     float32 [B, H, H, K + 1]    belief maps, H = S / STRIDE (46), K = 14, last channel background
     weights     float32 [B, K + 1]          loss weight per channel: 0 for unannotated joints
     center_map  float32 [B, H, H, 1]        pooled centre-map Gaussian at the person centre
+  with part stages (MODEL.PART_STAGES > 0):
+    parts       uint8   [B, H, H]           part labels on the belief-map cells (0 background, k + 1 part k)
+    part_weight float32 [B]                 0 where a part's joints are unannotated (no part target then)
 
 Evaluation flow (``build_eval_dataflow``), deterministic, no augmentation:
     image       uint8   [B, S, S, 3]
@@ -13,6 +16,9 @@ Evaluation flow (``build_eval_dataflow``), deterministic, no augmentation:
     affine      float32 [B, 2, 3]           original px -> crop px (invert it to map predictions back)
     joints      float32 [B, K, 3]           ground truth in original px, visibility 0/1/2
     valid       uint8   [B, S, S]           1 where the crop shows the image, 0 in the padding
+  with part stages:
+    parts       uint8   [B, S, S]           part labels on every crop pixel
+    part_weight float32 [B]
 """
 import os
 
@@ -22,8 +28,17 @@ from tensorpack.dataflow import BatchData, DataFromList, MapData, MultiProcessMa
 
 from cpm.errors import UserError
 from cpm.joints import MODEL_JOINTS
-from dataflow.targets import BeliefCodec, center_map, joint_weights
-from dataflow.transforms import Augment, apply_affine, crop_affine, image_mask, transform_joints, warp_image
+from dataflow.records import SCALE_UNIT_PX
+from dataflow.targets import BeliefCodec, PartCodec, center_map, joint_weights
+from dataflow.transforms import (
+    Augment,
+    apply_affine,
+    crop_affine,
+    image_mask,
+    transform_joints,
+    warp_image,
+    warp_mask,
+)
 
 
 def read_image(image):
@@ -49,11 +64,15 @@ class CropMapper:
         target_dist, center_sigma, pad_value: DATA.* values.
         augment: an Augment, or None for the deterministic evaluation crop.
         seed: base seed; each process draws from its own generator seeded with (seed, pid).
+        part_codec: None (no part targets), or the PartCodec of the belief-map cells (training) or of the crop
+            pixels (evaluation).
     """
 
-    def __init__(self, records, codec, target_dist, center_sigma, pad_value, augment=None, seed=None):
+    def __init__(self, records, codec, target_dist, center_sigma, pad_value, augment=None, seed=None,
+                 part_codec=None):
         self.records = records
         self.codec = codec
+        self.part_codec = part_codec
         self.target_dist = target_dist
         self.center_sigma = center_sigma
         self.pad_value = pad_value
@@ -94,19 +113,43 @@ class CropMapper:
         return (self.codec.encode(joints), joint_weights(joints),
                 center_map(center, self.codec.input_size, self.codec.stride, self.center_sigma))
 
+    def part_targets(self, record, image_shape, m, joints):
+        """(labels uint8 [N, N] on the part codec's grid, weight float32) of one person in a crop made with ``m``.
+
+        ``joints`` are in crop px, relabelled if the crop is mirrored, so left and right parts follow the flip. A
+        person mask is warped with the same ``m``, then averaged onto the grid's cells.
+        """
+        pc = self.part_codec
+        n = len(pc.grid)
+        if not pc.complete(joints):
+            return np.zeros((n, n), np.uint8), np.float32(0.0)
+        mask = None
+        if record.mask is not None:
+            full = record.mask.load()
+            if full.shape != tuple(image_shape[:2]):
+                raise UserError(f"{record.image}: person mask is {full.shape}, image {tuple(image_shape[:2])}")
+            mask = warp_mask(full, m, self.codec.input_size)
+            if n != self.codec.input_size:
+                mask = cv2.resize(mask.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA) >= 0.5
+        person_size = SCALE_UNIT_PX * record.scale * np.sqrt(abs(np.linalg.det(m[:, :2])))
+        return pc.encode(joints, person_size, mask), np.float32(1.0)
+
     def train_datapoint(self, index):
         record = self.records[index]
-        crop, _, joints, center = self.crop(record, read_image(record.image))
+        image = read_image(record.image)
+        crop, m, joints, center = self.crop(record, image)
         beliefs, weights, cmap = self.targets(joints, center)
-        return [crop, beliefs, weights, cmap]
+        parts = list(self.part_targets(record, image.shape, m, joints)) if self.part_codec else []
+        return [crop, beliefs, weights, cmap] + parts
 
     def eval_datapoint(self, index):
         record = self.records[index]
         image = read_image(record.image)
-        crop, m, _, center = self.crop(record, image)
+        crop, m, joints, center = self.crop(record, image)
         cmap = center_map(center, self.codec.input_size, self.codec.stride, self.center_sigma)
         valid = image_mask(image.shape, m, self.codec.input_size)
-        return [crop, cmap, np.int32(index), m.astype(np.float32), record.joints, valid]
+        parts = list(self.part_targets(record, image.shape, m, joints)) if self.part_codec else []
+        return [crop, cmap, np.int32(index), m.astype(np.float32), record.joints, valid] + parts
 
     def __call__(self, index):
         return self.eval_datapoint(index) if self.augment is None else self.train_datapoint(index)
@@ -119,11 +162,23 @@ def make_codec(cfg):
     return BeliefCodec(d.INPUT_SIZE, d.STRIDE, sigmas)
 
 
+def make_part_codec(cfg, dense):
+    """The PartCodec of a config's part scheme on the belief-map cells, or on every crop pixel if ``dense``; None
+    without part stages."""
+    if not cfg.MODEL.PART_STAGES:
+        return None
+    codec = make_codec(cfg)
+    grid = np.arange(codec.input_size, dtype=np.float64) if dense else codec.grid
+    return PartCodec(cfg.MODEL.PART_SCHEME, grid, cfg.DATA.PART_WIDTH)
+
+
 def make_mapper(records, cfg, train, seed=None):
-    """A CropMapper for training (with the config's augmentation) or evaluation (none)."""
+    """A CropMapper for training (with the config's augmentation; part targets on the belief-map cells) or evaluation
+    (none; part targets on every crop pixel)."""
     augment = Augment(**{k.lower(): v for k, v in cfg.AUG.items()}) if train else None
     d = cfg.DATA
-    return CropMapper(records, make_codec(cfg), d.TARGET_DIST, d.CENTER_SIGMA, d.PAD_VALUE, augment, seed)
+    return CropMapper(records, make_codec(cfg), d.TARGET_DIST, d.CENTER_SIGMA, d.PAD_VALUE, augment, seed,
+                      make_part_codec(cfg, dense=not train))
 
 
 def mapped_indices(indices, mapper, num_workers, shuffle, strict):

@@ -1,8 +1,10 @@
-"""Training targets: Gaussian belief maps (encode and decode in one object), the centre map and joint weights."""
+"""Training targets: Gaussian belief maps (encode and decode in one object), skeleton-derived part labels, the
+centre map and joint weights."""
 import cv2
 import numpy as np
 
 from cpm.joints import UNANNOTATED
+from cpm.parts import SCHEMES
 
 #: Map values whose exponent exceeds this are set to 0: exp(-4.6052) = 1 %, the reference release's cut-off.
 GAUSSIAN_CUTOFF = 4.6052
@@ -125,3 +127,80 @@ def joint_weights(joints):
     """
     w = (np.asarray(joints)[:, 2] != UNANNOTATED).astype(np.float32)
     return np.append(w, np.float32(1.0))
+
+
+class PartCodec:
+    """Skeleton-derived part labels on a pixel grid (cpm.parts explains the scheme).
+
+    The grid is either the belief-map cells (training targets, cell centres 3.5 + 8 g as BeliefCodec) or every crop
+    pixel (evaluation), so one rule makes both. Distances are measured in units of each bone's radius: a pixel is on
+    the person if it lies within some capsule (or inside the torso polygon), and belongs to the part whose bone is
+    nearest in those units; with a person mask, the mask decides what is person and the same rule assigns parts.
+
+    Args:
+        scheme: a key of cpm.parts.SCHEMES.
+        grid: float [N] px coordinates of the grid's rows and columns (the grid is square).
+        width: multiplier of every bone radius (DATA.PART_WIDTH).
+    """
+
+    def __init__(self, scheme, grid, width=1.0):
+        self.parts = SCHEMES[scheme]
+        self.grid = np.asarray(grid, dtype=np.float64)
+        self.width = float(width)
+        self.needed = np.array(sorted({j for p in self.parts for j in p.joints}))
+
+    @property
+    def num_parts(self):
+        return len(self.parts)
+
+    def complete(self, joints):
+        """Whether every joint the parts are drawn from is annotated: otherwise a part's place is unknown."""
+        return bool((np.asarray(joints)[self.needed, 2] != UNANNOTATED).all())
+
+    def distances(self, joints, person_size):
+        """float32 [P, N, N]: each part's distance field in units of its bones' radii (0 inside its polygon)."""
+        joints = np.asarray(joints, dtype=np.float64)
+        n = len(self.grid)
+        gx, gy = self.grid[None, :], self.grid[:, None]
+        out = np.empty((self.num_parts, n, n), dtype=np.float32)
+        for k, part in enumerate(self.parts):
+            d = np.full((n, n), np.inf)
+            for a, b, radius in part.bones:
+                d = np.minimum(d, _segment_distance(gx, gy, joints[a, :2], joints[b, :2])
+                               / (radius * self.width * person_size))
+            if part.polygon:
+                d[_polygon_mask(joints[list(part.polygon), :2], self.grid)] = 0.0
+            out[k] = d
+        return out
+
+    def encode(self, joints, person_size, mask=None):
+        """Part labels of one person.
+
+        Args:
+            joints: float [14, 3] in the grid's px (crop px); should be complete().
+            person_size: px of the same frame, SCALE_UNIT_PX x scale x the crop's zoom.
+            mask: None, or uint8 [N, N] person mask sampled on the grid.
+        Returns:
+            uint8 [N, N]: 0 background, k + 1 for part k.
+        """
+        d = self.distances(joints, person_size)
+        nearest = d.argmin(axis=0)
+        person = d.min(axis=0) <= 1.0 if mask is None else np.asarray(mask) != 0
+        return np.where(person, nearest + 1, 0).astype(np.uint8)
+
+
+def _segment_distance(gx, gy, a, b):
+    """Distance of grid points (broadcast gx [1, N], gy [N, 1]) from the segment a-b."""
+    ab = b - a
+    length_sq = float(ab @ ab)
+    t = 0.0 if length_sq == 0 else np.clip(((gx - a[0]) * ab[0] + (gy - a[1]) * ab[1]) / length_sq, 0.0, 1.0)
+    return np.hypot(gx - (a[0] + t * ab[0]), gy - (a[1] + t * ab[1]))
+
+
+def _polygon_mask(points, grid):
+    """bool [N, N]: grid points inside a polygon given in px (filled in grid-index space, 1/16 px precision)."""
+    step = grid[1] - grid[0] if len(grid) > 1 else 1.0
+    idx = np.round((points - grid[0]) / step * 16).astype(np.int32)
+    canvas = np.zeros((len(grid), len(grid)), np.uint8)
+    cv2.fillPoly(canvas, [idx], 1, lineType=cv2.LINE_8, shift=4)
+    return canvas.astype(bool)

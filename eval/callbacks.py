@@ -10,42 +10,54 @@ from tensorpack.utils import logger
 
 from cpm import names
 from cpm.errors import UserError
-from eval.draw import belief_montage, belief_overlay, draw_skeleton, grid
+from eval.draw import belief_montage, belief_overlay, draw_skeleton, grid, part_overlay
 from eval.inference import predict_people
-from eval.metrics import format_report, pose_scores
+from eval.metrics import format_part_report, format_report, part_iou, pose_scores
 
 
 class PoseValidation(Callback):
     """Score the model on a validation flow after every epoch (PCP, PCK@0.2, in original image px).
 
-    Writes ``val/pcp``, ``val/pck@0.2`` and ``val/pcp/<group>`` to the monitors (TensorBoard, stats.json) and prints
+    Writes ``val/pcp``, ``val/pck@0.2`` and ``val/pcp/<group>`` to the monitors (TensorBoard, stats.json) and, with
+    part stages, ``val/part_iou/<part>`` and ``val/mean_part_iou`` against the skeleton-derived part targets; prints
     the table. The flow is reset once and re-iterated each epoch.
 
     Args:
         dataflow: evaluation DataFlow (build_eval_dataflow) over ``num_people`` records.
         codec: BeliefCodec of the targets.
         title: first line of the printed table.
+        part_names: the part channels' names (cpm.parts.part_names), or None without part stages.
     """
 
-    def __init__(self, dataflow, num_people, codec, title="validation"):
+    def __init__(self, dataflow, num_people, codec, title="validation", part_names=None):
         self.dataflow = dataflow
         self.num_people = num_people
         self.codec = codec
         self.title = title
+        self.part_names = part_names
 
     def _setup_graph(self):
-        self.predictor = self.trainer.get_predictor(list(names.PREDICT_INPUTS), [names.FINAL_BELIEFS])
+        outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
+        self.predictor = self.trainer.get_predictor(list(names.PREDICT_INPUTS), outputs)
         self.dataflow.reset_state()
 
     def _trigger_epoch(self):
-        pred, gt = predict_people(lambda im, cm: self.predictor(im, cm)[0], self.dataflow, self.codec,
-                                  self.num_people)
+        num_parts = len(self.part_names) - 1 if self.part_names else 0
+        pred, gt, counts = predict_people(self.predictor, self.dataflow, self.codec, self.num_people, num_parts)
         report = pose_scores(pred, gt)
-        self.trainer.monitors.put_scalar("val/pcp", report["pcp"])
-        self.trainer.monitors.put_scalar("val/pck@0.2", report["pck@0.2"])
+        put = self.trainer.monitors.put_scalar
+        put("val/pcp", report["pcp"])
+        put("val/pck@0.2", report["pck@0.2"])
         for group, value in report["per_limb"].items():
-            self.trainer.monitors.put_scalar(f"val/pcp/{group}", value)
-        logger.info("\n" + format_report(report, f"{self.title}, epoch {self.epoch_num}"))
+            put(f"val/pcp/{group}", value)
+        text = format_report(report, f"{self.title}, epoch {self.epoch_num}")
+        if counts is not None:
+            parts = part_iou(*counts, self.part_names)
+            for name, value in parts["part_iou"].items():
+                put(f"val/part_iou/{name}", value)
+            put("val/mean_part_iou", parts["mean_part_iou"])
+            text += "\n" + format_part_report(parts)
+        logger.info("\n" + text)
 
 
 def _image_summary(tag, image_bgr):
@@ -57,17 +69,19 @@ def _image_summary(tag, image_bgr):
 
 
 class TrainingImages(Callback):
-    """Every ``period`` steps, put the training crops with ground-truth (white) and predicted skeletons, and a
-    montage of the first crop's final belief maps, into TensorBoard."""
+    """Every ``period`` steps, put the training crops with ground-truth (white) and predicted skeletons, a montage
+    of the first crop's final belief maps and, with ``parts``, target and predicted parts into TensorBoard."""
 
-    def __init__(self, codec, period, max_images=4):
+    def __init__(self, codec, period, max_images=4, parts=False):
         self.codec = codec
         self.period = period
         self.max_images = max_images
+        self.parts = parts
 
     def _setup_graph(self):
         tower = self.trainer.tower_func.towers[0]
-        self._fetches = tower.get_tensors([names.IMAGE, names.BELIEFS, names.FINAL_BELIEFS])
+        extra = [names.PARTS, names.FINAL_PARTS] if self.parts else []
+        self._fetches = tower.get_tensors([names.IMAGE, names.BELIEFS, names.FINAL_BELIEFS] + extra)
 
     def _before_run(self, _):
         if self.global_step % self.period == 0:
@@ -77,7 +91,11 @@ class TrainingImages(Callback):
     def _after_run(self, _, values):
         if values.results is None:
             return
-        images, targets, beliefs = (x[:self.max_images] for x in values.results)
+        images, targets, beliefs, *parts = (x[:self.max_images] for x in values.results)
+        if parts:  # coloured parts: target | prediction (most probable class per cell)
+            tiles = [np.hstack([part_overlay(im, t), part_overlay(im, p[:, :, :-1].argmax(axis=2))])
+                     for im, t, p in zip(images, *parts, strict=True)]
+            self.trainer.monitors.put_summary(_image_summary("train/parts", grid(tiles, columns=1)))
         tiles = []
         for image, target, belief in zip(images, targets, beliefs, strict=True):
             truth = self.codec.decode(target)

@@ -71,3 +71,21 @@ def mask_overlay(image, mask, color=(60, 200, 60), alpha=0.4):
     contours, _ = cv2.findContours(on.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
     cv2.drawContours(out, contours, -1, color, 1, cv2.LINE_AA)
     return out
+
+
+# BGR colours of part labels 1.. (head, torso, then limbs; right warm, left cool where the scheme alternates them).
+_PART_COLORS = np.array([(0, 0, 0), (60, 220, 255), (220, 220, 220), (255, 160, 0), (0, 128, 255), (200, 60, 60),
+                         (60, 60, 230), (255, 255, 0), (0, 200, 255), (160, 60, 200), (60, 200, 120)], np.uint8)
+
+
+def part_overlay(image, labels, alpha=0.5):
+    """``image`` uint8 [S, S, 3] with part labels [h, w] (0 background, k + 1 part k; resized to the image by
+    nearest neighbour) painted in one colour per part."""
+    labels = np.asarray(labels, np.uint8)
+    if labels.shape[:2] != image.shape[:2]:
+        labels = cv2.resize(labels, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_NEAREST)
+    colors = _PART_COLORS[np.minimum(labels, len(_PART_COLORS) - 1)]
+    on = labels > 0
+    out = image.copy()
+    out[on] = ((1 - alpha) * out[on] + alpha * colors[on]).astype(np.uint8)
+    return out

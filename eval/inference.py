@@ -13,10 +13,13 @@ from tensorpack.tfutils.sesscreate import NewSessionCreator
 from cpm import names
 from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
 from cpm.model import CPMModel
+from cpm.parts import flip_permutation as parts_flip_permutation
+from cpm.parts import part_names
 from cpm.precision import session_config
 from dataflow.pipeline import make_codec
 from dataflow.targets import center_map
 from dataflow.transforms import apply_affine, crop_affine, image_mask, invert_affine, warp_image
+from eval.metrics import part_counts
 
 
 def joints_to_original(crop_joints, affine):
@@ -24,19 +27,30 @@ def joints_to_original(crop_joints, affine):
     return apply_affine(invert_affine(affine), np.asarray(crop_joints, dtype=np.float64)[:, :2])
 
 
-def unflip_beliefs(beliefs):
-    """Belief maps of a mirrored crop [..., H, W, K + 1] mirrored back, with left/right channels swapped."""
-    order = np.append(FLIP_PERMUTATION, NUM_JOINTS)
+#: Channel order that relabels a mirrored crop's belief maps (left/right joints swap; background stays).
+BELIEF_FLIP_ORDER = np.append(FLIP_PERMUTATION, NUM_JOINTS)
+
+
+def part_flip_order(scheme):
+    """Channel order that relabels a mirrored crop's part maps [background, parts..., body]."""
+    perm = np.asarray(parts_flip_permutation(scheme))
+    return np.concatenate([[0], perm + 1, [len(perm) + 1]])
+
+
+def unflip_beliefs(beliefs, order=BELIEF_FLIP_ORDER):
+    """Maps of a mirrored crop [..., H, W, C] mirrored back, with left/right channels swapped by ``order``."""
     return beliefs[..., ::-1, :][..., order]
 
 
-def fuse_views(codec, beliefs, zooms, flips):
-    """Average the belief maps of several views of one person in the frame of the zoom-1, unflipped crop.
+def fuse_views(codec, beliefs, zooms, flips, order=BELIEF_FLIP_ORDER):
+    """Average the maps (beliefs, or part probabilities with their ``order``) of several views of one person in the
+    frame of the zoom-1, unflipped crop.
 
     Args:
         codec: BeliefCodec.
         beliefs: list of [H, H, C] maps, one per view.
         zooms: zoom of each view about the crop centre (crop_affine's ``zoom``); flips: whether each was mirrored.
+        order: channel relabelling of a mirrored view.
     Returns:
         float32 [S, S, C] maps in crop px of the zoom-1 crop.
     """
@@ -44,7 +58,7 @@ def fuse_views(codec, beliefs, zooms, flips):
     mid = (size - 1) / 2.0
     total = 0.0
     for maps, zoom, flip in zip(beliefs, zooms, flips, strict=True):
-        dense = codec.upsample(unflip_beliefs(maps) if flip else maps)
+        dense = codec.upsample(unflip_beliefs(maps, order) if flip else maps)
         if zoom != 1.0:
             # A view at zoom z is the base crop scaled by z about the centre: scale by 1 / z to come back.
             back = np.array([[1 / zoom, 0, mid * (1 - 1 / zoom)], [0, 1 / zoom, mid * (1 - 1 / zoom)]])
@@ -66,6 +80,25 @@ def decode_in_image(codec, fused, valid, base_affine):
     return joints
 
 
+def decode_parts(fused, valid):
+    """Part labels and body mask from crop-px part probabilities [S, S, P + 2] (eval.inference.fuse_views' output).
+
+    Returns:
+        (labels uint8 [S, S]: 0 background, k + 1 for part k, the most probable class; body bool [S, S]: body
+        probability > 0.5), both 0 / False where the crop does not show the image.
+    """
+    v = np.asarray(valid) != 0
+    labels = np.where(v, fused[:, :, :-1].argmax(axis=2), 0).astype(np.uint8)
+    return labels, v & (fused[:, :, -1] > 0.5)
+
+
+def labels_to_original(labels, base_affine, image_shape):
+    """Crop-px labels [S, S] mapped back onto the original image (nearest neighbour): uint8 [H, W]."""
+    h, w = image_shape[:2]
+    return cv2.warpAffine(np.asarray(labels, np.uint8), np.asarray(base_affine, np.float64), (w, h),
+                          flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+
+
 class PosePredictor:
     """A trained CPM that maps people in images to joints in original image px.
 
@@ -82,14 +115,29 @@ class PosePredictor:
         self.center_sigma = cfg.DATA.CENTER_SIGMA
         self.pad_value = cfg.DATA.PAD_VALUE
         self.views = [(z, f) for z in zooms for f in ((False, True) if flip else (False,))]
+        self.part_names = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
+        self.part_order = part_flip_order(cfg.MODEL.PART_SCHEME) if self.part_names else None
+        outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
         self._predict = OfflinePredictor(PredictConfig(
             model=CPMModel.from_config(cfg), session_init=SmartInit(weights),
-            input_names=list(names.PREDICT_INPUTS), output_names=[names.FINAL_BELIEFS],
+            input_names=list(names.PREDICT_INPUTS), output_names=outputs,
             session_creator=NewSessionCreator(config=session_config(precision))))  # None: tensorpack's default
 
     def beliefs(self, images, center_maps):
         """Final belief maps of a batch of crops: uint8 [B, S, S, 3], [B, H, H, 1] -> float32 [B, H, H, K + 1]."""
         return self._predict(images, center_maps)[0]
+
+    def outputs(self, images, center_maps):
+        """(beliefs [B, H, H, K + 1], part probabilities [B, H, H, P + 2] or None without part stages)."""
+        out = self._predict(images, center_maps)
+        return out[0], (out[1] if self.part_names else None)
+
+    def decode_parts(self, view_parts, valid):
+        """(labels uint8 [S, S], body bool [S, S]) in base-crop px from the part probabilities of one person's
+        views."""
+        fused = fuse_views(self.codec, list(view_parts), [z for z, _ in self.views], [f for _, f in self.views],
+                           self.part_order)
+        return decode_parts(fused, valid)
 
     def crop_views(self, image, center, scale):
         """The crops of one person, one per view.
@@ -117,25 +165,33 @@ class PosePredictor:
         return self.decode(self.beliefs(crops, cmaps), base, valid)[0]
 
 
-def predict_people(predict_fn, dataflow, codec, num_people):
-    """Run a predictor over an evaluation DataFlow (one plain view per person) and return joints in original px.
+def predict_people(predict_fn, dataflow, codec, num_people, num_parts=0):
+    """Run a predictor over an evaluation DataFlow (one plain view per person): joints in original px and, with
+    part stages, pixel counts for part IoU against the flow's part targets.
 
     Args:
-        predict_fn: callable (image uint8 [B, S, S, 3], center_map [B, H, H, 1]) -> beliefs [B, H, H, K + 1].
+        predict_fn: callable (image uint8 [B, S, S, 3], center_map [B, H, H, 1]) -> [beliefs [B, H, H, K + 1]], or
+            [beliefs, part probabilities [B, H, H, P + 2]] with part stages.
         dataflow: an evaluation flow (dataflow.pipeline.build_eval_dataflow), reset.
         codec: the BeliefCodec of the targets.
         num_people: records in the flow.
+        num_parts: P, 0 without part stages.
     Returns:
-        (pred float32 [N, K, 3] x, y, score in original px; gt float32 [N, K, 3]), ordered by record index.
+        (pred float32 [N, K, 3] x, y, score in original px; gt float32 [N, K, 3]; None, or (intersection, union)
+        int64 [P + 1] summed over the people with a part target (eval.metrics.part_counts)).
     """
     pred = np.zeros((num_people, NUM_JOINTS, 3), np.float32)
     gt = np.zeros((num_people, NUM_JOINTS, 3), np.float32)
-    for image, cmap, index, affine, joints, valid in dataflow:
-        beliefs = predict_fn(image, cmap)
-        for b, i, m, j, v in zip(beliefs, index, affine, joints, valid, strict=True):
-            pred[i] = decode_in_image(codec, codec.upsample(b), v, m)
-            gt[i] = j
-    return pred, gt
+    counts = np.zeros((2, num_parts + 1), np.int64) if num_parts else None
+    for image, cmap, index, affine, joints, valid, *part_targets in dataflow:
+        outputs = predict_fn(image, cmap)
+        for n, (i, m, v) in enumerate(zip(index, affine, valid, strict=True)):
+            pred[i] = decode_in_image(codec, codec.upsample(outputs[0][n]), v, m)
+            gt[i] = joints[n]
+            if num_parts and part_targets[1][n] > 0:
+                labels, body = decode_parts(codec.upsample(outputs[1][n]), v)
+                counts += part_counts(labels, body, part_targets[0][n], v, num_parts)
+    return pred, gt, (None if counts is None else (counts[0], counts[1]))
 
 
 def mean_crop_pose(records, affines):

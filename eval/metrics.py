@@ -128,3 +128,43 @@ def format_report(report, title):
     if extra:
         lines.append("  " + ", ".join(extra))
     return "\n".join(lines)
+
+
+def part_counts(pred_labels, pred_body, gt_labels, valid, num_parts):
+    """Pixel intersections and unions of one person's parts and body, over the pixels that show the image.
+
+    Args:
+        pred_labels, gt_labels: int [H, W] part labels (0 background, k + 1 for part k).
+        pred_body: bool [H, W] predicted whole-body mask; the true body is gt_labels > 0.
+        valid: [H, W], non-zero where the crop shows the image.
+        num_parts: P.
+    Returns:
+        (intersection, union) int64 [P + 1] each: parts 0..P-1, then the body.
+    """
+    v = np.asarray(valid) != 0
+    pred = np.append(np.asarray(pred_labels)[v], 0)  # a sentinel keeps bincount's length fixed
+    gt = np.append(np.asarray(gt_labels)[v], 0)
+    n = num_parts + 1
+    inter = np.bincount(pred[pred == gt], minlength=n)[1:n]
+    union = np.bincount(pred, minlength=n)[1:n] + np.bincount(gt, minlength=n)[1:n] - inter
+    body_p, body_g = np.asarray(pred_body)[v], np.asarray(gt_labels)[v] > 0
+    return (np.append(inter, (body_p & body_g).sum()).astype(np.int64),
+            np.append(union, (body_p | body_g).sum()).astype(np.int64))
+
+
+def part_iou(intersection, union, names):
+    """IoU per part from summed pixel counts (dataset-level IoU: each part's pixels pooled over all people).
+
+    Returns:
+        {"part_iou": {name: IoU or NaN if the part never occurs}, "mean_part_iou": mean over the parts that occur
+        (the body included)}.
+    """
+    inter, union = np.asarray(intersection, np.float64), np.asarray(union, np.float64)
+    iou = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return {"part_iou": {n: float(v) for n, v in zip(names, iou, strict=True)}, "mean_part_iou": mean_scored(iou)}
+
+
+def format_part_report(report):
+    """One line of per-part IoU (percentages) and the mean."""
+    return "  part IoU: " + ", ".join(f"{n} {100 * v:.1f}" for n, v in report["part_iou"].items()) + \
+        f"; mean {100 * report['mean_part_iou']:.1f}"

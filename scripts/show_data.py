@@ -3,7 +3,8 @@
     python scripts/show_data.py --data lsp|mpii|jhmdb|coco|tfrecord --datadir DIR [--split S] --out grid.png [--n 16]
 
 Each tile shows a crop with its transformed skeleton and, where the dataset has one, the person mask warped by the
-same affine (left), and the belief maps over it (right).
+same affine (left), the belief maps over it (middle) and, with part stages, the part targets on the belief-map
+cells (right).
 """
 import argparse
 import os
@@ -16,7 +17,7 @@ from cpm.errors import UserError, run_main
 from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper, read_image
 from dataflow.transforms import warp_mask
-from eval.draw import belief_overlay, draw_skeleton, grid, mask_overlay
+from eval.draw import belief_overlay, draw_skeleton, grid, mask_overlay, part_overlay
 
 
 def main():
@@ -37,12 +38,16 @@ def main():
     tiles = []
     for i in picks:
         record = records[i]
-        crop, m, joints, center = mapper.crop(record, read_image(record.image))
-        beliefs, _, _ = mapper.targets(joints, center)
+        image = read_image(record.image)
+        crop, m, raw_joints, center = mapper.crop(record, image)
+        beliefs, _, _ = mapper.targets(raw_joints, center)
         joints = mapper.codec.decode(beliefs)  # drawn from the targets: checks encode/decode on the way
         joints[:, 2] = np.where(beliefs[:, :, :-1].max(axis=(0, 1)) > 0, 2, 0)
         left = crop if record.mask is None else mask_overlay(crop, warp_mask(record.mask.load(), m, len(crop)))
-        tiles.append(np.hstack([draw_skeleton(left, joints), belief_overlay(crop, beliefs)]))
+        tile = [draw_skeleton(left, joints), belief_overlay(crop, beliefs)]
+        if mapper.part_codec is not None:
+            tile.append(part_overlay(crop, mapper.part_targets(record, image.shape, m, raw_joints)[0]))
+        tiles.append(np.hstack(tile))
     image = grid(tiles, columns=2 if len(tiles) > 1 else 1)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if not cv2.imwrite(args.out, image):
