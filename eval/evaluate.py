@@ -7,12 +7,13 @@ from tensorpack.utils.utils import get_tqdm
 
 from cpm.joints import JOINT_NAMES, NUM_JOINTS
 from dataflow.pipeline import read_image
-from dataflow.transforms import apply_affine, crop_affine
+from dataflow.transforms import apply_affine, crop_affine, transform_joints
 from eval.metrics import (
     PCKH_ALPHA,
     RADIUS_CROP_PX,
     RADIUS_PX,
     mean_scored,
+    part_counts,
     pck_correct,
     pose_scores,
     torso_size,
@@ -20,25 +21,39 @@ from eval.metrics import (
 )
 
 
-def predict_records(predictor, records, batch_people=8):
-    """Joints of every record's person, in original px, with a progress bar.
+def predict_records(predictor, records, batch_people=8, part_mapper=None):
+    """Joints of every record's person, in original px, with a progress bar; with part stages and a ``part_mapper``
+    (an evaluation CropMapper: dataflow.pipeline.make_mapper(records, cfg, train=False)), also part IoU counts
+    against the skeleton-derived targets of the same crops.
 
     Returns:
-        (pred float32 [N, K, 3], seconds taken).
+        (pred float32 [N, K, 3], seconds taken, part counts: None, or (intersection, union, people scored)).
     """
     pred = np.zeros((len(records), NUM_JOINTS, 3), np.float32)
+    parts = part_mapper is not None and predictor.part_names is not None
+    num_parts = len(predictor.part_names) - 1 if parts else 0
+    inter, union, scored = np.zeros(num_parts + 1, np.int64), np.zeros(num_parts + 1, np.int64), 0
     start = time.perf_counter()
     with get_tqdm(total=len(records), desc="people") as bar:
         for first in range(0, len(records), batch_people):
             chunk = records[first:first + batch_people]
-            views = [predictor.crop_views(read_image(r.image), r.center, r.scale) for r in chunk]
-            crops = np.concatenate([v[0] for v in views])
-            beliefs = predictor.beliefs(crops, np.concatenate([v[1] for v in views]))
+            images = [read_image(r.image) for r in chunk]
+            views = [predictor.crop_views(im, r.center, r.scale) for im, r in zip(images, chunk, strict=True)]
+            beliefs, part_maps = predictor.outputs(np.concatenate([v[0] for v in views]),
+                                                   np.concatenate([v[1] for v in views]))
             per = len(views[0][0])
             for k, (_, _, base, valid) in enumerate(views):
                 pred[first + k] = predictor.decode(beliefs[k * per:(k + 1) * per], base, valid)[0]
+                if parts:
+                    r = chunk[k]
+                    target, weight = part_mapper.part_targets(r, images[k].shape, base,
+                                                              transform_joints(base, r.joints, False))
+                    if weight > 0:
+                        labels, body = predictor.decode_parts(part_maps[k * per:(k + 1) * per], valid)
+                        i, u = part_counts(labels, body, target, valid, num_parts)
+                        inter, union, scored = inter + i, union + u, scored + 1
             bar.update(len(chunk))
-    return pred, time.perf_counter() - start
+    return pred, time.perf_counter() - start, ((inter, union, scored) if parts else None)
 
 
 def evaluate(pred, records, input_size, target_dist):

@@ -1,4 +1,5 @@
-"""Score a trained CPM on a dataset split: strict PCP, PCK@0.2, PCKh@0.5 (where head sizes exist), within-25-px.
+"""Score a trained CPM on a dataset split: strict PCP, PCK@0.2, PCKh@0.5 (where head sizes exist), within-25-px,
+and with part stages per-part IoU against the skeleton-derived part targets.
 
     python scripts/evaluate.py --load RUN_DIR|CKPT|weights.npz --data lsp --datadir DIR --split test \\
         [--json OUT] [--plots DIR] [--save-predictions P.json] [--flip] [--scales 0.7,1.0,1.3]
@@ -13,9 +14,10 @@ from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
 from dataflow.datasets import add_dataset_arguments, records_from_args
+from dataflow.pipeline import make_mapper
 from eval.evaluate import evaluate, predict_records, predictions_json, write_plots
 from eval.inference import PosePredictor
-from eval.metrics import format_report
+from eval.metrics import format_part_report, format_report, part_iou
 
 
 def parse_scales(text):
@@ -50,11 +52,15 @@ def main():
     weights, cfg = resolve_checkpoint(args.load)
     records = records_from_args(args, cfg.READER)
     predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
-    pred, seconds = predict_records(predictor, records, args.batch)
+    pred, seconds, parts = predict_records(predictor, records, args.batch, make_mapper(records, cfg, train=False))
     images = len({r.image for r in records})
     report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
     title = f"{args.data} {args.split} ({weights}; flip={args.flip}, scales={','.join(map(str, scales))})"
     print(format_report(report, title))
+    if parts is not None:
+        report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])
+        print(format_part_report(report) + f" ({parts[2]} people with every part's joints annotated; targets "
+                                           f"derived from the skeleton)")
     print(f"{images} images, {len(records)} people in {seconds:.1f} s: {images / seconds:.1f} images/s, "
           f"{len(records) / seconds:.1f} people/s")
     report.update(checkpoint=weights, data=args.data, datadir=args.datadir, split=args.split, flip=args.flip,

@@ -3,8 +3,9 @@
     python scripts/export.py --load RUN_DIR|CKPT|weights.npz --out DIR
 
 DIR/saved_model/       SavedModel (tag "serve", signature "prediction_pipeline"): inputs image:0 (uint8
-                       [B, S, S, 3] BGR crop) and center_map:0 (float32 [B, S/8, S/8, 1]); output final_beliefs:0
-                       (float32 [B, S/8, S/8, 15]). Loads with plain TensorFlow, no tensorpack.
+                       [B, S, S, 3] BGR crop) and center_map:0 (float32 [B, S/8, S/8, 1]); outputs final_beliefs:0
+                       (float32 [B, S/8, S/8, 15]) and, with part stages, final_parts:0 (float32 [B, S/8, S/8, P + 2]:
+                       background + part softmax, body sigmoid). Loads with plain TensorFlow, no tensorpack.
 DIR/frozen_graph.pb    the same graph with its variables folded into constants
 DIR/weights.npz        model variables (``--load DIR/weights.npz`` works in evaluate.py and predict.py)
 DIR/config.json        the run's config (S, sigmas, ... needed to build crops and read the maps)
@@ -35,10 +36,11 @@ def main():
     if os.path.exists(saved_model):
         raise UserError(f"{saved_model} exists; choose another --out (exports are never overwritten)")
     os.makedirs(args.out, exist_ok=True)
+    outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if cfg.MODEL.PART_STAGES else [])
 
     def predict_config():
         return PredictConfig(model=CPMModel.from_config(cfg), session_init=SmartInit(weights),
-                             input_names=list(names.PREDICT_INPUTS), output_names=[names.FINAL_BELIEFS])
+                             input_names=list(names.PREDICT_INPUTS), output_names=outputs)
 
     ModelExporter(predict_config()).export_serving(saved_model)
     predictor = OfflinePredictor(predict_config())
@@ -51,8 +53,8 @@ def main():
         # tensorpack's export_compact calls graph_util.convert_variables_to_constants, which TF 2.21 keeps only
         # under tf.compat.v1: freeze with that directly.
         frozen = tf.compat.v1.graph_util.convert_variables_to_constants(
-            predictor.sess, predictor.graph.as_graph_def(), [names.FINAL_BELIEFS])
-        frozen = tf.compat.v1.graph_util.extract_sub_graph(frozen, [names.FINAL_BELIEFS])
+            predictor.sess, predictor.graph.as_graph_def(), outputs)
+        frozen = tf.compat.v1.graph_util.extract_sub_graph(frozen, outputs)
     with open(os.path.join(args.out, "frozen_graph.pb"), "wb") as f:
         f.write(frozen.SerializeToString())
     source = os.path.join(os.path.dirname(os.path.abspath(weights)), CONFIG_FILE)  # weights sit in their run dir

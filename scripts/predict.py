@@ -1,13 +1,15 @@
 """Pose people in images, a folder of images or a video with a trained CPM.
 
     python scripts/predict.py --load RUN_DIR|CKPT|weights.npz --image PATH [--bbox x,y,w,h]
-        [--out-json J] [--out-image P] [--beliefs M.png]
+        [--out-json J] [--out-image P] [--beliefs M.png] [--part-masks DIR]
 
 PATH may be an image, a folder of images or a video. Without --bbox, people are found with OpenCV's HOG people
 detector, falling back to the whole image; every person found gets a prediction. JSON (one object per image):
     {"image": PATH, "people": [{"bbox": [x, y, w, h], "joints": [{"name", "x", "y", "score"}, ...]}]}
-with the 14 joints in original image px. For a folder or video, --out-json writes JSON lines (one image or frame
-per line), and --out-image is a folder of annotated images (folder input) or an annotated video (video input).
+with the 14 joints in original image px; a model with part stages adds "part_names", draws the parts in colour and,
+with --part-masks, writes each person's part labels as a PNG (path in the person's "part_mask"). For a folder or
+video, --out-json writes JSON lines (one image or frame per line), and --out-image is a folder of annotated images
+(folder input) or an annotated video (video input).
 """
 import argparse
 import json
@@ -20,8 +22,8 @@ from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError, run_main
 from cpm.joints import JOINT_NAMES
 from cpm.precision import PRECISIONS
-from eval.draw import belief_montage, draw_skeleton
-from eval.inference import PosePredictor
+from eval.draw import belief_montage, draw_skeleton, part_overlay
+from eval.inference import PosePredictor, labels_to_original
 from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -50,20 +52,43 @@ def people_in(image, bbox):
 
 
 def pose_image(predictor, image, bbox):
-    """Predict every person of one image. Returns (people JSON list, annotated image, first person's fused maps)."""
-    people, drawn, maps = [], image.copy(), None
-    for box, center, scale in people_in(image, bbox):
+    """Predict every person of one image.
+
+    Returns:
+        (people JSON list, annotated image, first person's fused maps, per-person part labels uint8 [H, W] in
+        original px (0 background, k + 1 for part k) or None without part stages).
+    """
+    people, drawn, maps, part_masks = [], image.copy(), None, []
+    boxes = people_in(image, bbox)
+    for box, center, scale in boxes:
         crops, cmaps, base, valid = predictor.crop_views(image, center, scale)
-        joints, fused = predictor.decode(predictor.beliefs(crops, cmaps), base, valid)
+        beliefs, parts = predictor.outputs(crops, cmaps)
+        joints, fused = predictor.decode(beliefs, base, valid)
         maps = fused if maps is None else maps
-        thickness = max(1, round(max(image.shape[:2]) / 300))
-        drawn = draw_skeleton(drawn, joints[:, :2], thickness=thickness)
-        x, y, w, h = (int(round(v)) for v in box)
-        cv2.rectangle(drawn, (x, y), (x + w, y + h), (0, 255, 0), 1)
+        if parts is not None:
+            part_masks.append(labels_to_original(predictor.decode_parts(parts, valid)[0], base, image.shape))
         people.append({"bbox": [float(v) for v in box],
                        "joints": [{"name": n, "x": float(j[0]), "y": float(j[1]), "score": float(j[2])}
                                   for n, j in zip(JOINT_NAMES, joints, strict=True)]})
-    return people, drawn, maps
+    for labels in part_masks:  # parts first, skeletons on top
+        drawn = part_overlay(drawn, labels)
+    thickness = max(1, round(max(image.shape[:2]) / 300))
+    for person in people:
+        drawn = draw_skeleton(drawn, np.array([[j["x"], j["y"]] for j in person["joints"]]), thickness=thickness)
+        x, y, w, h = (int(round(v)) for v in person["bbox"])
+        cv2.rectangle(drawn, (x, y), (x + w, y + h), (0, 255, 0), 1)
+    return people, drawn, maps, (part_masks if predictor.part_names else None)
+
+
+def write_part_masks(folder, name, people, part_masks):
+    """Write each person's part labels as ``<folder>/<image stem>_person<k>.png`` and note the path in its JSON."""
+    os.makedirs(folder, exist_ok=True)
+    stem = os.path.splitext(os.path.basename(name))[0].replace("#", "_")
+    for k, (person, labels) in enumerate(zip(people, part_masks, strict=True)):
+        path = os.path.join(folder, f"{stem}_person{k}.png")
+        if not cv2.imwrite(path, labels):
+            raise UserError(f"cannot write {path}")
+        person["part_mask"] = path
 
 
 def read_image_file(path):
@@ -109,6 +134,8 @@ def main():
     parser.add_argument("--out-json", help="JSON output (JSON lines for a folder or video)")
     parser.add_argument("--out-image", help="annotated image (a folder for folder input, a video for video input)")
     parser.add_argument("--beliefs", help="also write the first person's belief-map montage (single image only)")
+    parser.add_argument("--part-masks", help="folder for each person's part labels as PNG in original image px "
+                                             "(0 background, k + 1 = part_names[k]); needs a model with part stages")
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16")
     args = parser.parse_args()
@@ -116,12 +143,18 @@ def main():
     many = os.path.isdir(args.image) or args.image.lower().endswith(VIDEO_EXTENSIONS)
     weights, cfg = resolve_checkpoint(args.load)
     predictor = PosePredictor(cfg, weights, args.precision, flip=args.flip)
+    if args.part_masks and not predictor.part_names:
+        raise UserError(f"--part-masks: {weights} was trained without part stages (MODEL.PART_STAGES=0)")
     json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)
     video_out = None
     try:
         for name, image in frames(args.image):
-            people, drawn, maps = pose_image(predictor, image, bbox)
+            people, drawn, maps, part_masks = pose_image(predictor, image, bbox)
+            if args.part_masks and part_masks is not None:
+                write_part_masks(args.part_masks, name, people, part_masks)
             result = {"image": name, "people": people}
+            if predictor.part_names:
+                result["part_names"] = list(predictor.part_names[:-1])  # label k + 1 in the masks is part k
             if json_out:
                 json_out.write(json.dumps(result) + "\n" if many else json.dumps(result, indent=2))
             if not args.out_json:

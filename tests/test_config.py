@@ -1,5 +1,8 @@
+import json
+
 import pytest
 
+from cpm.checkpoint import load_run_config
 from cpm.config import ConfigError, finalize, get_config
 
 
@@ -47,3 +50,12 @@ def test_finalize_checks_values_and_freezes():
     with pytest.raises(ConfigError, match="frozen"):
         cfg.TRAIN.BATCH_SIZE = 4
     assert cfg.to_dict()["DATA"]["INPUT_SIZE"] == 368
+
+
+def test_runs_from_before_part_segmentation_load_without_part_stages(tmp_path):
+    old = get_config("cpu").to_dict()
+    del old["MODEL"]["PART_STAGES"], old["MODEL"]["PART_SCHEME"]
+    (tmp_path / "config.json").write_text(json.dumps({"config": old}))
+    cfg = load_run_config(str(tmp_path))
+    assert cfg.MODEL.PART_STAGES == 0 and cfg.DATA.INPUT_SIZE == 184
+    assert get_config("cpu").MODEL.PART_STAGES == 2  # new runs have them

@@ -11,6 +11,7 @@ import pytest
 from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError
 from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, VISIBLE
+from cpm.parts import part_names
 from dataflow.lsp import read_lsp
 from dataflow.records import PersonRecord
 from eval.evaluate import evaluate, predictions_json
@@ -34,6 +35,11 @@ def test_evaluate_writes_the_documented_json_predictions_and_plots(trained_run, 
     assert set(report["per_joint"]) == set(JOINT_NAMES) and report["pckh@0.5"] is None  # LSP has no head boxes
     assert report["flip"] is True and report["scales"] == [0.8, 1.0] and report["images_per_s"] > 0
     assert 0 <= report["pcp"] <= 1 and report["pck@0.2"] == pytest.approx(np.mean(list(report["per_joint"].values())))
+    # the smoke run has part stages: IoU per part against the skeleton-derived targets of all 12 people
+    assert list(report["part_iou"]) == list(part_names("seed7")) and report["part_people"] == 12
+    finite = [v for v in report["part_iou"].values() if np.isfinite(v)]
+    assert all(0 <= v <= 1 for v in finite) and report["mean_part_iou"] == pytest.approx(np.mean(finite))
+    assert "part IoU: head" in proc.stdout
     preds = json.loads((tmp_path / "p.json").read_text())
     assert preds["joint_names"] == list(JOINT_NAMES) and len(preds["predictions"]) == 12
     first = preds["predictions"][0]
@@ -47,9 +53,13 @@ def test_predict_writes_joints_inside_the_image(trained_run, tmp_path):
     image_path = os.path.join(os.path.dirname(__file__), "..", "dataflow", "sample", "lsp", "images", "im0005.jpg")
     h, w = cv2.imread(image_path).shape[:2]
     proc = run("predict.py", "--load", trained_run, "--image", image_path, "--out-json", str(tmp_path / "j.json"),
-               "--out-image", str(tmp_path / "o.png"), "--bbox", f"10,5,{w - 20},{h - 10}")
+               "--out-image", str(tmp_path / "o.png"), "--bbox", f"10,5,{w - 20},{h - 10}",
+               "--part-masks", str(tmp_path / "masks"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "j.json").read_text())
+    assert result["part_names"] == list(part_names("seed7")[:-1])
+    labels = cv2.imread(result["people"][0]["part_mask"], cv2.IMREAD_UNCHANGED)
+    assert labels.shape == (h, w) and labels.dtype == np.uint8 and labels.max() <= len(result["part_names"])
     assert result["image"] == image_path and len(result["people"]) == 1
     person0 = result["people"][0]
     assert person0["bbox"] == [10.0, 5.0, w - 20.0, h - 10.0]
@@ -125,15 +135,17 @@ tf.compat.v1.disable_eager_execution()
 with tf.compat.v1.Session(graph=tf.Graph()) as sess:
     meta = tf.compat.v1.saved_model.loader.load(sess, ["serve"], {str(out / "saved_model")!r})
     sig = meta.signature_def["prediction_pipeline"]
-    out = sess.run(sig.outputs["final_beliefs:0"].name, {{
+    out, parts = sess.run([sig.outputs["final_beliefs:0"].name, sig.outputs["final_parts:0"].name], {{
         sig.inputs["image:0"].name: np.load({str(tmp_path / "crops.npy")!r}),
         sig.inputs["center_map:0"].name: np.load({str(tmp_path / "cmaps.npy")!r})}})
 assert "tensorpack" not in sys.modules
 np.save({str(tmp_path / "saved.npy")!r}, out)
+np.save({str(tmp_path / "parts.npy")!r}, parts)
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "saved.npy"), expected, atol=1e-4)
+    np.testing.assert_allclose(np.load(tmp_path / "parts.npy"), predictor.outputs(crops, cmaps)[1], atol=1e-4)
     # The exported weights load back into the predictor path too.
     w2, cfg2 = resolve_checkpoint(str(out / "weights.npz"))
     again = PosePredictor(cfg2, w2)

@@ -15,6 +15,11 @@ from cpm.model import CPMModel, count_parameters
 #     + Mconv6 1x1 16,512 + Mconv7 1x1 128->15 1,935 = 4,133,519; x 5                   = 20,667,595
 #   total                                                                              = 29,852,058
 PAPER_PARAMETERS = 9_110_720 + 73_743 + 5 * 4_133_519
+# Two seed7 part stages (P = 6 parts -> 8 output channels) on the paper preset, same layers as a belief stage:
+#   part1: conv1 7x7 (15 + 128 + 1)->128 903,296 + conv2-5 4 x 802,944 + conv6 16,512 + out 1x1 128->8 1,032
+#          = 4,132,616
+#   part2: conv1 7x7 (144 + 8 previous part logits)->128 953,472 + the same rest = 4,182,792
+PART_PARAMETERS = 4_132_616 + 4_182_792
 
 
 def build(preset, **overrides):
@@ -41,8 +46,10 @@ def test_stage_shapes(preset, size):
 
 
 def test_paper_parameter_count():
-    _, graph, _ = build("paper")
+    _, graph, _ = build("paper", **{"MODEL.PART_STAGES": 0})  # the release's network
     assert count_parameters(graph) == PAPER_PARAMETERS == 29_852_058
+    _, graph, _ = build("paper")
+    assert count_parameters(graph) == PAPER_PARAMETERS + PART_PARAMETERS == 38_167_466
 
 
 def test_stage_count_and_widths_are_config_keys():

@@ -26,8 +26,10 @@ def _cfg(**train):
 def test_training_batch_has_the_documented_contract(records, workers):
     ds = build_train_dataflow(records, _cfg(BATCH_SIZE=4, NUM_WORKERS=workers), seed=0)
     ds.reset_state()
-    image, beliefs, weights, cmap = next(iter(ds))
+    image, beliefs, weights, cmap, parts, part_weight = next(iter(ds))
     assert image.shape == (4, 368, 368, 3) and image.dtype == np.uint8
+    assert parts.shape == (4, 46, 46) and parts.dtype == np.uint8 and parts.max() <= 6  # seed7: 6 exclusive parts
+    assert part_weight.shape == (4,) and (part_weight == 1).all()
     assert beliefs.shape == (4, 46, 46, NUM_JOINTS + 1) and beliefs.dtype == np.float32
     assert weights.shape == (4, NUM_JOINTS + 1) and weights.dtype == np.float32
     assert cmap.shape == (4, 46, 46, 1) and cmap.dtype == np.float32
@@ -51,8 +53,9 @@ def test_eval_flow_yields_every_record_once_with_its_affine(records):
     assert [len(b[0]) for b in batches] == [4, 4, 2]
     index = np.concatenate([b[2] for b in batches])
     assert sorted(index) == list(range(10))
-    for _, _, idx, affine, joints, valid in batches:
+    for _, _, idx, affine, joints, valid, parts, part_weight in batches:
         assert valid.dtype == np.uint8 and set(np.unique(valid)) <= {0, 1}
+        assert parts.shape == valid.shape and (part_weight == 1).all()  # part labels on every crop pixel
         for i, m, j in zip(idx, affine, joints, strict=True):
             np.testing.assert_array_equal(j, records[i].joints)
             # No augmentation: the person centre lands on the crop centre, joints stay inside the crop.
@@ -69,7 +72,7 @@ def test_eval_crops_are_deterministic(records):
 
 def test_training_targets_follow_the_crop(records):
     mapper = make_mapper(records, _cfg(), train=True, seed=1)
-    crop, beliefs, _, cmap = mapper(0)
+    crop, beliefs, _, cmap = mapper(0)[:4]
     decoded = mapper.codec.decode(beliefs)
     # Every LSP joint is annotated; those inside the crop have a peak near a non-grey pixel.
     inside = beliefs[:, :, :-1].max(axis=(0, 1)) > 0.5

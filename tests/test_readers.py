@@ -263,7 +263,7 @@ def test_convert_and_show_data_for_every_reader(tmp_path, jhmdb_official):
         result = run("show_data.py", "--data", data, "--datadir", datadir, "--split", split, "--out", png, "--n", "4",
                      "--preset", "cpu")
         assert result.returncode == 0, result.stderr
-        assert cv2.imread(png).shape == (2 * 184, 2 * 2 * 184, 3)  # 2 x 2 tiles of crop + belief overlay
+        assert cv2.imread(png).shape == (2 * 184, 2 * 3 * 184, 3)  # 2 x 2 tiles: crop, beliefs, part targets
     result = run("show_data.py", "--data", "coco", "--datadir", str(tmp_path), "--split", "val", "--out", png)
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: annotations of split")
 

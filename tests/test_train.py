@@ -5,6 +5,7 @@ import os
 
 import pytest
 
+from cpm.parts import part_names
 from cpm.trainer import lr_schedule, split_validation
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
@@ -40,6 +41,10 @@ def test_smoke_writes_checkpoint_events_stats_and_config(two_epoch_run):
     epoch = after_first[-1]
     assert epoch["global_step"] == 8 and 0 <= epoch["val/pcp"] <= 1 and 0 <= epoch["val/pck@0.2"] <= 1
     assert {f"val/pcp/{g}" for g in ("head", "torso", "upper_arm", "lower_arm", "upper_leg", "lower_leg")} <= set(epoch)
+    # part stages are on by default: per-part IoU every epoch, next to PCP
+    assert {f"val/part_iou/{p}" for p in part_names("seed7")} | {"val/mean_part_iou"} <= set(epoch)
+    assert 0 <= epoch["val/mean_part_iou"] <= 1
+    assert "part IoU: head" in first.stdout + first.stderr
     with open(os.path.join(logdir, "config.json")) as f:
         saved = json.load(f)
     assert saved["config"]["PRESET"] == "cpu" and saved["config"]["DATA"]["INPUT_SIZE"] == 184
@@ -54,6 +59,8 @@ def test_restart_continues_from_the_saved_step_and_lowers_the_loss(two_epoch_run
     assert [e["global_step"] for e in history] == [8, 16]
     assert latest_checkpoint(logdir) == "model-16"
     assert history[1]["cost"] < history[0]["cost"]  # the moving-average loss falls over the 16 steps
+    for u in (1, 2):  # and so does each segmentation stage's
+        assert history[1][f"part{u}/loss"] < history[0][f"part{u}/loss"]
 
 
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(two_epoch_run):

@@ -1,0 +1,153 @@
+"""Part segmentation: skeleton-derived targets, flips, person masks, model outputs and part IoU."""
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorpack.tfutils.tower import TowerContext
+
+from cpm import names
+from cpm.config import finalize, get_config
+from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, VISIBLE
+from cpm.model import CPMModel
+from cpm.parts import SCHEMES, flip_permutation, part_names
+from dataflow.pipeline import CropMapper, make_codec, make_part_codec
+from dataflow.records import PersonRecord
+from dataflow.targets import PartCodec
+from dataflow.transforms import Augment
+from eval.metrics import part_counts, part_iou
+
+SIZE = 184
+PERSON = 117.0  # px: the person size of a cpu-preset crop (200 x TARGET_DIST 41/70)
+STICK = {"head_top": (92, 30), "neck": (92, 50), "right_shoulder": (80, 52), "left_shoulder": (104, 52),
+         "right_elbow": (70, 75), "left_elbow": (114, 75), "right_wrist": (62, 98), "left_wrist": (122, 98),
+         "right_hip": (84, 100), "left_hip": (100, 100), "right_knee": (82, 128), "left_knee": (102, 128),
+         "right_ankle": (80, 158), "left_ankle": (104, 158)}
+
+
+def stick_figure():
+    joints = np.zeros((14, 3))
+    joints[:, 2] = VISIBLE
+    for name, xy in STICK.items():
+        joints[JOINT_INDEX[name], :2] = xy
+    return joints
+
+
+def _distance_to_segment(px, py, a, b):
+    """Brute-force distance of points to a segment: the minimum over 200 points sampled along it."""
+    t = np.linspace(0, 1, 200)
+    sx, sy = a[0] + t * (b[0] - a[0]), a[1] + t * (b[1] - a[1])
+    return np.sqrt((px[..., None] - sx) ** 2 + (py[..., None] - sy) ** 2).min(axis=-1)
+
+
+@pytest.mark.parametrize("scheme", list(SCHEMES))
+def test_each_part_covers_its_bones_and_not_far_beyond(scheme):
+    joints = stick_figure()
+    labels = PartCodec(scheme, np.arange(SIZE)).encode(joints, PERSON)
+    for k, part in enumerate(SCHEMES[scheme], start=1):
+        ys, xs = np.nonzero(labels == k)
+        assert len(xs) > 0, part.name
+        reach = np.full(len(xs), np.inf)
+        for a, b, radius in part.bones:
+            # the middle 80 % of every bone is labelled with its part
+            for t in np.linspace(0.1, 0.9, 9):
+                x, y = joints[a, :2] + t * (joints[b, :2] - joints[a, :2])
+                assert labels[int(round(y)), int(round(x))] == k, (part.name, t)
+            reach = np.minimum(reach, _distance_to_segment(xs, ys, joints[a], joints[b]) / (radius * PERSON))
+        if not part.polygon:  # the torso's polygon interior is its own; everything else lies within its capsules
+            assert reach.max() <= 1.0 + 1.0 / (0.035 * PERSON)  # one pixel of rounding
+    assert (labels[:20] == 0).all() and (labels[:, :40] == 0).all()  # far from the figure: background
+
+
+def test_the_torso_fills_the_shoulder_hip_quadrilateral():
+    labels = PartCodec("seed7", np.arange(SIZE)).encode(stick_figure(), PERSON)
+    assert (labels[60:95, 88:97] == part_names("seed7").index("torso") + 1).all()
+
+
+def test_a_person_mask_is_the_body_and_its_pixels_go_to_the_nearest_part():
+    joints = stick_figure()
+    mask = np.zeros((SIZE, SIZE), np.uint8)
+    mask[25:165, 55:130] = 1  # a loose box: more than the capsules cover
+    labels = PartCodec("seed7", np.arange(SIZE)).encode(joints, PERSON, mask)
+    np.testing.assert_array_equal(labels > 0, mask > 0)
+    names = part_names("seed7")
+    assert labels[160, 58] == names.index("right_leg") + 1  # a box corner far from any capsule: nearest bone
+    assert labels[26, 92] == names.index("head") + 1
+
+
+def _record():
+    return PersonRecord("unused.jpg", stick_figure(), (92.0, 94.0), 0.6, "test")
+
+
+def test_a_flip_swaps_left_and_right_parts():
+    cfg = finalize(get_config("cpu"))
+    codec = make_codec(cfg)
+    record = _record()
+    image = np.full((SIZE, SIZE, 3), 100, np.uint8)
+    mappers = [CropMapper([record], codec, cfg.DATA.TARGET_DIST, 10.5, 128, Augment(flip_prob=p), seed=0,
+                          part_codec=make_part_codec(cfg, dense=False)) for p in (0.0, 1.0)]
+    (plain, flipped) = [mp.part_targets(record, image.shape, *mp.crop(record, image)[1:3])[0] for mp in mappers]
+    order = np.concatenate([[0], np.asarray(flip_permutation("seed7")) + 1])
+    np.testing.assert_array_equal(order[flipped[:, ::-1]], plain)
+    names = part_names("seed7")
+    assert order[names.index("left_arm") + 1] == names.index("right_arm") + 1
+    assert (plain == names.index("left_arm") + 1).sum() > 0
+
+
+def test_unannotated_joints_give_no_part_target():
+    cfg = finalize(get_config("cpu"))
+    record = _record()
+    record.joints[JOINT_INDEX["left_wrist"], 2] = 0
+    mapper = CropMapper([record], make_codec(cfg), cfg.DATA.TARGET_DIST, 10.5, 128,
+                        part_codec=make_part_codec(cfg, dense=True))
+    image = np.full((SIZE, SIZE, 3), 100, np.uint8)
+    labels, weight = mapper.part_targets(record, image.shape, *mapper.crop(record, image)[1:3])
+    assert weight == 0 and labels.shape == (184, 184) and not labels.any()
+
+
+@pytest.mark.parametrize("scheme, channels", [("seed7", 8), ("limbs", 12)])
+def test_model_outputs_and_datapoint_shapes(scheme, channels):
+    cfg = get_config("cpu")
+    cfg.override([f"MODEL.PART_SCHEME={scheme!r}"])
+    finalize(cfg)
+    graph = tf.Graph()
+    with graph.as_default():
+        model = CPMModel.from_config(cfg)
+        inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
+        with TowerContext("", is_training=True):
+            model.build_graph(*inputs)
+    # background + exclusive parts (softmax) + body (sigmoid)
+    assert graph.get_tensor_by_name(names.FINAL_PARTS + ":0").shape.as_list() == [None, 23, 23, channels]
+    assert graph.get_tensor_by_name(names.part_stage_loss(2) + ":0").shape.as_list() == []
+    assert len(part_names(scheme)) == channels - 1
+    record = _record()
+    image = np.full((SIZE, SIZE, 3), 100, np.uint8)
+    for train, side in ((True, 23), (False, 184)):
+        mapper = CropMapper([record], make_codec(cfg), cfg.DATA.TARGET_DIST, 10.5, 128,
+                            Augment() if train else None, part_codec=make_part_codec(cfg, dense=not train))
+        labels, weight = mapper.part_targets(record, image.shape, *mapper.crop(record, image)[1:3])
+        assert labels.shape == (side, side) and labels.dtype == np.uint8 and weight == 1
+        assert set(np.unique(labels)) == set(range(channels - 1))  # every part appears
+
+
+def test_part_iou_hand_checked():
+    gt = np.array([[0, 1, 1], [2, 2, 0]])
+    pred = np.array([[1, 1, 0], [2, 0, 0]])
+    body = pred > 0
+    valid = np.ones((2, 3))
+    inter, union = part_counts(pred, body, gt, valid, num_parts=2)
+    # part 1: pred {(0,0),(0,1)}, gt {(0,1),(0,2)} -> 1 / 3; part 2: pred {(1,0)}, gt {(1,0),(1,1)} -> 1 / 2;
+    # body: pred {(0,0),(0,1),(1,0)}, gt {(0,1),(0,2),(1,0),(1,1)} -> 2 / 5
+    np.testing.assert_array_equal(inter, [1, 1, 2])
+    np.testing.assert_array_equal(union, [3, 2, 5])
+    report = part_iou(inter, union, ("a", "b", "body"))
+    assert report["part_iou"] == pytest.approx({"a": 1 / 3, "b": 1 / 2, "body": 2 / 5})
+    assert report["mean_part_iou"] == pytest.approx((1 / 3 + 1 / 2 + 2 / 5) / 3)
+    valid[0] = 0  # pixels outside the image are not scored
+    np.testing.assert_array_equal(part_counts(pred, body, gt, valid, 2)[1], [0, 2, 2])
+
+
+def test_joint_flip_permutation_is_consistent_with_part_flip():
+    names = part_names("limbs")[:-1]
+    perm = flip_permutation("limbs")
+    assert all(names[perm[k]] == n.replace("left", "x").replace("right", "left").replace("x", "right")
+               for k, n in enumerate(names))
+    assert FLIP_PERMUTATION[JOINT_INDEX["left_wrist"]] == JOINT_INDEX["right_wrist"]
