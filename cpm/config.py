@@ -232,7 +232,7 @@ def _defaults():
             LR_DECAY_EPOCHS=[50, 80],  # epochs at which the learning rate is multiplied by LR_DECAY_FACTOR
             LR_DECAY_FACTOR=0.333,  # (CPM: step decay x 0.333)
             WEIGHT_DECAY=5e-4,  # L2 weight decay on conv kernels (CPM: 5e-4)
-            PART_LOSS_WEIGHT=10.0,  # weight of each part stage's loss (mean per-pixel cross-entropy)
+            PART_LOSS_WEIGHT=1.0,  # weight of each part stage's loss (cross-entropy summed over cells, as the beliefs')
             KEEP_CHECKPOINTS=3,  # most recent checkpoints kept (the best validation one is kept apart)
             SUMMARY_PERIOD=50,  # steps between TensorBoard image summaries
             VAL_MAX_PEOPLE=0,  # cap on validation people scored each epoch; 0 = all

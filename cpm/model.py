@@ -12,7 +12,8 @@ Part-segmentation stages (the extension; MODEL.PART_STAGES, 0 = none) follow the
 
     part stage u:  concat(b_T, F, centre map, part logits p_{u-1} (from u = 2)) -> a refinement stage -> p_u
                    [H x H x (P + 2)]: P + 1 softmax logits (background + exclusive parts), 1 body logit
-    loss: TRAIN.PART_LOSS_WEIGHT x mean over people (part_weight) and pixels of softmax CE + body sigmoid CE
+    loss: TRAIN.PART_LOSS_WEIGHT x mean over people (x part_weight) of the sum over cells of softmax CE + body
+          sigmoid CE (the belief loss's normalisation)
 
 Exclusive parts partition the person, so one softmax over background + parts gives every pixel exactly one label
 and no double counting at part borders; the whole body overlaps all of them and cannot sit in that softmax, so it
@@ -140,7 +141,10 @@ class CPMModel(ModelDesc):
         labels = tf.cast(labels, tf.int32)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits[..., :-1])
         body = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels > 0, tf.float32), logits=logits[..., -1])
-        per_person = tf.reduce_mean(ce + body, axis=[1, 2])  # B
+        # Summed over the map's cells and averaged over people, as the belief loss is: the two keep their ratio at
+        # every input size. (A per-pixel mean at weight 10 left the part stages predicting the class prior after 12
+        # epochs: too weak a signal for the shared trunk.)
+        per_person = tf.reduce_sum(ce + body, axis=[1, 2])  # B
         return tf.multiply(self.part_loss_weight, tf.reduce_mean(weight * per_person), name=names.part_stage_loss(u))
 
     def build_graph(self, image, beliefs, weights, center_map, parts=None, part_weight=None):

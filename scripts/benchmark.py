@@ -81,7 +81,9 @@ def bench_train(args):
             cost = model.build_graph(*inputs)
         train_op = model.optimizer().minimize(cost)
         params = count_parameters()
-        final = tf.compat.v1.get_default_graph().get_tensor_by_name(names.FINAL_BELIEFS + ":0")
+        graph = tf.compat.v1.get_default_graph()
+        final = [graph.get_tensor_by_name(n + ":0") for n in [names.FINAL_BELIEFS]
+                 + ([names.FINAL_PARTS] if cfg.MODEL.PART_STAGES else [])]
         feed = dict(zip(inputs, batch, strict=True))
         config = session_config(args.precision) or get_default_sess_config()  # what the trainer runs with
         with tf.compat.v1.Session(config=config) as sess:
@@ -96,7 +98,7 @@ def bench_train(args):
                     sess.run(fetch, fd)
                 times[name] = (time.perf_counter() - start) / args.steps
     print(f"model: preset {args.preset}, {cfg.DATA.INPUT_SIZE}px input, {params:,} parameters, batch {args.batch}, "
-          f"{args.precision}, {os.cpu_count()} cores")
+          f"{args.precision}, {cfg.MODEL.PART_STAGES} part stages, {os.cpu_count()} cores")
     for name, t in times.items():
         print(f"  {name:10s} {t:7.3f} s/batch  ({args.batch / t:6.1f} images/s)")
 
