@@ -140,7 +140,17 @@ class CPMModel(ModelDesc):
         """Loss of part stage ``u``: weighted mean over people and pixels of softmax CE (parts) + sigmoid CE (body)."""
         labels = tf.cast(labels, tf.int32)
         ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits[..., :-1])
-        body = tf.nn.sigmoid_cross_entropy_with_logits(labels=tf.cast(labels > 0, tf.float32), logits=logits[..., -1])
+        # Each part covers 1-4 % of the cells: unweighted, the classifier sits on the background prior for epochs.
+        # Inverse class frequencies of the batch (people without part targets left out), normalised to a mean cell
+        # weight of 1, balance them (SegNet-style frequency balancing) without changing the loss's scale.
+        counted = tf.cast(weight, tf.float32)[:, None, None] * tf.ones_like(ce)
+        counts = tf.math.unsorted_segment_sum(tf.reshape(counted, [-1]), tf.reshape(labels, [-1]), self.num_parts + 1)
+        inverse = tf.where(counts > 0, 1.0 / tf.maximum(counts, 1.0), tf.zeros_like(counts))
+        cell_w = tf.gather(inverse, labels)
+        cell_w = tf.stop_gradient(cell_w * tf.reduce_sum(counted) / tf.maximum(tf.reduce_sum(cell_w * counted), 1e-6))
+        ce = ce * cell_w
+        fg = tf.cast(labels > 0, tf.float32)
+        body = tf.nn.sigmoid_cross_entropy_with_logits(labels=fg, logits=logits[..., -1])
         # Summed over the map's cells and averaged over people, as the belief loss is: the two keep their ratio at
         # every input size. (A per-pixel mean at weight 10 left the part stages predicting the class prior after 12
         # epochs: too weak a signal for the shared trunk.)
