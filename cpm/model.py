@@ -12,8 +12,9 @@ Part-segmentation stages (the extension; MODEL.PART_STAGES, 0 = none) follow the
 
     part stage u:  concat(b_T, F, centre map, part logits p_{u-1} (from u = 2)) -> a refinement stage -> p_u
                    [H x H x (P + 2)]: P + 1 softmax logits (background + exclusive parts), 1 body logit
-    loss: TRAIN.PART_LOSS_WEIGHT x mean over people (x part_weight) of the sum over cells of softmax CE + body
-          sigmoid CE (the belief loss's normalisation)
+    loss: TRAIN.PART_LOSS_WEIGHT x mean over people (x part_weight) of the sum over cells of class-balanced softmax
+          CE + body sigmoid CE (the belief loss's normalisation); its gradient reaches b_T and F scaled by
+          MODEL.PART_GRADIENT (default 0: the part stages never change the keypoint layers)
 
 Exclusive parts partition the person, so one softmax over background + parts gives every pixel exactly one label
 and no double counting at part borders; the whole body overlaps all of them and cannot sit in that softmax, so it
