@@ -29,7 +29,7 @@ NUM_JOINTS = len(JOINT_NAMES)
 JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
 
 
-def _flip_permutation(names):
+def flip_permutation_of(names):
     """Index permutation that swaps every left_* joint with its right_* twin (others map to themselves)."""
     index = {n: i for i, n in enumerate(names)}
     perm = []
@@ -122,7 +122,7 @@ class JointSet:
     @property
     def flip_permutation(self):
         """int64 [K]: ``joints[flip_permutation]`` relabels a mirrored person (left_* and right_* swap)."""
-        return _flip_permutation(self.names)
+        return flip_permutation_of(self.names)
 
     @property
     def flip_pairs(self):

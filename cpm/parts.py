@@ -10,7 +10,7 @@ body as one more channel. Label 0 is the background.
 """
 from dataclasses import dataclass
 
-from cpm.joints import JOINT_INDEX
+from cpm.joints import JOINT_INDEX, flip_permutation_of
 
 BODY = "body"
 
@@ -81,9 +81,4 @@ def part_names(scheme):
 
 def flip_permutation(scheme):
     """Index permutation of the exclusive parts that swaps left_* and right_* (label k + 1 <-> its twin)."""
-    names = [p.name for p in SCHEMES[scheme]]
-
-    def twin(n):
-        return "right_" + n[5:] if n.startswith("left_") else "left_" + n[6:] if n.startswith("right_") else n
-
-    return tuple(names.index(twin(n)) for n in names)
+    return tuple(int(i) for i in flip_permutation_of([p.name for p in SCHEMES[scheme]]))

@@ -24,6 +24,7 @@ from dataflow.records import (
     center_scale_from_joints,
     first_existing,
     load_json,
+    locate,
 )
 
 SPLIT_ALIASES = {"train": "train2017", "val": "val2017", "test": "val2017"}
@@ -87,13 +88,11 @@ def read_coco_json(path, image_dirs, joint_set=COCO17, dataset="coco", min_keypo
         if image is None:
             raise UserError(f"{path}: annotation {ann.get('id')} refers to image {ann['image_id']}, which is not "
                             f"listed")
-        file_name = image["file_name"]
-        if file_name not in found:
-            found[file_name] = first_existing([os.path.join(d, file_name) for d in image_dirs], f"image {file_name}")
+        path_of_image = locate(image["file_name"], image_dirs, found)
         place = _center_scale(ann, joints)
         if place is None:
             continue
-        records.append(PersonRecord(found[file_name], joints, *place, dataset,
+        records.append(PersonRecord(path_of_image, joints, *place, dataset,
                                     mask=_mask(ann.get("segmentation"), image)))
     if not records:
         raise UserError(f"{path} has no usable person (min_keypoints={min_keypoints})")

@@ -19,13 +19,12 @@ import os
 import re
 
 import numpy as np
-import scipy.io
 
 from cpm.errors import UserError
 from cpm.joints import JHMDB15, VISIBLE
 from dataflow.coco import read_coco_json
 from dataflow.masks import MatFrameMask
-from dataflow.records import PersonRecord, center_scale_from_joints, first_existing
+from dataflow.records import PersonRecord, center_scale_from_joints, first_existing, load_mat, with_frames
 
 NUM_SPLITS = 3
 TRAIN, TEST = 1, 2  # the split files' labels
@@ -67,15 +66,7 @@ def read_split_files(splits_dir, k):
 def read_pos_img(path):
     """Joints of a video: float64 [T, 15, 2], 0-based px, from a joint_positions.mat's pos_img (2 x 15 x T,
     1-based)."""
-    try:
-        mat = scipy.io.loadmat(path, variable_names=["pos_img"])
-    except Exception as e:  # scipy raises several types for a corrupt or non-MATLAB file
-        raise UserError(f"{path} is not a readable MATLAB file: {e}") from None
-    if "pos_img" not in mat:
-        raise UserError(f"{path} has no variable 'pos_img'")
-    pos = np.asarray(mat["pos_img"], dtype=np.float64)
-    if pos.ndim == 2:  # MATLAB drops a trailing singleton dimension: a one-frame video
-        pos = pos[:, :, None]
+    pos = with_frames(np.asarray(load_mat(path, ["pos_img"])["pos_img"], dtype=np.float64))
     if pos.shape[:2] != (2, JHMDB15.num_joints):
         raise UserError(f"{path}: pos_img has shape {pos.shape}; expected (2, 15, T)")
     return pos.transpose(2, 1, 0) - 1.0
@@ -96,8 +87,7 @@ def read_jhmdb_official(datadir, split, frame_stride=1):
         videos = [cv for cv in videos if labels.get(cv) == wanted]
     records = []
     for cls, video in videos:
-        pos = read_pos_img(first_existing([os.path.join(joints_root, cls, video, "joint_positions.mat")],
-                                          f"joints of {cls}/{video}"))
+        pos = read_pos_img(os.path.join(joints_root, cls, video, "joint_positions.mat"))
         mask_path = os.path.join(datadir, "puppet_mask", cls, video, "puppet_mask.mat")
         has_mask = os.path.isfile(mask_path)
         for t in range(0, len(pos), frame_stride):

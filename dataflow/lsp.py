@@ -14,11 +14,10 @@ test = im1001-im2000. LSPET is a training set only.
 import os
 
 import numpy as np
-import scipy.io
 
 from cpm.errors import UserError
 from cpm.joints import LSP14, OCCLUDED, UNANNOTATED, VISIBLE
-from dataflow.records import PersonRecord, center_scale_from_joints
+from dataflow.records import PersonRecord, center_scale_from_joints, load_mat, with_frames
 
 LSP_TRAIN_SIZE = 1000  # images im0001-im1000 are LSP's training half, im1001-im2000 its test half
 LSP_RELEASE_SIZE = 2000
@@ -35,15 +34,7 @@ def read_joints_mat(path):
     """
     if not os.path.isfile(path):
         raise UserError(f"{path} not found (LSP layout: DIR/joints.mat and DIR/images/imNNNN.jpg)")
-    try:
-        mat = scipy.io.loadmat(path)
-    except Exception as e:  # scipy raises several types for a corrupt or non-MATLAB file
-        raise UserError(f"{path} is not a readable MATLAB file: {e}") from None
-    if "joints" not in mat:
-        raise UserError(f"{path} has no variable 'joints' (found: {sorted(k for k in mat if not k.startswith('__'))})")
-    arr = np.asarray(mat["joints"], dtype=np.float64)
-    if arr.ndim == 2:  # MATLAB drops a trailing singleton dimension: a one-image file
-        arr = arr[:, :, None]
+    arr = with_frames(np.asarray(load_mat(path, ["joints"])["joints"], dtype=np.float64))
     if arr.ndim == 3 and arr.shape[:2] == (3, 14):
         joints = arr.transpose(2, 1, 0).copy()  # N x 14 x 3
         joints[:, :, 2] = np.where(arr[2].T == 1, OCCLUDED, VISIBLE)

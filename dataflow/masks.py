@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pycocotools.mask as coco_mask
-import scipy.io
 
 from cpm.errors import UserError
+from dataflow.records import load_mat, with_frames
 
 
 @dataclass(frozen=True)
@@ -51,6 +51,11 @@ class RLEMask:
             rle["counts"] = self.counts.encode("ascii")
         return coco_mask.decode(rle).astype(np.uint8)
 
+    def area(self):
+        """Pixels on the person, counted from the encoding (no decoding)."""
+        rle = self.to_rle()
+        return float(coco_mask.area({"size": [rle.height, rle.width], "counts": rle.counts.encode("ascii")}))
+
     def to_rle(self):
         if isinstance(self.counts, str):
             return self
@@ -86,17 +91,7 @@ def encode_mask(mask):
 # A worker cuts crops from a few videos at a time; keeping their mask arrays avoids re-reading a whole .mat per frame.
 @functools.lru_cache(maxsize=4)
 def _mat_masks(path, variable):
-    try:
-        mat = scipy.io.loadmat(path, variable_names=[variable])
-    except FileNotFoundError:
-        raise UserError(f"mask file {path} not found") from None
-    except Exception as e:  # scipy raises several types for a corrupt or non-MATLAB file
-        raise UserError(f"{path} is not a readable MATLAB file: {e}") from None
-    if variable not in mat:
-        raise UserError(f"{path} has no variable {variable!r}")
-    masks = mat[variable]
-    if masks.ndim == 2:  # MATLAB drops a trailing singleton dimension: a one-frame video
-        masks = masks[:, :, None]
+    masks = with_frames(load_mat(path, [variable])[variable])
     if masks.ndim != 3:
         raise UserError(f"{path}: {variable} has shape {masks.shape}; expected H x W x T")
     return masks

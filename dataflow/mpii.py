@@ -22,11 +22,10 @@ visible. It has no head boxes, so its records have no head size.
 import os
 
 import numpy as np
-import scipy.io
 
 from cpm.errors import UserError
 from cpm.joints import MPII16, OCCLUDED, UNANNOTATED, VISIBLE
-from dataflow.records import PersonRecord, first_existing, load_json
+from dataflow.records import PersonRecord, first_existing, load_json, load_mat, locate
 
 HEAD_SIZE_FACTOR = 0.6  # PCKh head size = 0.6 x head-box diagonal (the official evaluation's SC_BIAS)
 MAT_SPLITS = ("train", "val", "trainval")
@@ -37,7 +36,10 @@ VALIDATION_FILES = (os.path.join("mpii_valid_pred", "data", "detections.mat"), "
 
 
 def _list(x):
-    """A MATLAB struct array as loaded with squeeze_me: one element comes back bare, none as an empty array."""
+    """A MATLAB struct array as loaded with squeeze_me: one element comes back bare, none as an empty array (or a
+    missing field, None)."""
+    if x is None:
+        return []
     if isinstance(x, np.ndarray):
         return list(x.ravel())
     return [x]
@@ -58,16 +60,10 @@ def _number(value):
     return float(value)
 
 
-def _load_mat(path, variables):
-    try:
-        return scipy.io.loadmat(path, struct_as_record=False, squeeze_me=True, variable_names=variables)
-    except Exception as e:  # scipy raises several types for a corrupt or non-MATLAB file
-        raise UserError(f"{path} is not a readable MATLAB file: {e}") from None
-
-
 def person_joints(rect):
     """float64 [16, 3] MPII joints (0-based px, visibility 0/1/2) of an annorect; None without annopoints."""
-    points = _field(_field(rect, "annopoints"), "point") if _field(rect, "annopoints") is not None else None
+    annopoints = _field(rect, "annopoints")
+    points = None if annopoints is None else _field(annopoints, "point")
     if points is None:
         return None
     joints = np.zeros((MPII16.num_joints, 3))
@@ -86,10 +82,7 @@ def read_mpii_mat(datadir, split):
     if split not in MAT_SPLITS:
         raise UserError(f"unknown MPII split {split!r} for the official .mat; choose from {', '.join(MAT_SPLITS)}")
     path = first_existing([os.path.join(datadir, f) for f in ANNOTATION_FILES], "MPII annotations")
-    mat = _load_mat(path, ["RELEASE"])
-    if "RELEASE" not in mat:
-        raise UserError(f"{path} has no struct 'RELEASE'")
-    release = mat["RELEASE"]
+    release = load_mat(path, ["RELEASE"], struct_as_record=False, squeeze_me=True)["RELEASE"]
     annolist, img_train = _list(release.annolist), np.atleast_1d(release.img_train).ravel()
     if len(annolist) != len(img_train):
         raise UserError(f"{path}: {len(annolist)} annolist entries but {len(img_train)} img_train flags")
@@ -97,9 +90,7 @@ def read_mpii_mat(datadir, split):
     if split != "trainval":
         vpath = first_existing([os.path.join(datadir, f) for f in VALIDATION_FILES],
                                "Tompson et al.'s validation split (mpii_valid_pred.zip; or use split trainval)")
-        v = _load_mat(vpath, ["RELEASE_img_index", "RELEASE_person_index"])
-        if "RELEASE_img_index" not in v or "RELEASE_person_index" not in v:
-            raise UserError(f"{vpath} lacks RELEASE_img_index / RELEASE_person_index")
+        v = load_mat(vpath, ["RELEASE_img_index", "RELEASE_person_index"], squeeze_me=True)
         images, people = (np.atleast_1d(v[k]).astype(int).tolist() for k in ("RELEASE_img_index",
                                                                                "RELEASE_person_index"))
         if len(images) != len(people):
@@ -111,8 +102,7 @@ def read_mpii_mat(datadir, split):
         if img_train[i - 1] != 1 or (split == "train" and i in val_images):
             continue
         image = os.path.join(datadir, "images", str(entry.image.name))
-        for p, rect in enumerate(_list(_field(entry, "annorect") if _field(entry, "annorect") is not None else []),
-                                 1):
+        for p, rect in enumerate(_list(_field(entry, "annorect")), 1):
             if split == "val" and (i, p) not in val:
                 continue
             joints = person_joints(rect)
@@ -145,10 +135,9 @@ def read_mpii_json(path, image_dirs):
             raise UserError(f"{path}: person {n} has joints {xy.shape} and joints_vis {vis.shape}; expected (16, 2) "
                             f"and (16,)")
         joints = np.concatenate([xy, np.where(vis > 0, VISIBLE, UNANNOTATED)[:, None]], axis=1)
-        if name not in found:
-            found[name] = first_existing([os.path.join(d, name) for d in image_dirs], f"image {name}")
+        image = locate(name, image_dirs, found)
         if (vis > 0).any() and scale > 0:
-            records.append(PersonRecord(found[name], MPII16.map_joints(joints), center, scale, "mpii"))
+            records.append(PersonRecord(image, MPII16.map_joints(joints), center, scale, "mpii"))
     return records
 
 

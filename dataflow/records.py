@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import numpy as np
+import scipy.io
 
 from cpm.errors import UserError
 from cpm.joints import NUM_JOINTS, UNANNOTATED
@@ -98,3 +99,34 @@ def load_json(path):
         raise UserError(f"cannot read {path}: {e.strerror}") from None
     except json.JSONDecodeError as e:
         raise UserError(f"{path} is not valid JSON: {e}") from None
+
+
+def load_mat(path, variables, **options):
+    """The named variables of a MATLAB file (scipy.io.loadmat ``options`` pass through).
+
+    Raises:
+        UserError naming the file: missing, unreadable, or lacking one of ``variables``.
+    """
+    try:
+        mat = scipy.io.loadmat(path, variable_names=list(variables), **options)
+    except FileNotFoundError:
+        raise UserError(f"{path} not found") from None
+    except Exception as e:  # scipy raises several types for a corrupt or non-MATLAB file
+        raise UserError(f"{path} is not a readable MATLAB file: {e}") from None
+    found = sorted(k for k in mat if not k.startswith("__"))
+    for name in variables:
+        if name not in mat:
+            raise UserError(f"{path} has no variable {name!r} (found: {found})")
+    return mat
+
+
+def with_frames(arr):
+    """An [A, B, N] MATLAB array with N = 1 comes back [A, B] (MATLAB drops trailing singletons): restore it."""
+    return arr[:, :, None] if arr.ndim == 2 else arr
+
+
+def locate(name, folders, found):
+    """Path of image ``name`` in the first of ``folders`` that holds it, memoised in the dict ``found``."""
+    if name not in found:
+        found[name] = first_existing([os.path.join(d, name) for d in folders], f"image {name}")
+    return found[name]

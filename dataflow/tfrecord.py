@@ -146,14 +146,14 @@ def _records(feat, path, offset, length):
     if not (len(xs) == len(ys) == len(vs)) or len(xs) % count:
         raise UserError(f"{path}: {filename} has {len(xs)} parts/x, {len(ys)} parts/y, {len(vs)} parts/v for "
                         f"{count} objects")
-    extra = json.loads(one("image/extra", b"{}").decode() or "{}")
+    extra = _our_extra(one("image/extra", b""))
     k = len(xs) // count
     joint_set = JOINT_SETS.get(extra.get("joint_set")) or JOINT_SETS_BY_SIZE.get(k)
     if joint_set is None or joint_set.num_joints != k:
         raise UserError(f"{path}: {filename} has {k} parts per object; known joint sets have "
                         f"{sorted(JOINT_SETS_BY_SIZE)}")
     parts = np.stack([xs * width, ys * height, np.clip(vs, 0, 2)], axis=1).reshape(count, k, 3)
-    objects = extra.get("objects") or [{}] * count
+    objects = extra.get("objects") if len(extra.get("objects") or []) == count else [{}] * count
     image = TFRecordImage(path, offset, length, filename)
     boxes = [feat.get(f"image/object/bbox/{s}", []) for s in ("xmin", "ymin", "xmax", "ymax")]
     records = []
@@ -177,6 +177,16 @@ def _records(feat, path, offset, length):
                                     head_size=obj.get("head_size"),
                                     mask=RLEMask(mask["counts"], *mask["size"]) if mask else None))
     return records
+
+
+def _our_extra(raw):
+    """image/extra as written by write_tfrecord, or {}: the schema makes the field free-form, so other writers' text
+    (or JSON of another shape) is ignored rather than trusted."""
+    try:
+        extra = json.loads(raw.decode())
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return {}
+    return extra if isinstance(extra, dict) else {}
 
 
 def _image_format(data, name):
@@ -206,7 +216,7 @@ def example_of(image, records):
         if mask is not None:
             if (mask.height, mask.width) != (height, width):
                 raise UserError(f"{image}: person mask is {mask.height}x{mask.width}, image {height}x{width}")
-            areas.append(float(mask.load().sum()) / (width * height))
+            areas.append(mask.area() / (width * height))
         else:
             areas.append((hi[0] - lo[0]) * (hi[1] - lo[1]))
         objects.append({"center": [float(v) for v in r.center], "scale": r.scale, "head_size": r.head_size,

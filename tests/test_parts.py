@@ -1,19 +1,17 @@
 """Part segmentation: skeleton-derived targets, flips, person masks, model outputs and part IoU."""
 import numpy as np
 import pytest
-import tensorflow as tf
-from tensorpack.tfutils.tower import TowerContext
 
 from cpm import names
 from cpm.config import finalize, get_config
 from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, VISIBLE
-from cpm.model import CPMModel
 from cpm.parts import SCHEMES, flip_permutation, part_names
 from dataflow.pipeline import CropMapper, make_codec, make_part_codec
 from dataflow.records import PersonRecord
 from dataflow.targets import PartCodec
 from dataflow.transforms import Augment
 from eval.metrics import part_counts, part_iou
+from tests.test_model import build
 
 SIZE = 184
 PERSON = 117.0  # px: the person size of a cpu-preset crop (200 x TARGET_DIST 41/70)
@@ -105,15 +103,7 @@ def test_unannotated_joints_give_no_part_target():
 
 @pytest.mark.parametrize("scheme, channels", [("seed7", 8), ("limbs", 12)])
 def test_model_outputs_and_datapoint_shapes(scheme, channels):
-    cfg = get_config("cpu")
-    cfg.override([f"MODEL.PART_SCHEME={scheme!r}"])
-    finalize(cfg)
-    graph = tf.Graph()
-    with graph.as_default():
-        model = CPMModel.from_config(cfg)
-        inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
-        with TowerContext("", is_training=True):
-            model.build_graph(*inputs)
+    cfg, graph, _ = build("cpu", **{"MODEL.PART_SCHEME": scheme})
     # background + exclusive parts (softmax) + body (sigmoid)
     assert graph.get_tensor_by_name(names.FINAL_PARTS + ":0").shape.as_list() == [None, 23, 23, channels]
     assert graph.get_tensor_by_name(names.part_stage_loss(2) + ":0").shape.as_list() == []
