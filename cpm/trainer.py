@@ -27,7 +27,7 @@ from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.parts import part_names
-from cpm.precision import session_config
+from cpm.precision import SessionCreator
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
 from eval.callbacks import PoseValidation, StopOnNonFiniteLoss, TrainingImages
@@ -148,7 +148,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         callbacks=callbacks,
         steps_per_epoch=steps,
         max_epoch=t.EPOCHS,
-        session_config=session_config(precision),
+        session_creator=SessionCreator(precision),
         **({"session_init": SmartInit(load)} if load else {}),
     )
     if resumed and config.starting_epoch > t.EPOCHS:

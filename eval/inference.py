@@ -8,14 +8,13 @@ import cv2
 import numpy as np
 from tensorpack.predict import OfflinePredictor, PredictConfig
 from tensorpack.tfutils import SmartInit
-from tensorpack.tfutils.sesscreate import NewSessionCreator
 
 from cpm import names
 from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
 from cpm.model import CPMModel
 from cpm.parts import flip_permutation as parts_flip_permutation
 from cpm.parts import part_names
-from cpm.precision import session_config
+from cpm.precision import SessionCreator
 from dataflow.pipeline import make_codec
 from dataflow.targets import center_map
 from dataflow.transforms import apply_affine, crop_affine, image_mask, invert_affine, warp_image
@@ -121,7 +120,7 @@ class PosePredictor:
         self._predict = OfflinePredictor(PredictConfig(
             model=CPMModel.from_config(cfg), session_init=SmartInit(weights),
             input_names=list(names.PREDICT_INPUTS), output_names=outputs,
-            session_creator=NewSessionCreator(config=session_config(precision))))  # None: tensorpack's default
+            session_creator=SessionCreator(precision)))
 
     def beliefs(self, images, center_maps):
         """Final belief maps of a batch of crops: uint8 [B, S, S, 3], [B, H, H, 1] -> float32 [B, H, H, K + 1]."""

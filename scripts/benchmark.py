@@ -63,7 +63,6 @@ def bench_data(args):
 
 def bench_train(args):
     import tensorflow as tf
-    from tensorpack.tfutils import get_default_sess_config
     from tensorpack.tfutils.tower import TowerContext
 
     from cpm import names
@@ -85,7 +84,7 @@ def bench_train(args):
         final = [graph.get_tensor_by_name(n + ":0") for n in [names.FINAL_BELIEFS]
                  + ([names.FINAL_PARTS] if cfg.MODEL.PART_STAGES else [])]
         feed = dict(zip(inputs, batch, strict=True))
-        config = session_config(args.precision) or get_default_sess_config()  # what the trainer runs with
+        config = session_config(args.precision)  # what the trainer runs with
         with tf.compat.v1.Session(config=config) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
             times = {}
