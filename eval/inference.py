@@ -6,8 +6,10 @@ joint is the arg-max of the average.
 """
 import cv2
 import numpy as np
+import tensorflow as tf
 from tensorpack.predict import OfflinePredictor, PredictConfig
 from tensorpack.tfutils import SmartInit
+from tensorpack.tfutils.sessinit import SessionInit
 
 from cpm import names
 from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
@@ -98,12 +100,19 @@ def labels_to_original(labels, base_affine, image_shape):
                           flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
+class _FreshWeights(SessionInit):
+    """Randomly initialised variables: a predictor of the right shape and speed for benchmarks, with no checkpoint."""
+
+    def _run_init(self, sess):
+        sess.run(tf.compat.v1.global_variables_initializer())
+
+
 class PosePredictor:
     """A trained CPM that maps people in images to joints in original image px.
 
     Args:
         cfg: the run's config (cpm.checkpoint.resolve_checkpoint).
-        weights: checkpoint prefix or .npz.
+        weights: checkpoint prefix or .npz; None initialises the weights at random (for benchmarks).
         precision: "fp32" or "bf16".
         zooms: test-time zooms (the release averages 0.7-1.3); flip: also average the mirrored crops.
     """
@@ -118,7 +127,7 @@ class PosePredictor:
         self.part_order = part_flip_order(cfg.MODEL.PART_SCHEME) if self.part_names else None
         outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
         self._predict = OfflinePredictor(PredictConfig(
-            model=CPMModel.from_config(cfg), session_init=SmartInit(weights),
+            model=CPMModel.from_config(cfg), session_init=SmartInit(weights) if weights else _FreshWeights(),
             input_names=list(names.PREDICT_INPUTS), output_names=outputs,
             session_creator=SessionCreator(precision)))
 
@@ -162,6 +171,19 @@ class PosePredictor:
         """Joints float32 [K, 3] in original px of the person at ``center`` / ``scale`` (PersonRecord units)."""
         crops, cmaps, base, valid = self.crop_views(image, center, scale)
         return self.decode(self.beliefs(crops, cmaps), base, valid)[0]
+
+    def pose(self, image, center, scale):
+        """Everything the model says of one person: image uint8 [H, W, 3] BGR, centre and scale in PersonRecord units.
+
+        Returns:
+            (joints float32 [K, 3] x, y, score in original px; fused belief maps [S, S, K + 1] in base-crop px;
+            part labels uint8 [H, W] in original px, 0 background and k + 1 for part k, or None without part stages).
+        """
+        crops, cmaps, base, valid = self.crop_views(image, center, scale)
+        beliefs, parts = self.outputs(crops, cmaps)
+        joints, fused = self.decode(beliefs, base, valid)
+        labels = None if parts is None else labels_to_original(self.decode_parts(parts, valid)[0], base, image.shape)
+        return joints, fused, labels
 
 
 def predict_people(predict_fn, dataflow, codec, num_people, num_parts=0):

@@ -2,11 +2,18 @@
 
     python scripts/benchmark.py data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
     python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N]
+    python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50]
+
+Every figure is printed with the CPU it was measured on (model, cores, vector/matrix flags): speeds differ 3-4x
+between the machines we train on, so only figures from one run on one machine compare.
 
 ``data``: samples/s of the training mapper in one process and with N worker processes (default: all cores), and
 where one sample's time goes (decode, warp + photometric augmentation, targets).
 ``train``: seconds per training step (forward, backward, update) and per inference batch of the CPM, on real
 batches from the shipped sample fed from memory, after warm-up steps.
+``predict``: milliseconds per person from an image file to joints (and part labels, if the model has part stages)
+through the predictor that predict.py uses, given the person's box: decode, crop, network, decoding. Without --load
+the preset's network with random weights (same speed as a trained one).
 """
 import argparse
 import os
@@ -18,6 +25,12 @@ from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper, mapped_indices, read_image
+
+
+def cpu_line():
+    from cpm.precision import cpu_description
+
+    return f"CPU: {cpu_description()}"
 
 
 def bench_data(args):
@@ -53,6 +66,7 @@ def bench_data(args):
     many = n / (time.perf_counter() - start)
 
     total = sum(stages.values())
+    print(cpu_line())
     print(f"data pipeline: {args.data} {args.split}, {len(records)} people, {n} samples, "
           f"{cfg.DATA.INPUT_SIZE}px crops, {os.cpu_count()} cores")
     print(f"  1 process:    {one:8.1f} samples/s  ({1000 * total / n:.2f} ms/sample)")
@@ -96,10 +110,36 @@ def bench_train(args):
                 for _ in range(args.steps):
                     sess.run(fetch, fd)
                 times[name] = (time.perf_counter() - start) / args.steps
+    print(cpu_line())
     print(f"model: preset {args.preset}, {cfg.DATA.INPUT_SIZE}px input, {params:,} parameters, batch {args.batch}, "
           f"{args.precision}, {cfg.MODEL.PART_STAGES} part stages, {os.cpu_count()} cores")
     for name, t in times.items():
         print(f"  {name:10s} {t:7.3f} s/batch  ({args.batch / t:6.1f} images/s)")
+
+
+def bench_predict(args):
+    from cpm.checkpoint import resolve_checkpoint
+    from dataflow.datasets import SAMPLE_LSP_DIR, load_records
+    from eval.inference import PosePredictor
+
+    if args.load:
+        weights, cfg = resolve_checkpoint(args.load)
+    else:
+        weights, cfg = None, build_config(args.preset, args.config)
+    predictor = PosePredictor(cfg, weights, args.precision)
+    records = load_records("lsp", SAMPLE_LSP_DIR, "train")[:args.n]
+    for r in records[:3]:  # warm-up: first session runs pick and cache oneDNN kernels
+        predictor.pose(read_image(r.image), r.center, r.scale)
+    start = time.perf_counter()
+    for r in records:
+        predictor.pose(read_image(r.image), r.center, r.scale)  # the box is the record's annotated centre / scale
+    ms = 1000 * (time.perf_counter() - start) / len(records)
+    parts = cfg.MODEL.PART_STAGES
+    print(cpu_line())
+    print(f"predict: {args.load or 'preset ' + cfg.PRESET + ' (random weights)'}, {cfg.DATA.INPUT_SIZE}px input, "
+          f"{args.precision}, {parts} part stages{' (part labels decoded too)' if parts else ''}, one view, "
+          f"{len(records)} people of the shipped LSP sample")
+    print(f"  image file -> joints: {ms:7.1f} ms/person  ({1000 / ms:6.1f} people/s)")
 
 
 def main():
@@ -117,8 +157,16 @@ def main():
     train.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
     train.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     train.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    predict = sub.add_parser("predict", help="single-person prediction time, image file to joints")
+    predict.add_argument("--load", help="run directory, checkpoint or weights.npz (default: --preset, random weights)")
+    predict.add_argument("--preset", default="cpu", help="paper | cpu, without --load (default cpu)")
+    predict.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    predict.add_argument("--n", type=int, default=50, help="people to time (default 50)")
+    predict.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (no --load)")
     args = parser.parse_args()
-    if args.what == "data":
+    if args.what == "predict":
+        bench_predict(args)
+    elif args.what == "data":
         if args.n < 8:
             raise UserError("--n must be at least 8")
         bench_data(args)

@@ -23,7 +23,7 @@ from cpm.errors import UserError, run_main
 from cpm.joints import JOINT_NAMES
 from cpm.precision import PRECISIONS
 from eval.draw import belief_montage, draw_skeleton, part_overlay
-from eval.inference import PosePredictor, labels_to_original
+from eval.inference import PosePredictor
 from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -61,12 +61,10 @@ def pose_image(predictor, image, bbox):
     people, drawn, maps, part_masks = [], image.copy(), None, []
     boxes = people_in(image, bbox)
     for box, center, scale in boxes:
-        crops, cmaps, base, valid = predictor.crop_views(image, center, scale)
-        beliefs, parts = predictor.outputs(crops, cmaps)
-        joints, fused = predictor.decode(beliefs, base, valid)
+        joints, fused, labels = predictor.pose(image, center, scale)
         maps = fused if maps is None else maps
-        if parts is not None:
-            part_masks.append(labels_to_original(predictor.decode_parts(parts, valid)[0], base, image.shape))
+        if labels is not None:
+            part_masks.append(labels)
         people.append({"bbox": [float(v) for v in box],
                        "joints": [{"name": n, "x": float(j[0]), "y": float(j[1]), "score": float(j[2])}
                                   for n, j in zip(JOINT_NAMES, joints, strict=True)]})
