@@ -237,6 +237,7 @@ def _defaults():
             WEIGHT_DECAY=5e-4,  # L2 weight decay on conv kernels (CPM: 5e-4)
             PART_LOSS_WEIGHT=1.0,  # weight of each part stage's loss (cross-entropy summed over cells, as the beliefs')
             KEEP_CHECKPOINTS=3,  # most recent checkpoints kept (the best validation one is kept apart)
+            CHECKPOINT_MINUTES=10.0,  # also checkpoint once this long has passed since the last save; 0 = epoch ends
             SUMMARY_PERIOD=50,  # steps between TensorBoard image summaries
             VAL_MAX_PEOPLE=0,  # cap on validation people scored each epoch; 0 = all
         ),
@@ -303,6 +304,7 @@ def finalize(cfg):
     require(0 < t.LR_DECAY_FACTOR <= 1, "TRAIN.LR_DECAY_FACTOR", "must be in (0, 1]")
     require(t.WEIGHT_DECAY >= 0, "TRAIN.WEIGHT_DECAY", "must be >= 0")
     require(t.KEEP_CHECKPOINTS >= 1, "TRAIN.KEEP_CHECKPOINTS", "must be >= 1")
+    require(t.CHECKPOINT_MINUTES >= 0, "TRAIN.CHECKPOINT_MINUTES", "must be >= 0 (0: at epoch ends only)")
     require(t.SUMMARY_PERIOD >= 1, "TRAIN.SUMMARY_PERIOD", "must be >= 1")
     require(t.VAL_MAX_PEOPLE >= 0, "TRAIN.VAL_MAX_PEOPLE", "must be >= 0")
     cfg.freeze()

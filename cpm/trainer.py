@@ -5,20 +5,13 @@ import os
 import numpy as np
 import tensorflow as tf
 from tensorpack import (
-    AutoResumeTrainConfig,
     QueueInput,
     SimpleTrainer,
     SyncMultiGPUTrainerReplicated,
+    TrainConfig,
     launch_train_with_config,
 )
-from tensorpack.callbacks import (
-    EstimatedTimeLeft,
-    HostMemoryTracker,
-    MaxSaver,
-    ModelSaver,
-    ScheduledHyperParamSetter,
-    ThroughputTracker,
-)
+from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, ScheduledHyperParamSetter, ThroughputTracker
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
@@ -28,6 +21,7 @@ from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.parts import part_names
 from cpm.precision import SessionCreator
+from cpm.resume import BestSaver, ShortenFirstEpoch, TimedModelSaver, align_stats, resume_point
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
 from eval.callbacks import PoseValidation, StopOnNonFiniteLoss, TrainingImages
@@ -130,10 +124,15 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
     val_flow = build_eval_dataflow(val_records, cfg, num_workers=0)
     parts = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
+    checkpoint, starting_epoch, done = resume_point(logdir, steps)
+    if checkpoint:
+        logger.info(f"resuming from {checkpoint}: epoch {starting_epoch}, {done} of its {steps} steps done")
+        align_stats(logdir, starting_epoch)
     callbacks = [
-        ModelSaver(max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
+        ShortenFirstEpoch(done),
+        TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
         PoseValidation(val_flow, len(val_records), codec, part_names=parts),
-        MaxSaver("val/pcp", BEST_CHECKPOINT),
+        BestSaver("val/pcp", BEST_CHECKPOINT),
         ScheduledHyperParamSetter("learning_rate", lr_schedule(t.LR, t.LR_DECAY_EPOCHS, t.LR_DECAY_FACTOR)),
         TrainingImages(codec, t.SUMMARY_PERIOD, parts=parts is not None),
         StopOnNonFiniteLoss(),
@@ -141,17 +140,18 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         ThroughputTracker(samples_per_step=t.BATCH_SIZE),
         HostMemoryTracker(),
     ]
-    config = AutoResumeTrainConfig(
-        always_resume=True,
+    init = checkpoint or load
+    config = TrainConfig(
         model=CPMModel.from_config(cfg),
         data=QueueInput(build_train_dataflow(train_records, cfg, seed=seed)),
         callbacks=callbacks,
         steps_per_epoch=steps,
         max_epoch=t.EPOCHS,
         session_creator=SessionCreator(precision),
-        **({"session_init": SmartInit(load)} if load else {}),
+        starting_epoch=starting_epoch,
+        **({"session_init": SmartInit(init)} if init else {}),
     )
-    if resumed and config.starting_epoch > t.EPOCHS:
+    if resumed and starting_epoch > t.EPOCHS:
         logger.info(f"{logdir} already finished {t.EPOCHS} epochs; raise TRAIN.EPOCHS to train longer")
     else:
         if seed is not None:

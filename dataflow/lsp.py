@@ -9,9 +9,16 @@ The two arrays differ in more than their shape:
     LSPET (14, 3, N): columns x, y, and a *visibility* flag (1 = visible, 0 = not annotated; such joints sit at
                       x <= 0 or y <= 0).
 Coordinates are 0-based pixels as stored. Standard splits of the 2000-image LSP release: train = im0001-im1000,
-test = im1001-im2000. LSPET is a training set only.
+test = im1001-im2000. LSPET is a training set only. A split may also be a range of image numbers, ``A-B`` (1-based,
+inclusive): ``1-800`` and ``801-1000`` split LSP's training half into our training and validation people.
+
+Left and right are the person's own (person-centric) in both files, also for people seen from behind: in each, about
+a quarter of the people with both shoulders and hips annotated have the right shoulder and hip on the image's right,
+and looking at upright ones (LSP im0039, im0109, im0366, im0587, im0732; LSPET im00303, im07096) shows people with
+their backs to the camera. So the two are combined as they are.
 """
 import os
+import re
 
 import numpy as np
 
@@ -21,7 +28,8 @@ from dataflow.records import PersonRecord, center_scale_from_joints, load_mat, w
 
 LSP_TRAIN_SIZE = 1000  # images im0001-im1000 are LSP's training half, im1001-im2000 its test half
 LSP_RELEASE_SIZE = 2000
-SPLITS = ("train", "test", "all")
+SPLITS = ("train", "test", "all")  # or an image-number range "A-B"
+_RANGE = re.compile(r"^(\d+)-(\d+)$")
 
 
 def read_joints_mat(path):
@@ -48,8 +56,15 @@ def read_joints_mat(path):
 
 def split_indices(split, num_entries, layout, datadir):
     """0-based joints entries of a split. Raises UserError for an unknown split or one the folder does not hold."""
+    found = _RANGE.match(split)
+    if found:
+        first, last = int(found.group(1)), int(found.group(2))
+        if not 1 <= first <= last <= num_entries:
+            raise UserError(f"LSP split {split!r}: need 1 <= A <= B <= {num_entries} (the entries of "
+                            f"{datadir}/joints.mat)")
+        return np.arange(first - 1, last)
     if split not in SPLITS:
-        raise UserError(f"unknown LSP split {split!r}; choose from {', '.join(SPLITS)}")
+        raise UserError(f"unknown LSP split {split!r}; choose from {', '.join(SPLITS)} or an image range A-B")
     if split == "all" or (layout == "lspet" and split == "train"):
         return np.arange(num_entries)
     if layout == "lspet":
@@ -76,7 +91,7 @@ def read_lsp(datadir, split="all"):
 
     Args:
         datadir: the folder holding joints.mat and images/.
-        split: "train", "test" or "all".
+        split: "train", "test", "all" or an image-number range "A-B" (1-based, inclusive).
     Returns:
         list of PersonRecord, one per image of the split, in file order; centre and scale come from the joints
         (center_scale_from_joints). Entries with fewer than two annotated joints (a handful in LSPET) are skipped.

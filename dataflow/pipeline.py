@@ -28,6 +28,7 @@ from tensorpack.dataflow import BatchData, DataFromList, MapData, MultiProcessMa
 
 from cpm.errors import UserError
 from cpm.joints import MODEL_JOINTS
+from dataflow import workers
 from dataflow.records import SCALE_UNIT_PX
 from dataflow.targets import BeliefCodec, PartCodec, center_map, joint_weights
 from dataflow.transforms import (
@@ -191,6 +192,7 @@ def mapped_indices(indices, mapper, num_workers, shuffle, strict):
     ds = DataFromList(indices, shuffle=shuffle)
     if num_workers == 0:
         return MapData(ds, mapper)
+    workers.install()  # workers die with this process and receive msgpack, not pickle
     # tensorpack's strict mode needs the buffer to be no larger than one pass.
     buffer_size = max(1, min(len(indices), 4 * num_workers)) if strict else 4 * num_workers
     return MultiProcessMapDataZMQ(ds, num_workers, mapper, buffer_size=buffer_size, strict=strict)

@@ -71,6 +71,17 @@ def test_split_sizes_of_a_full_release(tmp_path, sample_joints):
     assert test[-1].image.endswith("im2000.jpg")
 
 
+def test_image_range_splits(tmp_path, sample_joints):
+    write_lsp_folder(str(tmp_path), np.tile(sample_joints[:, :, :1], (1, 1, 1000)))
+    train, val = read_lsp(str(tmp_path), "1-800"), read_lsp(str(tmp_path), "801-1000")
+    assert (len(train), len(val)) == (800, 200)
+    assert train[-1].image.endswith("im0800.jpg") and val[0].image.endswith("im0801.jpg")
+    assert val[-1].image.endswith("im1000.jpg")
+    for bad in ("0-10", "900-1001", "20-10"):
+        with pytest.raises(UserError, match=f"LSP split '{bad}': need 1 <= A <= B <= 1000"):
+            read_lsp(str(tmp_path), bad)
+
+
 def test_lspet_has_no_test_split(lspet_folder):
     with pytest.raises(UserError, match="LSPET.*no 'test' split"):
         read_lsp(lspet_folder, "test")
@@ -82,7 +93,7 @@ def test_errors_name_the_culprit(tmp_path, sample_joints):
     with pytest.raises(UserError, match="joints.mat not found"):
         read_lsp(str(tmp_path))
     write_lsp_folder(str(tmp_path / "ok"), sample_joints[:, :, :3])
-    with pytest.raises(UserError, match="unknown LSP split 'val'"):
+    with pytest.raises(UserError, match="unknown LSP split 'val'.*or an image range A-B"):
         read_lsp(str(tmp_path / "ok"), "val")
     os.remove(tmp_path / "ok" / "images" / "im0002.jpg")
     with pytest.raises(UserError, match=r"im0002.jpg is missing \(entry 2"):
