@@ -3,6 +3,7 @@
     python scripts/benchmark.py data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
     python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N]
     python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50]
+    python scripts/benchmark.py resume [--kills 10] [--kill-in-save] [--logdir DIR]
 
 Every figure is printed with the CPU it was measured on (model, cores, vector/matrix flags): speeds differ 3-4x
 between the machines we train on, so only figures from one run on one machine compare.
@@ -14,9 +15,16 @@ batches from the shipped sample fed from memory, after warm-up steps.
 ``predict``: milliseconds per person from an image file to joints (and part labels, if the model has part stages)
 through the predictor that predict.py uses, given the person's box: decode, crop, network, decoding. Without --load
 the preset's network with random weights (same speed as a trained one).
+``resume``: a short training run on the shipped sample with 2 data workers, SIGKILLed ``--kills`` times at random
+moments (one of them inside a checkpoint save with --kill-in-save) and restarted each time until it finishes. Checks
+that each restart resumes from the newest checkpoint, that no process of the killed run stays alive, that the run
+reaches its final step with its config unchanged; prints "K/K resumed, N processes leaked, at most X s of training
+lost" and exits 1 if any check failed.
 """
 import argparse
+import glob
 import os
+import re
 import time
 
 import numpy as np
@@ -142,6 +150,113 @@ def bench_predict(args):
     print(f"  image file -> joints: {ms:7.1f} ms/person  ({1000 / ms:6.1f} people/s)")
 
 
+# The run killed by ``resume``: 4 epochs of 25 steps, checkpoints every 3 s, small validation.
+KILL_RUN_CONFIG = ["TRAIN.EPOCHS=4", "TRAIN.STEPS_PER_EPOCH=25", "TRAIN.BATCH_SIZE=4", "TRAIN.VAL_MAX_PEOPLE=8",
+                   "TRAIN.CHECKPOINT_MINUTES=0.05", "TRAIN.SUMMARY_PERIOD=1000", "TRAIN.NUM_WORKERS=2"]
+
+
+def _descendants(pid):
+    """Pids of every live descendant of ``pid`` (from /proc/<pid>/task/*/children)."""
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for task in glob.glob(f"/proc/{p}/task/*/children"):
+            try:
+                with open(task) as f:
+                    kids = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
+    except OSError:
+        return False
+
+
+def bench_resume(args):
+    import json
+    import random
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+
+    from cpm.resume import KILL_IN_SAVE_ENV, latest_checkpoint
+
+    logdir = args.logdir or tempfile.mkdtemp(prefix="cpm-kill-")
+    cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py"), "--logdir", logdir,
+           "--seed", "0", "--config", *KILL_RUN_CONFIG]
+    rng = random.Random(args.seed)
+    in_save = rng.randrange(1, args.kills) if args.kill_in_save and args.kills > 1 else None
+    resumed, leaked, lost, failures, expected_start, config = 0, 0, 0.0, [], 0, None
+    for attempt in range(args.kills + 1):
+        env = dict(os.environ)
+        if attempt == in_save:
+            env[KILL_IN_SAVE_ENV] = "2"  # dies by itself inside its second save
+        log_path = os.path.join(logdir, f"attempt-{attempt}.log")
+        os.makedirs(logdir, exist_ok=True)
+        started = time.time()
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+            if attempt < args.kills and attempt != in_save:
+                deadline = started + rng.uniform(3.0, 25.0)
+                kids = []
+                while time.time() < deadline and proc.poll() is None:
+                    kids = _descendants(proc.pid) or kids
+                    time.sleep(0.1)
+                kids = _descendants(proc.pid) or kids
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGKILL)
+            proc.wait(timeout=900)
+            killed_at = time.time()
+            kids = kids if attempt < args.kills and attempt != in_save else []
+        with open(log_path) as f:
+            text = f.read()
+        if attempt > 0:  # did this attempt start where the previous one's newest checkpoint stood?
+            found = re.search(r"resuming from \S*model-(\d+):", text)
+            start = int(found.group(1)) if found else 0
+            if start == expected_start:
+                resumed += 1
+            else:
+                failures.append(f"attempt {attempt} resumed at step {start}, newest checkpoint was {expected_start}")
+        if attempt == args.kills:
+            if proc.returncode != 0:
+                failures.append(f"the final attempt failed (exit {proc.returncode}); see {log_path}")
+            break
+        deadline = time.time() + 5.0  # the kernel delivers the death signal at once; allow for scheduling
+        while any(_alive(k) for k in kids) and time.time() < deadline:
+            time.sleep(0.05)
+        stray = [k for k in kids if _alive(k)]
+        leaked += len(stray)
+        for k in stray:
+            os.kill(k, signal.SIGKILL)
+        path, expected_start = latest_checkpoint(logdir)
+        saved_at = os.path.getmtime(os.path.join(logdir, "checkpoint")) if path else started
+        lost = max(lost, killed_at - max(saved_at, started))
+        with open(os.path.join(logdir, "config.json")) as f:
+            now = json.load(f)["config"]
+        if config is not None and now != config:
+            failures.append(f"config.json changed after attempt {attempt}")
+        config = now
+    with open(os.path.join(logdir, "stats.json")) as f:
+        final = json.load(f)[-1]["global_step"]
+    if final != 100:
+        failures.append(f"the run ended at step {final}, not 100")
+    print(cpu_line())
+    print(f"resume: {args.kills} SIGKILLs{' (one inside a checkpoint save)' if in_save else ''}, run in {logdir}, "
+          f"final step {final}")
+    print(f"{resumed}/{args.kills} resumed, {leaked} processes leaked, at most {lost:.1f} s of training lost")
+    for f in failures:
+        print(f"FAILED: {f}")
+    return 1 if failures or leaked else 0
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="what", required=True)
@@ -163,7 +278,14 @@ def main():
     predict.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     predict.add_argument("--n", type=int, default=50, help="people to time (default 50)")
     predict.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (no --load)")
+    resume = sub.add_parser("resume", help="SIGKILL a short training run repeatedly; check that it resumes")
+    resume.add_argument("--kills", type=int, default=10, help="SIGKILLs at random moments (default 10)")
+    resume.add_argument("--kill-in-save", action="store_true", help="make one of them land inside a checkpoint save")
+    resume.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
+    resume.add_argument("--logdir", help="run directory (default: a new temporary one)")
     args = parser.parse_args()
+    if args.what == "resume":
+        return bench_resume(args)
     if args.what == "predict":
         bench_predict(args)
     elif args.what == "data":
@@ -175,4 +297,4 @@ def main():
 
 
 if __name__ == "__main__":
-    run_main(main)
+    raise SystemExit(run_main(main))
