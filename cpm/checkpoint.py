@@ -10,7 +10,7 @@ BEST_CHECKPOINT = "max-val-pcp"  # MaxSaver's name for the checkpoint with the b
 WEIGHTS_FILE = "weights.npz"  # written by scripts/export.py
 
 
-def _latest_in(run_dir):
+def latest_in(run_dir):
     """The newest checkpoint prefix named in tensorpack's ``checkpoint`` file, or None."""
     path = os.path.join(run_dir, "checkpoint")
     if not os.path.isfile(path):
@@ -38,7 +38,7 @@ def resolve_checkpoint(path):
     if os.path.isdir(path):
         run_dir = path
         best = os.path.join(path, BEST_CHECKPOINT)
-        weights = best if os.path.isfile(best + ".index") else _latest_in(path)
+        weights = best if os.path.isfile(best + ".index") else latest_in(path)
         if weights is None and os.path.isfile(os.path.join(path, WEIGHTS_FILE)):
             weights = os.path.join(path, WEIGHTS_FILE)
         if weights is None:

@@ -20,6 +20,8 @@ import tensorflow as tf
 from tensorpack.callbacks import Callback, MaxSaver, ModelSaver
 from tensorpack.utils import logger
 
+from cpm.checkpoint import latest_in
+
 #: Fault injection for tests: SIGKILL the process in its k-th checkpoint save (counting from 1), after the
 #: checkpoint's files are written and before the ``checkpoint`` file names it.
 KILL_IN_SAVE_ENV = "CPM_TEST_KILL_IN_SAVE"
@@ -27,7 +29,7 @@ KILL_IN_SAVE_ENV = "CPM_TEST_KILL_IN_SAVE"
 
 def latest_checkpoint(logdir):
     """(checkpoint prefix, its global step) named by ``logdir/checkpoint``, or (None, 0) if there is none."""
-    path = tf.train.latest_checkpoint(logdir)
+    path = latest_in(logdir)
     if path is None:
         return None, 0
     return path, int(tf.train.load_variable(path, "global_step"))
@@ -131,7 +133,7 @@ class BestSaver(MaxSaver):
                 self.best = max(scored, key=lambda sv: sv[1])
 
     def _save(self):
-        path = tf.train.latest_checkpoint(self.checkpoint_dir)
+        path = latest_in(self.checkpoint_dir)
         if path is None or not path.endswith(f"-{self.best[0]}"):
             logger.warn(f"{self.monitor_stat} improved at step {self.best[0]}, but the newest checkpoint is {path}")
             return
