@@ -27,6 +27,7 @@ import tensorflow as tf
 from tensorpack import ModelDesc
 from tensorpack.models import BNReLU, Conv2D, MaxPooling, regularize_cost
 from tensorpack.tfutils import argscope, get_current_tower_context
+from tensorpack.tfutils.optimizer import ProxyOptimizer
 from tensorpack.tfutils.summary import add_moving_summary
 
 from cpm import names
@@ -180,7 +181,8 @@ class CPMModel(ModelDesc):
         losses = [tf.divide(tf.reduce_sum(w * tf.square(b - beliefs)), 2.0 * batch, name=names.stage_loss(t))
                   for t, b in enumerate(outputs, start=1)]
         losses += [self.part_loss(u, p, parts, part_weight) for u, p in enumerate(part_logits, start=1)]
-        wd = regularize_cost(".*/W", tf.keras.regularizers.l2(self.weight_decay / 2), name="weight_decay") \
+        # weight_decay / 2 * sum(W^2)
+        wd = regularize_cost(".*/W", lambda w: self.weight_decay * tf.nn.l2_loss(w), name="weight_decay") \
             if self.weight_decay > 0 else tf.constant(0.0)
         cost = tf.add_n(losses + [wd], name=names.TOTAL_COST)
         add_moving_summary(*losses, wd, cost)
@@ -190,8 +192,34 @@ class CPMModel(ModelDesc):
         lr = tf.compat.v1.get_variable("learning_rate", initializer=float(self.lr), trainable=False)
         tf.compat.v1.summary.scalar("learning_rate-summary", lr)  # the variable owns the plain name
         if self.optimizer_name == "adam":
-            return tf.compat.v1.train.AdamOptimizer(lr)
-        return tf.compat.v1.train.MomentumOptimizer(lr, self.momentum)
+            return SkipNonFiniteUpdates(tf.compat.v1.train.AdamOptimizer(lr))
+        return SkipNonFiniteUpdates(tf.compat.v1.train.MomentumOptimizer(lr, self.momentum))
+
+
+class SkipNonFiniteUpdates(ProxyOptimizer):
+    """Apply a step's update only if every gradient is finite; count the skipped steps in ``skipped_updates``.
+
+    oneDNN's bf16 training on AMX CPUs sporadically returns a NaN gradient from a finite forward pass (seen once in
+    every few hundred steps); applied, it would turn the weights and every later loss into NaN. Mixed-precision
+    optimisers skip such steps (Keras' LossScaleOptimizer does); in fp32 a finite gradient leaves this a no-op.
+    """
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        grads_and_vars = list(grads_and_vars)
+        finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g, _ in grads_and_vars
+                                         if g is not None]))
+        skipped = tf.compat.v1.get_variable("skipped_updates", initializer=tf.constant(0, tf.int64), trainable=False)
+        tf.compat.v1.summary.scalar("skipped_updates-summary", skipped)
+
+        def apply():
+            with tf.control_dependencies([self._opt.apply_gradients(grads_and_vars, global_step)]):
+                return tf.identity(finite)
+
+        def skip():
+            with tf.control_dependencies([skipped.assign_add(1)]):
+                return tf.identity(finite)
+
+        return tf.cond(finite, apply, skip, name=name)
 
 
 def count_parameters(graph=None):
