@@ -1,11 +1,19 @@
 # `make train`: set up .venv if needed and train on the shipped LSP sample.
 # `make test`:  same set-up, then lint and the whole test suite.
+# `make tensorboard`: TensorBoard on every run under checkpoints/, at http://127.0.0.1:6006 (PORT=... to change).
 PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup train test clean-venv
+PORT ?= 6006
+# `make campaign`: the shipped LSP model's training run (LSPET + LSP im0001-0800, validated on im0801-1000), niced,
+# in checkpoints/lsp-campaign; re-running it resumes. Needs the datasets: LSP=... LSPET=... say where they are.
+LSP ?= ../shared/data/lsp
+LSPET ?= ../shared/data/lspet
+PRECISION ?= $(shell grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo bf16 || echo fp32)
+
+.PHONY: setup train test tensorboard campaign clean-venv
 
 setup: $(STAMP)
 
@@ -23,6 +31,14 @@ train: $(STAMP)
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
+
+campaign: $(STAMP)
+	nice -n 19 $(PY) scripts/train.py --preset lsp --precision $(PRECISION) \
+		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
+		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir checkpoints/lsp-campaign $(ARGS)
+
+tensorboard: $(STAMP)
+	$(VENV)/bin/tensorboard --logdir checkpoints --host 127.0.0.1 --port $(PORT)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -2,7 +2,7 @@
 import json
 import os
 
-from cpm.config import finalize, flatten, get_config
+from cpm.config import RENAMED_KEYS, finalize, flatten, get_config
 from cpm.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -55,7 +55,8 @@ def resolve_checkpoint(path):
 
 
 def load_run_config(run_dir):
-    """The finalized config saved in ``run_dir/config.json``; keys added since that run keep their defaults."""
+    """The finalized config saved in ``run_dir/config.json``: keys added since that run keep their defaults, keys
+    renamed since take their new names (``cpm.config.RENAMED_KEYS``), keys removed since are skipped."""
     path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.isfile(path):
         raise UserError(f"{path} not found: the model's config must sit beside its weights")
@@ -69,6 +70,7 @@ def load_run_config(run_dir):
         cfg.MODEL.PART_STAGES = 0  # runs from before part segmentation have no part stages
     known = set(flatten(cfg.to_dict()))
     for key, value in flatten(saved).items():
+        key = RENAMED_KEYS.get(key, key)
         if key in known:  # keys this version no longer has are skipped
             cfg.set(key, value)
     return finalize(cfg)

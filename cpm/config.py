@@ -130,6 +130,7 @@ def get_config(preset="paper"):
     Presets:
         paper: the CPM release's six-stage VGG-trunk network at 368 px, trained as in the release.
         cpu:   the same structure, narrower, at 184 px, with batch norm and Adam: learns on 2 CPU cores in minutes.
+        lsp:   the cpu network trained as the shipped LSP model was (LSPET + LSP, a long run with a cosine decay).
     """
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -164,6 +165,20 @@ PRESETS = {
         "TRAIN.STEPS_PER_EPOCH": 40,
     },
 }
+# The shipped LSP model's recipe (docs/recipe.md has the comparisons that chose it): the cpu network, one pass over
+# the training people per epoch, Adam held at 1e-3 and then a cosine decay over the last third.
+PRESETS["lsp"] = {
+    **PRESETS["cpu"],
+    "TRAIN.STEPS_PER_EPOCH": 0,
+    "TRAIN.EPOCHS": 60,
+    "TRAIN.LR_SCHEDULE": "cosine",
+    "TRAIN.COSINE_START_EPOCH": 40,
+}
+
+
+#: Old dotted key -> its new name, applied when a saved run config is read (cpm.checkpoint.load_run_config), so run
+#: directories and shipped models from before a rename still load and resume.
+RENAMED_KEYS = {}
 
 
 def _defaults():
@@ -232,14 +247,23 @@ def _defaults():
             OPTIMIZER="momentum",  # momentum | adam
             LR=8e-5,  # base learning rate (CPM: 8e-5 with momentum)
             MOMENTUM=0.9,  # momentum of the momentum optimiser (CPM: 0.9)
+            LR_SCHEDULE="step",  # step: x LR_DECAY_FACTOR at each of LR_DECAY_EPOCHS | cosine: see COSINE_START_EPOCH
             LR_DECAY_EPOCHS=[50, 80],  # epochs at which the learning rate is multiplied by LR_DECAY_FACTOR
             LR_DECAY_FACTOR=0.333,  # (CPM: step decay x 0.333)
+            # cosine: LR held until this epoch, then a cosine decay to LR * LR_FINAL_FACTOR at the end of EPOCHS
+            # (warm-up-free "stable, then decay": an open-ended run keeps its LR until the decay is scheduled)
+            COSINE_START_EPOCH=0,
+            LR_FINAL_FACTOR=0.01,
             WEIGHT_DECAY=5e-4,  # L2 weight decay on conv kernels (CPM: 5e-4)
             PART_LOSS_WEIGHT=1.0,  # weight of each part stage's loss (cross-entropy summed over cells, as the beliefs')
             KEEP_CHECKPOINTS=3,  # most recent checkpoints kept (the best validation one is kept apart)
             CHECKPOINT_MINUTES=10.0,  # also checkpoint once this long has passed since the last save; 0 = epoch ends
             SUMMARY_PERIOD=50,  # steps between TensorBoard image summaries
             VAL_MAX_PEOPLE=0,  # cap on validation people scored each epoch; 0 = all
+            # a training record whose image is missing, empty, truncated or undecodable, or whose joints are NaN or
+            # far outside the image: skip (counted; each epoch's log names the first files) | stop (one-line error).
+            # skip: one bad file among 11,000 should not end a days-long run, and the count keeps it visible
+            BAD_SAMPLES="skip",
         ),
     )
 
@@ -300,12 +324,17 @@ def finalize(cfg):
     require(t.STEPS_PER_EPOCH >= 0, "TRAIN.STEPS_PER_EPOCH", "must be >= 0")
     require(t.OPTIMIZER in ("momentum", "adam"), "TRAIN.OPTIMIZER", "must be momentum or adam")
     require(t.LR > 0, "TRAIN.LR", "must be > 0")
+    require(t.LR_SCHEDULE in ("step", "cosine"), "TRAIN.LR_SCHEDULE", "must be step or cosine")
     require(list(t.LR_DECAY_EPOCHS) == sorted(t.LR_DECAY_EPOCHS), "TRAIN.LR_DECAY_EPOCHS", "must be increasing")
+    require(t.LR_SCHEDULE != "cosine" or 0 <= t.COSINE_START_EPOCH < t.EPOCHS, "TRAIN.COSINE_START_EPOCH",
+            "must be in [0, EPOCHS)")
+    require(0 <= t.LR_FINAL_FACTOR <= 1, "TRAIN.LR_FINAL_FACTOR", "must be in [0, 1]")
     require(0 < t.LR_DECAY_FACTOR <= 1, "TRAIN.LR_DECAY_FACTOR", "must be in (0, 1]")
     require(t.WEIGHT_DECAY >= 0, "TRAIN.WEIGHT_DECAY", "must be >= 0")
     require(t.KEEP_CHECKPOINTS >= 1, "TRAIN.KEEP_CHECKPOINTS", "must be >= 1")
     require(t.CHECKPOINT_MINUTES >= 0, "TRAIN.CHECKPOINT_MINUTES", "must be >= 0 (0: at epoch ends only)")
     require(t.SUMMARY_PERIOD >= 1, "TRAIN.SUMMARY_PERIOD", "must be >= 1")
     require(t.VAL_MAX_PEOPLE >= 0, "TRAIN.VAL_MAX_PEOPLE", "must be >= 0")
+    require(t.BAD_SAMPLES in ("skip", "stop"), "TRAIN.BAD_SAMPLES", "must be skip or stop")
     cfg.freeze()
     return cfg

@@ -1,5 +1,6 @@
 """Assemble and launch tensorpack training of a CPM: run directory, data, callbacks, trainer."""
 import json
+import math
 import os
 
 import numpy as np
@@ -15,7 +16,7 @@ from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, Scheduled
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
-from cpm.checkpoint import BEST_CHECKPOINT, CONFIG_FILE
+from cpm.checkpoint import BEST_CHECKPOINT, CONFIG_FILE, load_run_config
 from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.model import CPMModel
@@ -24,7 +25,7 @@ from cpm.precision import SessionCreator
 from cpm.resume import BestSaver, ShortenFirstEpoch, TimedModelSaver, align_stats, resume_point
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
-from eval.callbacks import PoseValidation, StopOnNonFiniteLoss, TrainingImages
+from eval.callbacks import BadSampleReport, PoseValidation, RunStopper, StopOnNonFiniteLoss, TrainingImages
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import format_report, pose_scores
 
@@ -68,8 +69,8 @@ def prepare_logdir(logdir, cfg, meta):
     path = os.path.join(logdir, CONFIG_FILE)
     resumed = os.path.isfile(path)
     if resumed:
-        with open(path) as f:
-            old = flatten(json.load(f)["config"])
+        # Read as loading reads it: keys added since the run take their defaults, renamed keys their new names.
+        old = flatten(load_run_config(logdir).to_dict())
         new = flatten(cfg.to_dict())
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fatal = [k for k in changed if _fixed_for_a_run(k)]
@@ -84,8 +85,28 @@ def prepare_logdir(logdir, cfg, meta):
 
 
 def lr_schedule(lr, decay_epochs, factor):
-    """ScheduledHyperParamSetter schedule: (epoch, value) pairs."""
+    """ScheduledHyperParamSetter schedule of the step decay: (epoch, value) pairs."""
     return [(0, lr)] + [(e, lr * factor ** (i + 1)) for i, e in enumerate(decay_epochs)]
+
+
+def cosine_schedule(lr, start_epoch, epochs, final_factor, steps_per_epoch):
+    """Step-based schedule of LR held until ``start_epoch``, then a cosine decay to ``lr * final_factor`` at the end
+    of ``epochs``: (global step, value) pairs at epoch ends, interpolated linearly in between."""
+    final = lr * final_factor
+    points = [(0, lr)] if start_epoch else []
+    for e in range(start_epoch, epochs + 1):
+        progress = (e - start_epoch) / (epochs - start_epoch)
+        points.append((e * steps_per_epoch, final + (lr - final) * 0.5 * (1 + math.cos(math.pi * progress))))
+    return points
+
+
+def lr_setter(t, steps_per_epoch):
+    """The learning-rate callback of TRAIN.LR_SCHEDULE (t: the TRAIN group)."""
+    if t.LR_SCHEDULE == "cosine":
+        return ScheduledHyperParamSetter(
+            "learning_rate", cosine_schedule(t.LR, t.COSINE_START_EPOCH, t.EPOCHS, t.LR_FINAL_FACTOR, steps_per_epoch),
+            interp="linear", step_based=True)
+    return ScheduledHyperParamSetter("learning_rate", lr_schedule(t.LR, t.LR_DECAY_EPOCHS, t.LR_DECAY_FACTOR))
 
 
 def baseline_scores(train_records, val_records, cfg):
@@ -133,17 +154,19 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
         PoseValidation(val_flow, len(val_records), codec, part_names=parts),
         BestSaver("val/pcp", BEST_CHECKPOINT),
-        ScheduledHyperParamSetter("learning_rate", lr_schedule(t.LR, t.LR_DECAY_EPOCHS, t.LR_DECAY_FACTOR)),
+        lr_setter(t, steps),
         TrainingImages(codec, t.SUMMARY_PERIOD, parts=parts is not None),
         StopOnNonFiniteLoss(),
         EstimatedTimeLeft(),
         ThroughputTracker(samples_per_step=t.BATCH_SIZE),
         HostMemoryTracker(),
     ]
+    train_flow = build_train_dataflow(train_records, cfg, seed=seed)
+    callbacks.append(BadSampleReport(train_flow.bad_samples))
     init = checkpoint or load
     config = TrainConfig(
         model=CPMModel.from_config(cfg),
-        data=QueueInput(build_train_dataflow(train_records, cfg, seed=seed)),
+        data=QueueInput(train_flow),
         callbacks=callbacks,
         steps_per_epoch=steps,
         max_epoch=t.EPOCHS,
@@ -158,6 +181,12 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
             tf.compat.v1.set_random_seed(seed)  # the trainer builds its graph in the default graph
         trainer = SimpleTrainer() if gpus <= 1 else SyncMultiGPUTrainerReplicated(gpus)
         launch_train_with_config(config, trainer)
+        if train_flow.bad_samples.count:
+            logger.warn(train_flow.bad_samples.summary())
+        # a stop by a callback or the data (its input thread ends the queue) is raised here, as one line
+        for error in [c.error for c in callbacks if isinstance(c, RunStopper)] + [train_flow.bad_samples.error]:
+            if error is not None:
+                raise error
     return {"baseline": baseline, "final": _last_scores(logdir)}
 
 

@@ -24,13 +24,21 @@ import os
 
 import cv2
 import numpy as np
-from tensorpack.dataflow import BatchData, DataFromList, MapData, MultiProcessMapDataZMQ
+from tensorpack.dataflow import (
+    BatchData,
+    DataFlowTerminated,
+    DataFromList,
+    MapData,
+    MultiProcessMapDataZMQ,
+    ProxyDataFlow,
+)
 
-from cpm.errors import UserError
-from cpm.joints import MODEL_JOINTS
+from cpm.errors import BadSample, UserError
+from cpm.joints import MODEL_JOINTS, UNANNOTATED
 from dataflow import workers
 from dataflow.records import SCALE_UNIT_PX
 from dataflow.targets import BeliefCodec, PartCodec, center_map, joint_weights
+from dataflow.tfrecord import read_image_bytes
 from dataflow.transforms import (
     Augment,
     apply_affine,
@@ -41,19 +49,85 @@ from dataflow.transforms import (
     warp_mask,
 )
 
+MIN_IMAGE_SIDE = 8  # px: a smaller image holds no person to crop
+# An annotated joint further outside its image than this share of the image's larger side is an annotation error
+# (LSPET has joints a few px outside; its one joint beyond 1 % of the side, im08075's left shoulder, is 61 % out).
+MAX_OUTSIDE = 0.25
+BAD_SAMPLE = "bad-sample"  # first element of the marker a mapper returns for a record it cannot use
+FAILED_SAMPLE = "failed-sample"  # ... and for an unexpected error while mapping (always stops the run)
+
 
 def read_image(image):
     """Read a record's image (a path, or an image inside a container such as a TFRecordImage) as uint8 HxWx3 BGR.
 
-    Raises UserError naming the image if it is missing or cannot be decoded.
+    Raises BadSample naming the image if it is missing, empty, a JPEG cut short (OpenCV would decode the part that
+    is there and grey out the rest), not a decodable image, or smaller than MIN_IMAGE_SIDE.
     """
-    if hasattr(image, "read_bytes"):
-        decoded = cv2.imdecode(np.frombuffer(image.read_bytes(), np.uint8), cv2.IMREAD_COLOR)
-    else:
-        decoded = cv2.imread(image, cv2.IMREAD_COLOR)
+    data = read_image_bytes(image)
+    if not data:
+        raise BadSample(f"{image}: empty file")
+    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
+        raise BadSample(f"{image}: truncated JPEG (no end-of-image marker)")
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if decoded is None:
-        raise UserError(f"cannot read image {image}: missing or not a decodable image")
+        raise BadSample(f"{image}: not a decodable image")
+    if min(decoded.shape[:2]) < MIN_IMAGE_SIDE:
+        raise BadSample(f"{image}: {decoded.shape[1]}x{decoded.shape[0]} px is too small")
     return decoded
+
+
+def check_joints(record, image_shape):
+    """Raise BadSample if an annotated joint of ``record`` is NaN or infinite, or lies further outside an image of
+    ``image_shape`` than MAX_OUTSIDE of its larger side."""
+    joints = record.joints[record.joints[:, 2] != UNANNOTATED, :2]
+    if not np.all(np.isfinite(joints)) or not np.all(np.isfinite(record.center)) or not np.isfinite(record.scale):
+        raise BadSample(f"{record.image}: NaN or infinite joint, centre or scale in the annotation")
+    h, w = image_shape[:2]
+    margin = MAX_OUTSIDE * max(h, w)
+    if len(joints) and (joints.min() < -margin or np.any(joints.max(axis=0) > np.array([w, h]) + margin)):
+        raise BadSample(f"{record.image}: an annotated joint lies far outside the {w}x{h} image")
+
+
+def is_marker(datapoint):
+    """True for the [BAD_SAMPLE | FAILED_SAMPLE, message] a guarded mapper returns instead of a datapoint."""
+    return len(datapoint) == 2 and isinstance(datapoint[0], str) and datapoint[0] in (BAD_SAMPLE, FAILED_SAMPLE)
+
+
+class BadSamples(ProxyDataFlow):
+    """Drops the markers of records the mapper could not use and counts them, or stops at the first one.
+
+    With ``stop`` (TRAIN.BAD_SAMPLES=stop, and always in evaluation) the first bad record ends the flow; an
+    unexpected mapping error always does. With ``quiet_end`` (the trainer's input thread, which prints a traceback for
+    any exception) the flow ends with DataFlowTerminated and the error waits in ``error`` for the trainer to raise;
+    otherwise the error is raised.
+    """
+
+    def __init__(self, ds, stop, quiet_end=False):
+        super().__init__(ds)
+        self.stop, self.quiet_end = stop, quiet_end
+        self.count, self.first, self.error = 0, [], None
+
+    def __iter__(self):
+        for dp in self.ds:
+            if not is_marker(dp):
+                yield dp
+                continue
+            kind, message = dp
+            if kind == BAD_SAMPLE:
+                self.count += 1
+                if len(self.first) < 3:
+                    self.first.append(message)
+            if kind == FAILED_SAMPLE or self.stop:
+                self.error = BadSample(message if kind == FAILED_SAMPLE else
+                                       f"bad sample {message} (TRAIN.BAD_SAMPLES=skip would skip it)")
+                if self.quiet_end:
+                    raise DataFlowTerminated()
+                raise self.error
+
+    def summary(self):
+        """One line: how many records were skipped, naming the first few."""
+        return f"skipped {self.count} bad sample{'s' * (self.count != 1)}: {'; '.join(self.first)}" + \
+            (" ..." if self.count > len(self.first) else "")
 
 
 class CropMapper:
@@ -138,6 +212,7 @@ class CropMapper:
     def train_datapoint(self, index):
         record = self.records[index]
         image = read_image(record.image)
+        check_joints(record, image.shape)
         crop, m, joints, center = self.crop(record, image)
         beliefs, weights, cmap = self.targets(joints, center)
         parts = list(self.part_targets(record, image.shape, m, joints)) if self.part_codec else []
@@ -146,6 +221,7 @@ class CropMapper:
     def eval_datapoint(self, index):
         record = self.records[index]
         image = read_image(record.image)
+        check_joints(record, image.shape)
         crop, m, joints, center = self.crop(record, image)
         cmap = center_map(center, self.codec.input_size, self.codec.stride, self.center_sigma)
         valid = image_mask(image.shape, m, self.codec.input_size)
@@ -153,7 +229,14 @@ class CropMapper:
         return [crop, cmap, np.int32(index), m.astype(np.float32), record.joints, valid] + parts
 
     def __call__(self, index):
-        return self.eval_datapoint(index) if self.augment is None else self.train_datapoint(index)
+        """The datapoint of record ``index``; for a record it cannot use, [BAD_SAMPLE, message], and for an
+        unexpected error [FAILED_SAMPLE, message]: a worker that raised would die and leave the trainer waiting."""
+        try:
+            return self.eval_datapoint(index) if self.augment is None else self.train_datapoint(index)
+        except BadSample as e:
+            return [BAD_SAMPLE, str(e)]
+        except Exception as e:  # reported to the trainer, which stops the run with it
+            return [FAILED_SAMPLE, f"error mapping {self.records[index].image}: {type(e).__name__}: {e}"]
 
 
 def make_codec(cfg):
@@ -202,19 +285,27 @@ def build_train_dataflow(records, cfg, seed=None):
     """Training batches (see the module docstring), reshuffled every pass, last partial batch dropped.
 
     With TRAIN.NUM_WORKERS > 0 the flow is endless (the trainer's steps_per_epoch sets the epoch); with 0 it maps in
-    the calling process and ends after one pass.
+    the calling process and ends after one pass. Records that cannot become a sample are skipped or stop the flow as
+    TRAIN.BAD_SAMPLES says; the returned flow's ``bad_samples`` is that BadSamples filter (its count, first files and
+    error), ended quietly for tensorpack's input thread.
     """
     if len(records) < cfg.TRAIN.BATCH_SIZE:
         raise UserError(f"{len(records)} training people are fewer than one batch of TRAIN.BATCH_SIZE="
                         f"{cfg.TRAIN.BATCH_SIZE}")
     mapper = make_mapper(records, cfg, train=True, seed=seed)
     ds = mapped_indices(range(len(records)), mapper, cfg.TRAIN.NUM_WORKERS, shuffle=True, strict=False)
-    return BatchData(ds, cfg.TRAIN.BATCH_SIZE, remainder=False)
+    bad = BadSamples(ds, stop=cfg.TRAIN.BAD_SAMPLES == "stop", quiet_end=True)
+    flow = BatchData(bad, cfg.TRAIN.BATCH_SIZE, remainder=False)
+    flow.bad_samples = bad
+    return flow
 
 
 def build_eval_dataflow(records, cfg, batch_size=None, num_workers=None):
-    """Evaluation batches of every record exactly once (see the module docstring); the last batch may be short."""
+    """Evaluation batches of every record exactly once (see the module docstring); the last batch may be short.
+
+    A record that cannot become a sample raises BadSample: every person of an evaluation set is scored or none.
+    """
     mapper = make_mapper(records, cfg, train=False)
     workers = cfg.TRAIN.NUM_WORKERS if num_workers is None else num_workers
     ds = mapped_indices(range(len(records)), mapper, workers, shuffle=False, strict=True)
-    return BatchData(ds, batch_size or cfg.TRAIN.BATCH_SIZE, remainder=True)
+    return BatchData(BadSamples(ds, stop=True), batch_size or cfg.TRAIN.BATCH_SIZE, remainder=True)

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from cpm.errors import UserError
+from cpm.errors import BadSample, UserError
 from cpm.joints import JOINT_SETS, MODEL_JOINTS, UNANNOTATED
 from dataflow.masks import RLEMask
 from dataflow.records import SCALE_UNIT_PX, PersonRecord, center_scale_from_box, center_scale_from_joints
@@ -62,7 +62,7 @@ def read_image_bytes(image):
         with open(image, "rb") as f:
             return f.read()
     except OSError as e:
-        raise UserError(f"cannot read image {image}: {e.strerror}") from None
+        raise BadSample(f"{image}: cannot read ({e.strerror})") from None
 
 
 def _parse(data, path):

@@ -1,4 +1,4 @@
-"""tensorpack callbacks: PCP validation every epoch, TensorBoard pictures, and a stop on a non-finite loss.
+"""tensorpack callbacks: PCP validation every epoch, TensorBoard pictures, bad-sample reports, and clean stops.
 
 They are thin: the metrics live in eval.metrics, the drawing in eval.draw, the decoding in eval.inference.
 """
@@ -6,6 +6,7 @@ import cv2
 import numpy as np
 import tensorflow as tf
 from tensorpack.callbacks import Callback
+from tensorpack.train.base import StopTraining
 from tensorpack.utils import logger
 
 from cpm import names
@@ -15,7 +16,21 @@ from eval.inference import predict_people
 from eval.metrics import format_part_report, format_report, part_iou, pose_scores
 
 
-class PoseValidation(Callback):
+class RunStopper(Callback):
+    """Base of callbacks that end a run with a UserError.
+
+    tensorpack's main loop prints a traceback for any exception but its own StopTraining (a clean stop after which
+    nothing more is saved), so these raise that and keep the error in ``error`` for the trainer to raise as one line.
+    """
+
+    error = None
+
+    def stop(self, error):
+        self.error = error
+        raise StopTraining(str(error))
+
+
+class PoseValidation(RunStopper):
     """Score the model on a validation flow after every epoch (PCP, PCK@0.2, in original image px).
 
     Writes ``val/pcp``, ``val/pck@0.2`` and ``val/pcp/<group>`` to the monitors (TensorBoard, stats.json) and, with
@@ -43,7 +58,10 @@ class PoseValidation(Callback):
 
     def _trigger_epoch(self):
         num_parts = len(self.part_names) - 1 if self.part_names else 0
-        pred, gt, counts = predict_people(self.predictor, self.dataflow, self.codec, self.num_people, num_parts)
+        try:
+            pred, gt, counts = predict_people(self.predictor, self.dataflow, self.codec, self.num_people, num_parts)
+        except UserError as e:  # a validation image that cannot be read
+            self.stop(e)
         report = pose_scores(pred, gt)
         put = self.trainer.monitors.put_scalar
         put("val/pcp", report["pcp"])
@@ -106,20 +124,56 @@ class TrainingImages(Callback):
         self.trainer.monitors.put_summary(_image_summary("train/final_beliefs", belief_montage(beliefs[0], 64)))
 
 
-class StopOnNonFiniteLoss(Callback):
-    """Stop training at the first step whose total loss is NaN or infinite.
+class StopOnNonFiniteLoss(RunStopper):
+    """Stop training at the first step whose total loss is NaN or infinite, naming the losses that went first.
 
-    Nothing is saved after that step, so the last checkpoint (from the last finished epoch) stays the last good one
-    and re-running the same command resumes from it.
+    Nothing is saved after that step, so the last checkpoint stays the last good one and re-running the same command
+    resumes from it.
     """
 
     def _setup_graph(self):
-        self._cost = self.trainer.tower_func.towers[0].get_tensor(names.TOTAL_COST)
+        tower = self.trainer.tower_func.towers[0]
+        self._names = [names.TOTAL_COST] + _existing(tower, names.stage_loss) + _existing(tower, names.part_stage_loss)
+        self._tensors = [tower.get_tensor(n) for n in self._names]
 
     def _before_run(self, _):
-        return tf.compat.v1.train.SessionRunArgs(fetches=self._cost)
+        return tf.compat.v1.train.SessionRunArgs(fetches=self._tensors)
 
     def _after_run(self, _, values):
-        if not np.isfinite(values.results):
-            raise UserError(f"loss is {values.results} at step {self.global_step}; stopped without saving. The last "
-                            f"good checkpoint is in {logger.get_logger_dir()} (lower TRAIN.LR and re-run to resume)")
+        cost = values.results[0]
+        if not np.isfinite(cost):
+            bad = [n for n, v in zip(self._names[1:], values.results[1:], strict=True) if not np.isfinite(v)]
+            self.stop(UserError(f"loss is {cost} at step {self.global_step} (non-finite: "
+                            f"{', '.join(bad) or 'weight decay'}); stopped without saving. The last good checkpoint "
+                            f"is in {logger.get_logger_dir()} (lower TRAIN.LR and re-run to resume)"))
+
+
+class BadSampleReport(RunStopper):
+    """Report the training records skipped as bad samples (dataflow.pipeline.BadSamples) at each epoch end: one log
+    line naming the first files, and ``data/bad_samples`` (the count so far) in the monitors; stop the run when the
+    filter has stopped the flow (TRAIN.BAD_SAMPLES=stop, or an unexpected error in a data worker)."""
+
+    def __init__(self, bad_samples):
+        self.bad = bad_samples
+        self._reported = 0
+
+    def _trigger_step(self):
+        if self.bad.error is not None:
+            self.stop(self.bad.error)
+
+    def _trigger_epoch(self):
+        self.trainer.monitors.put_scalar("data/bad_samples", self.bad.count)
+        if self.bad.count > self._reported:
+            logger.warn(self.bad.summary())
+            self._reported = self.bad.count
+
+
+def _existing(tower, name_of):
+    """``name_of(1), name_of(2), ...`` up to the first name the tower has no tensor of."""
+    found = []
+    while True:
+        try:
+            tower.get_tensor(name_of(len(found) + 1))
+        except KeyError:
+            return found
+        found.append(name_of(len(found) + 1))

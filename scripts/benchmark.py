@@ -29,7 +29,7 @@ import time
 
 import numpy as np
 
-from cpm.config import build_config
+from cpm.config import PRESETS, build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper, mapped_indices, read_image
@@ -266,7 +266,7 @@ def main():
     data.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
     data.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     train = sub.add_parser("train", help="model step time")
-    train.add_argument("--preset", default="cpu", help="paper | cpu (default cpu)")
+    train.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)} (default cpu)")
     train.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     train.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     train.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
@@ -274,7 +274,7 @@ def main():
     train.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     predict = sub.add_parser("predict", help="single-person prediction time, image file to joints")
     predict.add_argument("--load", help="run directory, checkpoint or weights.npz (default: --preset, random weights)")
-    predict.add_argument("--preset", default="cpu", help="paper | cpu, without --load (default cpu)")
+    predict.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)}, without --load (default cpu)")
     predict.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     predict.add_argument("--n", type=int, default=50, help="people to time (default 50)")
     predict.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (no --load)")

@@ -11,7 +11,7 @@ import argparse
 import os
 import sys
 
-from cpm.config import build_config
+from cpm.config import PRESETS, build_config
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
 from cpm.trainer import split_validation, train
@@ -34,7 +34,7 @@ def main():
     parser.add_argument("--val-datadir", action="append", help="validation dataset folder(s)")
     parser.add_argument("--val-split", action="append",
                         help="validation split(s) (default: each dataset's evaluation split)")
-    parser.add_argument("--preset", default="cpu", help="paper | cpu (default: cpu)")
+    parser.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)} (default: cpu)")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     parser.add_argument("--load", help="checkpoint to initialise from (ignored when the logdir has its own)")
     parser.add_argument("--logdir", help="run directory (default: checkpoints/<preset>-<data>)")

@@ -1,12 +1,20 @@
-"""scripts/train.py end to end on the shipped sample: smoke run, resume, NaN stop and bad input."""
+"""scripts/train.py end to end on the shipped sample: smoke run, resume, NaN stop, bad input, and TensorBoard."""
 import glob
 import json
 import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pytest
 
+from cpm import checkpoint
+from cpm.config import build_config
+from cpm.errors import UserError
 from cpm.parts import part_names
-from cpm.trainer import lr_schedule, split_validation
+from cpm.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
 from tests.conftest import run
@@ -73,6 +81,44 @@ def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(two_epoch_run)
     assert [e["global_step"] for e in stats(logdir)] == [8, 16]
 
 
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _get_json(url):
+    with urllib.request.urlopen(url, timeout=5) as r:
+        return json.load(r)
+
+
+def test_tensorboard_serves_the_run(two_epoch_run):
+    """The real TensorBoard of the set-up, on loopback, reads the run's scalars and image summaries."""
+    logdir = two_epoch_run[0]
+    port = _free_port()
+    tensorboard = os.path.join(os.path.dirname(sys.executable), "tensorboard")
+    server = subprocess.Popen([tensorboard, "--logdir", logdir, "--host", "127.0.0.1", "--port", str(port),
+                               "--reload_interval", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        base, scalars, images, deadline = f"http://127.0.0.1:{port}/data/plugin", {}, {}, time.time() + 90
+        while time.time() < deadline and not ({"val/pcp", "val/pck@0.2"} <= scalars.get(".", set()) and images):
+            time.sleep(1)
+            try:
+                scalars = {run: set(tags) for run, tags in _get_json(f"{base}/scalars/tags").items()}
+                images = _get_json(f"{base}/images/tags").get(".", {})
+            except OSError:  # not listening yet
+                continue
+        tags = scalars.get(".", set())
+        assert {f"stage{t}/loss" for t in range(1, 7)} | {"part1/loss", "part2/loss", "cost"} <= tags
+        assert {"val/pcp", "val/pck@0.2", "val/mean_part_iou", "learning_rate"} <= tags
+        assert {"train/skeletons", "train/final_beliefs", "train/parts"} <= set(images)
+        points = _get_json(f"{base}/scalars/scalars?run=.&tag=val/pcp")
+        assert [p[1] for p in points] == [8, 16]  # one validation per epoch, at the epochs' last steps
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
 def test_a_different_run_in_the_same_logdir_is_refused(two_epoch_run):
     logdir = two_epoch_run[0]
     proc = run("train.py", "--smoke", "--logdir", logdir, "--config", "MODEL.STAGES=3")
@@ -80,7 +126,7 @@ def test_a_different_run_in_the_same_logdir_is_refused(two_epoch_run):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--preset", "huge"], "error: unknown preset 'huge'; choose from paper, cpu"),
+    (["--preset", "huge"], "error: unknown preset 'huge'; choose from paper, cpu, lsp"),
     (["--config", "TRAIN.EPOCH=3"], "error: unknown config key 'TRAIN.EPOCH'"),
     (["--datadir", "/nonexistent/lsp"], "error: LSP folder /nonexistent/lsp does not exist"),
     (["--split", "test"], "error: split 'test' (im1001-im2000) is not in"),
@@ -104,3 +150,42 @@ def test_validation_split_is_held_out_and_stable():
 
 def test_lr_schedule_steps_down():
     assert lr_schedule(1.0, [10, 20], 0.5) == [(0, 1.0), (10, 0.5), (20, 0.25)]
+
+
+def test_cosine_schedule_holds_then_decays_to_the_floor():
+    # held at 1 until epoch 2 (step 20), then cos: 0.5 * (1 + cos(pi * k / 2)) = 1, 0.5, 0 at epochs 2, 3, 4
+    steps, values = zip(*cosine_schedule(1.0, 2, 4, 0.0, 10), strict=True)
+    assert steps == (0, 20, 30, 40) and values == pytest.approx([1.0, 1.0, 0.5, 0.0])
+    # from the start, with a floor of 10 %: 0.1 + 0.9 * 0.5 * (1 + cos(pi / 2)) = 0.55 half-way
+    steps, values = zip(*cosine_schedule(2.0, 0, 2, 0.1, 5), strict=True)
+    assert steps == (0, 5, 10) and values == pytest.approx([2.0, 1.1, 0.2])
+
+
+def _saved_run(tmp_path, drop=(), rename=None):
+    """A run directory whose config.json lacks the keys in ``drop`` (as if saved before they existed) and has
+    ``rename`` = (new, old) saved under its old name."""
+    logdir = str(tmp_path / "run")
+    assert prepare_logdir(logdir, build_config("cpu"), {}) is False
+    path = os.path.join(logdir, "config.json")
+    with open(path) as f:
+        saved = json.load(f)
+    for dotted in drop + ((rename[0],) if rename else ()):
+        group, key = dotted.split(".")
+        value = saved["config"][group].pop(key)
+    if rename:
+        group, key = rename[1].split(".")
+        saved["config"][group][key] = value
+    with open(path, "w") as f:
+        json.dump(saved, f)
+    return logdir
+
+
+def test_a_run_saved_before_keys_were_added_or_renamed_resumes(tmp_path, monkeypatch):
+    logdir = _saved_run(tmp_path, drop=("TRAIN.LR_SCHEDULE", "MODEL.PART_GRADIENT"),
+                        rename=("MODEL.STAGE_KERNEL", "MODEL.OLD_KERNEL"))
+    monkeypatch.setitem(checkpoint.RENAMED_KEYS, "MODEL.OLD_KERNEL", "MODEL.STAGE_KERNEL")
+    assert prepare_logdir(logdir, build_config("cpu"), {}) is True
+    # the renamed key is still compared: a different value under its new name is a different network
+    logdir = _saved_run(tmp_path / "b", rename=("MODEL.STAGE_KERNEL", "MODEL.OLD_KERNEL"))
+    with pytest.raises(UserError, match="MODEL.STAGE_KERNEL differ"):
+        prepare_logdir(logdir, build_config("cpu", ["MODEL.STAGE_KERNEL=5"]), {})
