@@ -20,10 +20,13 @@ Evaluation flow (``build_eval_dataflow``), deterministic, no augmentation:
     parts       uint8   [B, S, S]           part labels on every crop pixel
     part_weight float32 [B]
 """
+import io
 import os
+import warnings
 
 import cv2
 import numpy as np
+import PIL.Image
 from tensorpack.dataflow import (
     BatchData,
     DataFlowTerminated,
@@ -53,6 +56,9 @@ MIN_IMAGE_SIDE = 8  # px: a smaller image holds no person to crop
 # An annotated joint further outside its image than this share of the image's larger side is an annotation error
 # (LSPET has joints a few px outside; its one joint beyond 1 % of the side, im08075's left shoulder, is 61 % out).
 MAX_OUTSIDE = 0.25
+# Largest image decoded, checked from its header before decoding: 50 MP is 150 MB as BGR, so a request stays well
+# under 2 GB with its copies, while phone photos (12-48 MP) pass.
+MAX_PIXELS = 50_000_000
 BAD_SAMPLE = "bad-sample"  # first element of the marker a mapper returns for a record it cannot use
 FAILED_SAMPLE = "failed-sample"  # ... and for an unexpected error while mapping (always stops the run)
 
@@ -60,12 +66,17 @@ FAILED_SAMPLE = "failed-sample"  # ... and for an unexpected error while mapping
 def read_image(image):
     """Read a record's image (a path, or an image inside a container such as a TFRecordImage) as uint8 HxWx3 BGR.
 
-    Raises BadSample naming the image if it is missing, empty, a JPEG cut short (OpenCV would decode the part that
-    is there and grey out the rest), not a decodable image, or smaller than MIN_IMAGE_SIDE.
+    Greyscale, 16-bit and RGBA images become 8-bit BGR, CMYK JPEGs BGR, and EXIF orientation is applied (OpenCV's
+    IMREAD_COLOR), so px are those of the image as seen. Raises BadSample naming the image if it is missing, empty,
+    larger than MAX_PIXELS (refused from its header, before decoding), a JPEG cut short (OpenCV would decode the part
+    that is there and grey out the rest), not a decodable image, or smaller than MIN_IMAGE_SIDE.
     """
     data = read_image_bytes(image)
     if not data:
         raise BadSample(f"{image}: empty file")
+    size = _header_size(data)
+    if size is not None and size[0] * size[1] > MAX_PIXELS:
+        raise BadSample(f"{image}: {size[0]}x{size[1]} px is above the {MAX_PIXELS // 10**6} MP limit")
     if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
         raise BadSample(f"{image}: truncated JPEG (no end-of-image marker)")
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
@@ -74,6 +85,21 @@ def read_image(image):
     if min(decoded.shape[:2]) < MIN_IMAGE_SIDE:
         raise BadSample(f"{image}: {decoded.shape[1]}x{decoded.shape[0]} px is too small")
     return decoded
+
+
+def _header_size(data):
+    """(width, height) from an encoded image's header without decoding it (Pillow reads headers lazily); None if
+    Pillow does not know the format (OpenCV then decides)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
+        previous, PIL.Image.MAX_IMAGE_PIXELS = PIL.Image.MAX_IMAGE_PIXELS, None  # our own limit applies instead
+        try:
+            with PIL.Image.open(io.BytesIO(data)) as im:
+                return im.size
+        except (PIL.UnidentifiedImageError, OSError, ValueError, SyntaxError):
+            return None
+        finally:
+            PIL.Image.MAX_IMAGE_PIXELS = previous
 
 
 def check_joints(record, image_shape):

@@ -4,6 +4,8 @@ Test-time augmentation follows the CPM release: each person is cropped at severa
 maps of every view are upsampled to crop px, brought into the frame of the plain zoom-1 crop and averaged, and each
 joint is the arg-max of the average.
 """
+import zipfile
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -12,6 +14,7 @@ from tensorpack.tfutils import SmartInit
 from tensorpack.tfutils.sessinit import SessionInit
 
 from cpm import names
+from cpm.errors import UserError
 from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
 from cpm.model import CPMModel
 from cpm.parts import flip_permutation as parts_flip_permutation
@@ -126,10 +129,14 @@ class PosePredictor:
         self.part_names = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
         self.part_order = part_flip_order(cfg.MODEL.PART_SCHEME) if self.part_names else None
         outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
-        self._predict = OfflinePredictor(PredictConfig(
-            model=CPMModel.from_config(cfg), session_init=SmartInit(weights) if weights else _FreshWeights(),
-            input_names=list(names.PREDICT_INPUTS), output_names=outputs,
-            session_creator=SessionCreator(precision)))
+        try:
+            self._predict = OfflinePredictor(PredictConfig(
+                model=CPMModel.from_config(cfg), session_init=SmartInit(weights) if weights else _FreshWeights(),
+                input_names=list(names.PREDICT_INPUTS), output_names=outputs,
+                session_creator=SessionCreator(precision)))
+        except (tf.errors.OpError, ValueError, OSError, KeyError, zipfile.BadZipFile) as e:  # a damaged file
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise UserError(f"cannot load the weights {weights}: {type(e).__name__}: {first}") from None
 
     def beliefs(self, images, center_maps):
         """Final belief maps of a batch of crops: uint8 [B, S, S, 3], [B, H, H, 1] -> float32 [B, H, H, K + 1]."""

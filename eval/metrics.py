@@ -168,3 +168,17 @@ def format_part_report(report):
     """One line of per-part IoU (percentages) and the mean."""
     return "  part IoU: " + ", ".join(f"{n} {100 * v:.1f}" for n, v in report["part_iou"].items()) + \
         f"; mean {100 * report['mean_part_iou']:.1f}"
+
+
+def json_safe(obj):
+    """``obj`` with every NaN or infinite float replaced by None: strict JSON (Python's json writes NaN and
+    Infinity, which other parsers reject). Lists, tuples, dicts and numpy scalars and arrays are walked."""
+    if isinstance(obj, dict):
+        return {k: json_safe(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, np.ndarray)):
+        return [json_safe(v) for v in obj]
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    if isinstance(obj, np.integer):
+        return int(obj)
+    return obj

@@ -8,6 +8,7 @@ from dataflow.records import SCALE_UNIT_PX
 HOG_PERSON_FRACTION = 0.75
 HOG_MIN_SCORE = 0.5  # SVM margin below which detections are dropped
 HOG_NMS_IOU = 0.4
+HOG_MAX_HEIGHT = 1200  # px: taller images are searched at this height
 _HOG = []  # the descriptor, built on first use: loading its SVM once serves every frame of a video
 
 
@@ -30,7 +31,11 @@ def detect_people(image):
     h = image.shape[0]
     if h < 2 * 128:  # HOG needs people at least 128 px tall: upscale small images
         scale = 2 * 128 / h
-        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_LINEAR)
+    elif h > HOG_MAX_HEIGHT:  # and its pyramid of a large photo costs seconds and GBs: people stay > 128 px here
+        scale = HOG_MAX_HEIGHT / h
+    if scale != 1.0:
+        image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA if scale < 1 else
+                           cv2.INTER_LINEAR)
     boxes, scores = hog.detectMultiScale(image, winStride=(8, 8), padding=(16, 16), scale=1.05)
     return [(box / scale, score) for box, score in suppress(boxes, scores)]
 

@@ -17,7 +17,7 @@ from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper
 from eval.evaluate import evaluate, predict_records, predictions_json, write_plots
 from eval.inference import PosePredictor
-from eval.metrics import format_part_report, format_report, part_iou
+from eval.metrics import format_part_report, format_report, json_safe, part_iou
 
 
 def parse_scales(text):
@@ -33,7 +33,7 @@ def parse_scales(text):
 def write_json(path, content):
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
-        json.dump(content, f, indent=2)
+        json.dump(json_safe(content), f, indent=2, allow_nan=False)
 
 
 def main():

@@ -22,8 +22,10 @@ from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError, run_main
 from cpm.joints import JOINT_NAMES
 from cpm.precision import PRECISIONS
+from dataflow.pipeline import read_image
 from eval.draw import belief_montage, draw_skeleton, part_overlay
 from eval.inference import PosePredictor
+from eval.metrics import json_safe
 from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -62,6 +64,9 @@ def pose_image(predictor, image, bbox):
     boxes = people_in(image, bbox)
     for box, center, scale in boxes:
         joints, fused, labels = predictor.pose(image, center, scale)
+        # a joint the network puts in the crop's padding is reported at the nearest image px
+        joints[:, 0] = np.clip(joints[:, 0], 0, image.shape[1] - 1)
+        joints[:, 1] = np.clip(joints[:, 1], 0, image.shape[0] - 1)
         maps = fused if maps is None else maps
         if labels is not None:
             part_masks.append(labels)
@@ -89,13 +94,6 @@ def write_part_masks(folder, name, people, part_masks):
         person["part_mask"] = path
 
 
-def read_image_file(path):
-    image = cv2.imread(path, cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"cannot read {path}: not an image OpenCV can decode")
-    return image
-
-
 def frames(path):
     """(name, image) pairs of an image file, a folder of images or a video."""
     if os.path.isdir(path):
@@ -103,7 +101,7 @@ def frames(path):
         if not files:
             raise UserError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         for f in files:
-            yield os.path.join(path, f), read_image_file(os.path.join(path, f))
+            yield os.path.join(path, f), read_image(os.path.join(path, f))
     elif path.lower().endswith(VIDEO_EXTENSIONS):
         video = cv2.VideoCapture(path)
         if not video.isOpened():
@@ -119,7 +117,7 @@ def frames(path):
         if k == 0:
             raise UserError(f"video {path} has no readable frames")
     elif os.path.isfile(path):
-        yield path, read_image_file(path)
+        yield path, read_image(path)
     else:
         raise UserError(f"--image {path}: no such file or folder")
 
@@ -150,13 +148,14 @@ def main():
             people, drawn, maps, part_masks = pose_image(predictor, image, bbox)
             if args.part_masks and part_masks is not None:
                 write_part_masks(args.part_masks, name, people, part_masks)
-            result = {"image": name, "people": people}
+            result = json_safe({"image": name, "people": people})
             if predictor.part_names:
                 result["part_names"] = list(predictor.part_names[:-1])  # label k + 1 in the masks is part k
             if json_out:
-                json_out.write(json.dumps(result) + "\n" if many else json.dumps(result, indent=2))
+                json_out.write(json.dumps(result, allow_nan=False) + "\n" if many else
+                               json.dumps(result, indent=2, allow_nan=False))
             if not args.out_json:
-                print(json.dumps(result))
+                print(json.dumps(result, allow_nan=False))
             if args.out_image and not many:
                 cv2.imwrite(args.out_image, drawn)
             elif args.out_image and os.path.isdir(args.image):
