@@ -13,7 +13,7 @@ LSP ?= ../shared/data/lsp
 LSPET ?= ../shared/data/lspet
 PRECISION ?= $(shell grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo bf16 || echo fp32)
 
-.PHONY: setup train test tensorboard campaign clean-venv
+.PHONY: setup train test tensorboard campaign campaign-snapshot clean-venv
 
 setup: $(STAMP)
 
@@ -32,10 +32,24 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
 
+CAMPAIGN := checkpoints/lsp-campaign
+# The campaign's newest checkpoint (with its optimiser state), config and history, committed between sessions: a
+# machine whose checkpoints/ was wiped resumes from it.
+SNAPSHOT := checkpoints/lsp-campaign-snapshot
+
 campaign: $(STAMP)
+	@if [ ! -f $(CAMPAIGN)/checkpoint ] && [ -f $(SNAPSHOT)/checkpoint ]; then \
+		echo "resuming the campaign from $(SNAPSHOT)"; mkdir -p $(CAMPAIGN) && cp $(SNAPSHOT)/* $(CAMPAIGN)/; fi
 	nice -n 19 $(PY) scripts/train.py --preset lsp --precision $(PRECISION) \
 		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
-		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir checkpoints/lsp-campaign $(ARGS)
+		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(CAMPAIGN) $(ARGS)
+
+campaign-snapshot:
+	@ckpt=$$(sed -n 's/^model_checkpoint_path: "\(.*\)"/\1/p' $(CAMPAIGN)/checkpoint) && test -n "$$ckpt" && \
+		rm -rf $(SNAPSHOT) && mkdir -p $(SNAPSHOT) && \
+		cp $(CAMPAIGN)/config.json $(CAMPAIGN)/stats.json $(CAMPAIGN)/$$ckpt.* $(SNAPSHOT)/ && \
+		printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' $$ckpt $$ckpt \
+			> $(SNAPSHOT)/checkpoint && echo "$(SNAPSHOT): $$ckpt" && du -sh $(SNAPSHOT)
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir checkpoints --host 127.0.0.1 --port $(PORT)
