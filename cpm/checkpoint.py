@@ -1,13 +1,25 @@
 """Find a model and its run's config from a run directory, a checkpoint prefix or an exported weights file."""
 import json
 import os
+import re
+
+import numpy as np
 
 from cpm.config import RENAMED_KEYS, finalize, flatten, get_config
 from cpm.errors import UserError
 
+#: The model shipped with the repository: what evaluate.py, predict.py and export.py use without --load.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED_MODEL = os.path.join(_ROOT, "models", "cpm-lsp")
 CONFIG_FILE = "config.json"
 BEST_CHECKPOINT = "max-val-pcp"  # MaxSaver's name for the checkpoint with the best validation PCP
 WEIGHTS_FILE = "weights.npz"  # written by scripts/export.py
+
+
+def add_load_argument(parser):
+    """The scripts' one ``--load`` flag: a model to use, the shipped one when not given (resolve_checkpoint)."""
+    parser.add_argument("--load", help="run directory, checkpoint prefix or exported weights.npz (default: the "
+                                       f"shipped model, {os.path.relpath(SHIPPED_MODEL, _ROOT)})")
 
 
 def latest_in(run_dir):
@@ -29,12 +41,17 @@ def resolve_checkpoint(path):
     Args:
         path: a run directory (its best-validation checkpoint ``max-val-pcp`` if present, else the latest one),
             a checkpoint prefix such as ``run/model-1200``, or an exported ``weights.npz``. The config is the
-            ``config.json`` beside it.
+            ``config.json`` beside it. None: the shipped model (SHIPPED_MODEL), and a line saying so.
     Returns:
         (weights path for tensorpack's SmartInit, finalized config).
     Raises:
         UserError: nothing loadable at ``path`` or no config.json beside it.
     """
+    if path is None:
+        if not os.path.isdir(SHIPPED_MODEL):
+            raise UserError(f"no --load given and no shipped model at {SHIPPED_MODEL}")
+        print(f"using the shipped model {os.path.relpath(SHIPPED_MODEL, _ROOT)} (--load to use another)", flush=True)
+        path = SHIPPED_MODEL
     if os.path.isdir(path):
         run_dir = path
         best = os.path.join(path, BEST_CHECKPOINT)
@@ -52,6 +69,39 @@ def resolve_checkpoint(path):
     else:
         raise UserError(f"--load {path}: not a run directory, checkpoint prefix or .npz weights file")
     return weights, load_run_config(run_dir)
+
+
+def load_weights(weights):
+    """What tensorpack's SmartInit takes for ``weights``: a checkpoint prefix as it is, an exported .npz as a dict
+    with float16 arrays (a shipped model's) widened to float32, so they load without a cast warning per variable."""
+    if not str(weights).endswith(".npz"):
+        return weights
+    with np.load(weights) as data:
+        return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in data.items()}
+
+
+# Variables of a training checkpoint that are training state, not the model: left behind when fine-tuning.
+_TRAINING_STATE = re.compile(r"(^|/)(global_step|learning_rate|skipped_updates|beta[12]_power)(:0)?$|/(Adam|Adam_1|"
+                             r"Momentum)(:0)?$")
+
+
+def fine_tune_weights(weights):
+    """{name: value} of a model's variables to start a new run from: an exported .npz as it is, a checkpoint without
+    its step counter, learning rate and optimiser slots (the new run starts at step 0 with a fresh optimiser)."""
+    if str(weights).endswith(".npz"):
+        return load_weights(weights)
+    import tensorflow as tf  # noqa: PLC0415  (reading checkpoints is the only TensorFlow use here)
+
+    reader = tf.train.load_checkpoint(weights)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if not _TRAINING_STATE.search(name)}
+
+
+def save_weights(path, variables, fp16=False):
+    """Write {name: value} as an exported weights.npz, floats as float16 if ``fp16`` (load_weights widens them)."""
+    if fp16:
+        variables = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in variables.items()}
+    np.savez_compressed(path, **variables)
 
 
 def load_run_config(run_dir):

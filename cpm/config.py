@@ -268,9 +268,12 @@ def _defaults():
     )
 
 
-def build_config(preset="paper", overrides=()):
-    """The run's config: a preset, then ``KEY=VALUE`` overrides, checked and frozen. What every script calls."""
-    cfg = get_config(preset)
+def build_config(preset="paper", overrides=(), base=None):
+    """The run's config: a preset (or ``base``, e.g. a loaded model's config, copied), then ``KEY=VALUE`` overrides,
+    checked and frozen. What every script calls."""
+    cfg = get_config(base.PRESET if base is not None else preset)
+    for key, value in flatten(base.to_dict() if base is not None else {}).items():
+        cfg.set(key, value)
     cfg.override(overrides)
     return finalize(cfg)
 

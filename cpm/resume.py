@@ -144,3 +144,24 @@ class BestSaver(MaxSaver):
         for src in files:
             os.replace(src.replace(path, target) + ".tmp", src.replace(path, target))
         logger.info(f"Model at global_step={self.best[0]} with maximum {self.monitor_stat}={self.best[1]:.5g} saved.")
+
+
+class TrainingClock(Callback):
+    """``train/hours``: wall-clock hours of training (steps, validation, saves) behind the current checkpoint,
+    summed over every process that continued the run, written to the monitors (stats.json, TensorBoard) at each
+    epoch end. A resumed run starts from the last value in stats.json (already cut back to its checkpoint)."""
+
+    def _before_train(self):
+        path = os.path.join(logger.get_logger_dir(), "stats.json")
+        self.hours = 0.0
+        if os.path.isfile(path):
+            with open(path) as f:
+                past = [s["train/hours"] for s in json.load(f) if "train/hours" in s]
+            self.hours = past[-1] if past else 0.0
+        self._last = time.monotonic()
+
+    def _trigger_epoch(self):
+        now = time.monotonic()
+        self.hours += (now - self._last) / 3600
+        self._last = now
+        self.trainer.monitors.put_scalar("train/hours", self.hours)

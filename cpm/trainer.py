@@ -2,6 +2,7 @@
 import json
 import math
 import os
+import time
 
 import numpy as np
 import tensorflow as tf
@@ -16,13 +17,21 @@ from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, Scheduled
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
-from cpm.checkpoint import BEST_CHECKPOINT, CONFIG_FILE, load_run_config
+from cpm.checkpoint import BEST_CHECKPOINT, CONFIG_FILE, fine_tune_weights, load_run_config
 from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.parts import part_names
-from cpm.precision import SessionCreator
-from cpm.resume import BestSaver, ShortenFirstEpoch, TimedModelSaver, align_stats, resume_point
+from cpm.precision import SessionCreator, cpu_description
+from cpm.resume import (
+    BestSaver,
+    ShortenFirstEpoch,
+    TimedModelSaver,
+    TrainingClock,
+    align_stats,
+    latest_checkpoint,
+    resume_point,
+)
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
 from eval.callbacks import BadSampleReport, PoseValidation, RunStopper, StopOnNonFiniteLoss, TrainingImages
@@ -79,8 +88,17 @@ def prepare_logdir(logdir, cfg, meta):
                             f"use another --logdir")
         if changed:
             logger.info(f"continuing the run in {logdir} with changed {', '.join(changed)}")
-    with open(path, "w") as f:
-        json.dump({"config": cfg.to_dict(), **meta}, f, indent=2)
+    sessions = []
+    if resumed:
+        with open(path) as f:
+            sessions = json.load(f).get("sessions", [])
+    # every process that trained the run: when, on which CPU, in which precision, from which step
+    sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu": cpu_description(),
+                     "precision": meta.get("precision"), "from_step": latest_checkpoint(logdir)[1]})
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        json.dump({"config": cfg.to_dict(), **meta, "sessions": sessions}, f, indent=2)
+    os.replace(tmp, path)
     return resumed
 
 
@@ -157,13 +175,15 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         lr_setter(t, steps),
         TrainingImages(codec, t.SUMMARY_PERIOD, parts=parts is not None),
         StopOnNonFiniteLoss(),
+        TrainingClock(),
         EstimatedTimeLeft(),
         ThroughputTracker(samples_per_step=t.BATCH_SIZE),
         HostMemoryTracker(),
     ]
     train_flow = build_train_dataflow(train_records, cfg, seed=seed)
     callbacks.append(BadSampleReport(train_flow.bad_samples))
-    init = checkpoint or load
+    # resuming continues the run's own checkpoint; --load starts a new run from a model's weights only
+    init = checkpoint or (fine_tune_weights(load) if load else None)
     config = TrainConfig(
         model=CPMModel.from_config(cfg),
         data=QueueInput(train_flow),

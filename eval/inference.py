@@ -14,6 +14,7 @@ from tensorpack.tfutils import SmartInit
 from tensorpack.tfutils.sessinit import SessionInit
 
 from cpm import names
+from cpm.checkpoint import load_weights
 from cpm.errors import UserError
 from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
 from cpm.model import CPMModel
@@ -130,13 +131,22 @@ class PosePredictor:
         self.part_order = part_flip_order(cfg.MODEL.PART_SCHEME) if self.part_names else None
         outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
         try:
+            init = SmartInit(load_weights(weights)) if weights else _FreshWeights()
             self._predict = OfflinePredictor(PredictConfig(
-                model=CPMModel.from_config(cfg), session_init=SmartInit(weights) if weights else _FreshWeights(),
+                model=CPMModel.from_config(cfg), session_init=init,
                 input_names=list(names.PREDICT_INPUTS), output_names=outputs,
                 session_creator=SessionCreator(precision)))
         except (tf.errors.OpError, ValueError, OSError, KeyError, zipfile.BadZipFile) as e:  # a damaged file
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise UserError(f"cannot load the weights {weights}: {type(e).__name__}: {first}") from None
+        self.graph, self.session = self._predict.graph, self._predict.sess
+
+    def variables(self):
+        """{name: value} of every variable of the inference graph (batch norm's moving statistics included, which
+        tensorpack's dump_session_params leaves out): what an exported weights.npz holds."""
+        with self.graph.as_default():
+            variables = tf.compat.v1.global_variables()
+        return dict(zip([v.name for v in variables], self.session.run(variables), strict=True))
 
     def beliefs(self, images, center_maps):
         """Final belief maps of a batch of crops: uint8 [B, S, S, 3], [B, H, H, 1] -> float32 [B, H, H, K + 1]."""

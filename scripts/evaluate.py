@@ -1,7 +1,7 @@
 """Score a trained CPM on a dataset split: strict PCP, PCK@0.2, PCKh@0.5 (where head sizes exist), within-25-px,
 and with part stages per-part IoU against the skeleton-derived part targets.
 
-    python scripts/evaluate.py --load RUN_DIR|CKPT|weights.npz --data lsp --datadir DIR --split test \\
+    python scripts/evaluate.py [--load RUN_DIR|CKPT|weights.npz] --data lsp --datadir DIR --split test \\
         [--json OUT] [--plots DIR] [--save-predictions P.json] [--flip] [--scales 0.7,1.0,1.3]
 
 The model's config is read from the run's config.json; no training flags are needed.
@@ -10,7 +10,7 @@ import argparse
 import json
 import os
 
-from cpm.checkpoint import resolve_checkpoint
+from cpm.checkpoint import add_load_argument, resolve_checkpoint
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
 from dataflow.datasets import add_dataset_arguments, records_from_args
@@ -38,7 +38,7 @@ def write_json(path, content):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--load", required=True, help="run directory, checkpoint prefix or exported weights.npz")
+    add_load_argument(parser)
     add_dataset_arguments(parser, role="eval")
     parser.add_argument("--json", help="write the report as JSON here")
     parser.add_argument("--plots", help="write pck_curve.png and pcp_bars.png into this folder")

@@ -1,6 +1,6 @@
 """Pose people in images, a folder of images or a video with a trained CPM.
 
-    python scripts/predict.py --load RUN_DIR|CKPT|weights.npz --image PATH [--bbox x,y,w,h]
+    python scripts/predict.py [--load RUN_DIR|CKPT|weights.npz] --image PATH [--bbox x,y,w,h]
         [--out-json J] [--out-image P] [--beliefs M.png] [--part-masks DIR]
 
 PATH may be an image, a folder of images or a video. Without --bbox, people are found with OpenCV's HOG people
@@ -18,7 +18,7 @@ import os
 import cv2
 import numpy as np
 
-from cpm.checkpoint import resolve_checkpoint
+from cpm.checkpoint import add_load_argument, resolve_checkpoint
 from cpm.errors import UserError, run_main
 from cpm.joints import JOINT_NAMES
 from cpm.precision import PRECISIONS
@@ -124,7 +124,7 @@ def frames(path):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--load", required=True, help="run directory, checkpoint prefix or exported weights.npz")
+    add_load_argument(parser)
     parser.add_argument("--image", required=True, help="image file, folder of images or video file")
     parser.add_argument("--bbox", help="person box x,y,w,h in px (default: detect people)")
     parser.add_argument("--out-json", help="JSON output (JSON lines for a folder or video)")

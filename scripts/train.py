@@ -11,6 +11,7 @@ import argparse
 import os
 import sys
 
+from cpm.checkpoint import resolve_checkpoint
 from cpm.config import PRESETS, build_config
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
@@ -34,9 +35,11 @@ def main():
     parser.add_argument("--val-datadir", action="append", help="validation dataset folder(s)")
     parser.add_argument("--val-split", action="append",
                         help="validation split(s) (default: each dataset's evaluation split)")
-    parser.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)} (default: cpu)")
+    parser.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default: cpu, or --load's)")
     parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
-    parser.add_argument("--load", help="checkpoint to initialise from (ignored when the logdir has its own)")
+    parser.add_argument("--load", help="fine-tune: a model (run directory, checkpoint or weights.npz, e.g. "
+                                       "models/cpm-lsp) whose weights and config the run starts from (ignored when "
+                                       "the logdir has its own checkpoint)")
     parser.add_argument("--logdir", help="run directory (default: checkpoints/<preset>-<data>)")
     parser.add_argument("--seed", type=int, default=None, help="augmentation seed")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16 (CPU mixed precision)")
@@ -45,7 +48,18 @@ def main():
     parser.add_argument("--smoke", action="store_true", help="a few steps on the sample, one validation pass")
     args = parser.parse_args()
 
-    cfg = build_config(args.preset, (SMOKE_CONFIG if args.smoke else []) + args.config)
+    overrides = (SMOKE_CONFIG if args.smoke else []) + args.config
+    load = None
+    if args.load:  # fine-tuning: the model's own config, with the run's overrides on top
+        if not (os.path.exists(args.load) or os.path.exists(args.load + ".index")):
+            raise UserError(f"--load {args.load}: no such checkpoint")
+        load, base = resolve_checkpoint(args.load)
+        if args.preset and args.preset != base.PRESET:
+            raise UserError(f"--preset {args.preset}: --load {args.load} was trained with preset {base.PRESET}, "
+                            f"whose config the run takes (drop --preset)")
+        cfg = build_config(base.PRESET, overrides, base=base)
+    else:
+        cfg = build_config(args.preset or "cpu", overrides)
     triples = selections(args.data, args.datadir, args.split, "train")
     records = load_selection(triples, cfg.READER)
     if args.val_data:
@@ -54,13 +68,11 @@ def main():
         train_records = records
     else:
         train_records, val_records = split_validation(records, cfg.DATA.VAL_FRACTION)
-    if args.load and not (os.path.exists(args.load) or os.path.exists(args.load + ".index")):
-        raise UserError(f"--load {args.load}: no such checkpoint")
-    tag = "smoke" if args.smoke else args.preset
+    tag = "smoke" if args.smoke else cfg.PRESET
     logdir = args.logdir or os.path.join(ROOT, "checkpoints", f"{tag}-{'+'.join(n for n, _, _ in triples)}")
     print(f"training on {len(train_records)} people, validating on {len(val_records)}; run directory {logdir}")
     meta = {"data": triples, "argv": sys.argv[1:], "precision": args.precision}
-    result = train(cfg, train_records, val_records, logdir, load=args.load, precision=args.precision,
+    result = train(cfg, train_records, val_records, logdir, load=load, precision=args.precision,
                    gpus=args.gpus, seed=args.seed, meta=meta)
     print(format_report(result["baseline"], "mean-pose baseline"))
     final = result["final"]

@@ -78,7 +78,7 @@ def test_predict_on_a_folder_writes_json_lines(trained_run, small_lsp, tmp_path)
 
 
 @pytest.mark.parametrize("args, message", [
-    (["--image", "NOT_AN_IMAGE"], "error: cannot read"),
+    (["--image", "NOT_AN_IMAGE"], "error: NOT_AN_IMAGE: not a decodable image"),
     (["--image", "/nonexistent.jpg"], "error: --image /nonexistent.jpg: no such file or folder"),
     (["--image", "x.jpg", "--bbox", "1,2,3"], "error: --bbox '1,2,3': expected x,y,w,h"),
 ])
@@ -86,6 +86,7 @@ def test_predict_bad_input_is_one_line(trained_run, tmp_path, args, message):
     args = [str(tmp_path / "junk.jpg") if a == "NOT_AN_IMAGE" else a for a in args]
     (tmp_path / "junk.jpg").write_text("this is not an image")
     proc = run("predict.py", "--load", trained_run, *args)
+    message = message.replace("NOT_AN_IMAGE", str(tmp_path / "junk.jpg"))
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(message)
 
 

@@ -189,3 +189,31 @@ def test_a_run_saved_before_keys_were_added_or_renamed_resumes(tmp_path, monkeyp
     logdir = _saved_run(tmp_path / "b", rename=("MODEL.STAGE_KERNEL", "MODEL.OLD_KERNEL"))
     with pytest.raises(UserError, match="MODEL.STAGE_KERNEL differ"):
         prepare_logdir(logdir, build_config("cpu", ["MODEL.STAGE_KERNEL=5"]), {})
+
+
+def test_sigkilled_runs_resume_leak_nothing_and_finish(tmp_path):
+    """benchmark.py resume: a 100-step run SIGKILLed at random moments and once inside a checkpoint save, restarted
+    each time. It checks by pid that no process of a killed run lives on, that each restart resumes from the newest
+    checkpoint (the step never goes back further), that config.json is unchanged and that the run reaches step 100."""
+    proc = run("benchmark.py", "resume", "--kills", "3", "--kill-in-save", "--seed", "1",
+               "--logdir", str(tmp_path / "run"))
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "3/3 resumed, 0 processes leaked" in proc.stdout
+    assert "final step 100" in proc.stdout and "FAILED" not in proc.stdout
+
+
+def test_load_fine_tunes_from_a_model_taking_its_config(two_epoch_run, tmp_path):
+    source = two_epoch_run[0]
+    logdir = str(tmp_path / "tuned")
+    proc = run("train.py", "--smoke", "--load", source, "--logdir", logdir, "--config", "TRAIN.LR=1e-4")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    with open(os.path.join(logdir, "config.json")) as f:
+        tuned = json.load(f)["config"]
+    with open(os.path.join(source, "config.json")) as f:
+        original = json.load(f)["config"]
+    assert tuned["MODEL"] == original["MODEL"] and tuned["DATA"] == original["DATA"]
+    assert tuned["TRAIN"]["LR"] == 1e-4
+    assert "Restoring" in proc.stdout  # the model's weights ...
+    assert stats(logdir)[-1]["global_step"] == 8  # ... in a new run: its own 8 steps, not the source's 16 + 8
+    refused = run("train.py", "--smoke", "--load", source, "--preset", "paper", "--logdir", str(tmp_path / "x"))
+    assert refused.returncode == 2 and "was trained with preset cpu" in refused.stderr.strip().splitlines()[-1]

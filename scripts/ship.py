@@ -1,0 +1,145 @@
+"""Ship a trained run as the repository's model: weights, config, model card and training curve.
+
+    python scripts/ship.py --run checkpoints/lsp-campaign --datadir LSP --split 801-1000 [--out models/cpm-lsp]
+
+Takes the run's best-validation checkpoint (max-val-pcp, else its newest), scores it and its float16 copy on the
+validation people, and writes OUT/weights.npz in float16 if that changes PCK@0.2 by less than 0.1 point (else in
+float32), OUT/config.json, OUT/curve.png (validation PCK@0.2 and training loss against training hours) and
+OUT/README.md, the model card: data, recipe, training hours and CPUs, PCK@0.2 per joint, PCP per limb, part IoU.
+"""
+import argparse
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint, save_weights
+from cpm.errors import UserError, run_main
+from dataflow.datasets import add_dataset_arguments, records_from_args
+from dataflow.pipeline import make_mapper
+from eval.evaluate import evaluate, predict_records
+from eval.inference import PosePredictor
+from eval.metrics import part_iou
+
+MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
+
+
+def score(cfg, weights, records):
+    """The evaluation report of ``weights`` on ``records``, with part IoU."""
+    predictor = PosePredictor(cfg, weights)
+    pred, seconds, parts = predict_records(predictor, records, 8, make_mapper(records, cfg, train=False))
+    report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
+    if parts is not None:
+        report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])
+    return report, predictor
+
+
+def plot_curve(stats, path):
+    """Validation PCK@0.2 and the training loss against training hours (epochs where hours were not logged)."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    timed = all("train/hours" in s for s in stats)
+    x = [s["train/hours"] if timed else s["epoch_num"] for s in stats]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    ax.plot(x, [100 * s["val/pck@0.2"] for s in stats], "o-", color="tab:blue", label="validation PCK@0.2")
+    ax.set(xlabel="training hours" if timed else "epoch", ylabel="PCK@0.2 (%)", ylim=(0, 100))
+    ax.grid(alpha=0.3)
+    loss = ax.twinx()
+    loss.plot(x, [s["cost"] for s in stats], color="tab:red", alpha=0.6, label="training loss")
+    loss.set(ylabel="training loss (moving average)")
+    fig.legend(loc="upper center", ncol=2)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+
+
+def card(run_dir, meta, stats, report, fp16, delta, data_text):
+    """The model card's markdown."""
+    sessions = meta.get("sessions", [])
+    cpus = sorted({s["cpu"] for s in sessions}) or ["not recorded (a run from before config.json kept sessions)"]
+    precisions = sorted({str(s["precision"]) for s in sessions}) or [str(meta.get("precision"))]
+    hours = stats[-1].get("train/hours")
+    last3 = np.mean([s["val/pck@0.2"] for s in stats[-3:]])
+    pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    lines = [
+        "# cpm-lsp: a Convolutional Pose Machine with part segmentation, trained on LSP + LSPET",
+        "",
+        f"Validation (LSP im0801-im1000, 200 people never trained on, crop at the annotated person): "
+        f"**PCK@0.2 {pct(report['pck@0.2'])} %**, strict **PCP {pct(report['pcp'])} %**"
+        + (f", mean part IoU {pct(report['mean_part_iou'])} %" if "mean_part_iou" in report else "") + ".",
+        "",
+        "## Training",
+        f"- Data: {data_text}.",
+        f"- Recipe: `--preset {meta['config']['PRESET']}` (docs/recipe.md): {meta['config']['DATA']['INPUT_SIZE']} px "
+        f"input, six belief stages and {meta['config']['MODEL']['PART_STAGES']} part stages, batch "
+        f"{meta['config']['TRAIN']['BATCH_SIZE']}, {meta['config']['TRAIN']['OPTIMIZER']} at "
+        f"{meta['config']['TRAIN']['LR']}, {meta['config']['TRAIN']['LR_SCHEDULE']} schedule; precision "
+        f"{', '.join(precisions)}.",
+        f"- Trained {stats[-1]['global_step']} steps ({stats[-1]['epoch_num']} epochs)"
+        + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
+        + f" from scratch, in {max(1, len(sessions))} process(es) on: {'; '.join(cpus)}.",
+        f"- Weights: {'float16' if fp16 else 'float32'} ({WEIGHTS_FILE}); float16 changed validation PCK@0.2 by "
+        f"{100 * delta:+.2f} points. Mean of the last three validations: {pct(last3)} %.",
+        "",
+        "## Validation scores",
+        "",
+        "| joint | " + " | ".join(report["per_joint"]) + " |",
+        "|---|" + "---|" * len(report["per_joint"]),
+        "| PCK@0.2 | " + " | ".join(pct(v) for v in report["per_joint"].values()) + " |",
+        "",
+        "| limb | " + " | ".join(report["per_limb"]) + " | mean |",
+        "|---|" + "---|" * (len(report["per_limb"]) + 1),
+        "| strict PCP | " + " | ".join(pct(v) for v in report["per_limb"].values()) + f" | {pct(report['pcp'])} |",
+    ]
+    if "part_iou" in report:
+        lines += ["", "| part | " + " | ".join(report["part_iou"]) + " |", "|---|" + "---|" * len(report["part_iou"]),
+                  "| IoU | " + " | ".join(pct(v) for v in report["part_iou"].values()) + " |",
+                  "", f"Part IoU against the skeleton-derived part targets of the {report['part_people']} people "
+                  "with every part's joints annotated."]
+    lines += ["", "![validation PCK@0.2 and training loss](curve.png)", "",
+              f"Produced by `scripts/ship.py --run {run_dir}`. Use it with `scripts/predict.py` or "
+              "`scripts/evaluate.py` (the default without `--load`), fine-tune it with "
+              "`scripts/train.py --load models/cpm-lsp`.", ""]
+    return "\n".join(lines)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, help="the run directory to ship")
+    parser.add_argument("--out", default="models/cpm-lsp", help="model folder (default models/cpm-lsp)")
+    add_dataset_arguments(parser, role="eval")
+    args = parser.parse_args()
+    weights, cfg = resolve_checkpoint(args.run)
+    with open(os.path.join(args.run, CONFIG_FILE)) as f:
+        meta = json.load(f)
+    with open(os.path.join(args.run, "stats.json")) as f:
+        stats = [s for s in json.load(f) if "val/pck@0.2" in s]
+    if not stats:
+        raise UserError(f"{args.run}/stats.json has no validation yet")
+    records = records_from_args(args, cfg.READER)
+    full, predictor = score(cfg, weights, records)
+    variables = predictor.variables()
+    os.makedirs(args.out, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:  # the float16 copy, scored as it would be shipped
+        shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(tmp, CONFIG_FILE))
+        save_weights(os.path.join(tmp, WEIGHTS_FILE), variables, fp16=True)
+        half, _ = score(cfg, os.path.join(tmp, WEIGHTS_FILE), records)
+    delta = half["pck@0.2"] - full["pck@0.2"]
+    fp16 = abs(delta) < MAX_FP16_LOSS
+    save_weights(os.path.join(args.out, WEIGHTS_FILE), variables, fp16=fp16)
+    shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(args.out, CONFIG_FILE))
+    plot_curve(stats, os.path.join(args.out, "curve.png"))
+    data = "; ".join(f"{d} {p} {s}" for d, p, s in meta.get("data", []))
+    data_text = f"trained on {data}; validated on {args.data} {args.datadir} {args.split}"
+    with open(os.path.join(args.out, "README.md"), "w") as f:
+        f.write(card(args.run, meta, stats, half if fp16 else full, fp16, delta, data_text))
+    print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
+          f"PCP {100 * full['pcp']:.2f}; weights in {'float16' if fp16 else 'float32'}")
+
+
+if __name__ == "__main__":
+    run_main(main)
