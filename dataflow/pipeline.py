@@ -128,9 +128,9 @@ class BadSamples(ProxyDataFlow):
     otherwise the error is raised.
     """
 
-    def __init__(self, ds, stop, quiet_end=False):
+    def __init__(self, ds, stop, quiet_end=False, hint=""):
         super().__init__(ds)
-        self.stop, self.quiet_end = stop, quiet_end
+        self.stop, self.quiet_end, self.hint = stop, quiet_end, hint
         self.count, self.first, self.error = 0, [], None
 
     def __iter__(self):
@@ -144,8 +144,7 @@ class BadSamples(ProxyDataFlow):
                 if len(self.first) < 3:
                     self.first.append(message)
             if kind == FAILED_SAMPLE or self.stop:
-                self.error = BadSample(message if kind == FAILED_SAMPLE else
-                                       f"bad sample {message} (TRAIN.BAD_SAMPLES=skip would skip it)")
+                self.error = BadSample(message if kind == FAILED_SAMPLE else f"bad sample {message}{self.hint}")
                 if self.quiet_end:
                     raise DataFlowTerminated()
                 raise self.error
@@ -320,7 +319,8 @@ def build_train_dataflow(records, cfg, seed=None):
                         f"{cfg.TRAIN.BATCH_SIZE}")
     mapper = make_mapper(records, cfg, train=True, seed=seed)
     ds = mapped_indices(range(len(records)), mapper, cfg.TRAIN.NUM_WORKERS, shuffle=True, strict=False)
-    bad = BadSamples(ds, stop=cfg.TRAIN.BAD_SAMPLES == "stop", quiet_end=True)
+    bad = BadSamples(ds, stop=cfg.TRAIN.BAD_SAMPLES == "stop", quiet_end=True,
+                     hint=" (TRAIN.BAD_SAMPLES=skip would skip it)")
     flow = BatchData(bad, cfg.TRAIN.BATCH_SIZE, remainder=False)
     flow.bad_samples = bad
     return flow

@@ -22,6 +22,7 @@ from tests.conftest import run
 from tests.test_metrics import person
 
 
+@pytest.mark.slow
 def test_evaluate_writes_the_documented_json_predictions_and_plots(trained_run, small_lsp, tmp_path):
     proc = run("evaluate.py", "--load", trained_run, "--data", "lsp", "--datadir", small_lsp, "--split", "all",
                "--json", str(tmp_path / "r.json"), "--plots", str(tmp_path / "plots"),
@@ -49,6 +50,7 @@ def test_evaluate_writes_the_documented_json_predictions_and_plots(trained_run, 
         assert image is not None and image.shape[0] > 200
 
 
+@pytest.mark.slow
 def test_predict_writes_joints_inside_the_image(trained_run, tmp_path):
     image_path = os.path.join(os.path.dirname(__file__), "..", "dataflow", "sample", "lsp", "images", "im0005.jpg")
     h, w = cv2.imread(image_path).shape[:2]
@@ -68,6 +70,7 @@ def test_predict_writes_joints_inside_the_image(trained_run, tmp_path):
     assert cv2.imread(str(tmp_path / "o.png")).shape == (h, w, 3)
 
 
+@pytest.mark.slow
 def test_predict_on_a_folder_writes_json_lines(trained_run, small_lsp, tmp_path):
     proc = run("predict.py", "--load", trained_run, "--image", os.path.join(small_lsp, "images"),
                "--out-json", str(tmp_path / "j.jsonl"), "--out-image", str(tmp_path / "drawn"))
@@ -82,6 +85,7 @@ def test_predict_on_a_folder_writes_json_lines(trained_run, small_lsp, tmp_path)
     (["--image", "/nonexistent.jpg"], "error: --image /nonexistent.jpg: no such file or folder"),
     (["--image", "x.jpg", "--bbox", "1,2,3"], "error: --bbox '1,2,3': expected x,y,w,h"),
 ])
+@pytest.mark.slow
 def test_predict_bad_input_is_one_line(trained_run, tmp_path, args, message):
     args = [str(tmp_path / "junk.jpg") if a == "NOT_AN_IMAGE" else a for a in args]
     (tmp_path / "junk.jpg").write_text("this is not an image")
@@ -90,6 +94,7 @@ def test_predict_bad_input_is_one_line(trained_run, tmp_path, args, message):
     assert proc.returncode == 2 and proc.stderr.strip().splitlines()[-1].startswith(message)
 
 
+@pytest.mark.slow
 def test_load_errors_are_one_line(tmp_path):
     proc = run("evaluate.py", "--load", str(tmp_path / "nothing"), "--split", "all")
     assert proc.returncode == 2
@@ -98,6 +103,7 @@ def test_load_errors_are_one_line(tmp_path):
         resolve_checkpoint(str(tmp_path))
 
 
+@pytest.mark.slow
 def test_flip_averaging_keeps_a_mirrored_input_mirrored(trained_run):
     weights, cfg = resolve_checkpoint(trained_run)
     predictor = PosePredictor(cfg, weights, flip=True)
@@ -117,6 +123,7 @@ def test_flip_averaging_keeps_a_mirrored_input_mirrored(trained_run):
     assert b[li, 0] == pytest.approx(w - 1 - a[ri, 0], abs=1.5)
 
 
+@pytest.mark.slow
 def test_exported_model_matches_the_predictor_without_tensorpack(trained_run, tmp_path):
     out = tmp_path / "export"
     proc = run("export.py", "--load", trained_run, "--out", str(out))
@@ -153,6 +160,7 @@ np.save({str(tmp_path / "parts.npy")!r}, parts)
     np.testing.assert_allclose(again.beliefs(crops, cmaps), expected, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_fusing_a_single_plain_view_is_upsampling(trained_run):
     _, cfg = resolve_checkpoint(trained_run)
     predictor = PosePredictor(cfg, resolve_checkpoint(trained_run)[0])
@@ -197,6 +205,7 @@ def test_people_boxes_suppression_and_scale():
     assert scale == pytest.approx(100 * 0.75 / 200)
 
 
+@pytest.mark.slow
 def test_predict_on_a_video_writes_json_lines_and_an_annotated_video(trained_run, small_lsp, tmp_path):
     clip = str(tmp_path / "clip.mp4")
     writer = cv2.VideoWriter(clip, cv2.VideoWriter_fourcc(*"mp4v"), 5, (160, 200))

@@ -66,6 +66,7 @@ def odd_images(tmp_path_factory):
     return str(root)
 
 
+@pytest.mark.slow
 def test_odd_but_valid_images_give_strict_json_with_joints_inside(trained_run, odd_images, tmp_path):
     out = tmp_path / "out.jsonl"
     proc = run("predict.py", "--load", trained_run, "--image", odd_images, "--bbox", BBOX, "--out-json", str(out))
@@ -97,6 +98,7 @@ def test_exif_orientation_is_applied(odd_images):
     (lambda p: cv2.imwrite(str(p), np.zeros((1, 1, 3), np.uint8)), "1x1 px is too small"),
     (lambda p: _png_header_only(p, 20000, 20000), "20000x20000 px is above the 50 MP limit"),
 ])
+@pytest.mark.slow
 def test_unusable_images_are_one_line(trained_run, tmp_path, make, message):
     path = tmp_path / ("x.png" if "MP" in message or "1x1" in message else "x.jpg")
     make(path)
@@ -110,6 +112,7 @@ def test_unusable_images_are_one_line(trained_run, tmp_path, make, message):
         assert peak_kib < 1024 * 1024  # under 1 GB (TensorFlow's import alone is most of it)
 
 
+@pytest.mark.slow
 def test_missing_paths_and_empty_folders_are_one_line(trained_run, tmp_path):
     _one_line_error(run("predict.py", "--load", trained_run, "--image", str(tmp_path / "nope.jpg")),
                     "no such file or folder")
@@ -129,6 +132,7 @@ def damaged_run(trained_run, tmp_path):
     ("config", "is not a run config"),
     ("npz", "cannot load the weights"),
 ])
+@pytest.mark.slow
 def test_damaged_models_are_one_line(damaged_run, damage, message):
     load = str(damaged_run)
     if damage in ("data", "index"):

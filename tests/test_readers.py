@@ -251,6 +251,7 @@ def test_tfrecord_errors(tmp_path):
         load_records("tfrecord", str(tmp_path), "val")
 
 
+@pytest.mark.slow
 def test_convert_and_show_data_for_every_reader(tmp_path, jhmdb_official):
     out = str(tmp_path / "mpii.tfrecord")
     result = run("convert_tfrecord.py", "--data", "mpii", "--datadir", MPII_FIXTURE, "--split", "test_mpii",
@@ -268,6 +269,7 @@ def test_convert_and_show_data_for_every_reader(tmp_path, jhmdb_official):
     assert result.returncode == 2 and result.stderr.strip().splitlines()[-1].startswith("error: annotations of split")
 
 
+@pytest.mark.slow
 def test_evaluate_reads_mpii_and_its_tfrecord_alike_with_pckh(trained_run, mpii_mat, tmp_path):
     out = str(tmp_path / "mpii.tfrecord")
     write_tfrecord(load_records("mpii", mpii_mat, "trainval"), out)

@@ -1,9 +1,11 @@
 """The scripts as a user runs them: exit status, one-line errors and the files they write."""
 import cv2
+import pytest
 
 from tests.conftest import run
 
 
+@pytest.mark.slow
 def test_show_data_writes_a_grid(tmp_path):
     out = tmp_path / "grid.png"
     proc = run("show_data.py", "--data", "lsp", "--split", "train", "--out", str(out), "--n", "3")
@@ -14,6 +16,7 @@ def test_show_data_writes_a_grid(tmp_path):
     assert "3 crops of lsp train (700 people)" in proc.stdout
 
 
+@pytest.mark.slow
 def test_show_data_without_part_stages_has_two_panels(tmp_path):
     out = tmp_path / "grid.png"
     proc = run("show_data.py", "--out", str(out), "--n", "1", "--config", "MODEL.PART_STAGES=0")
@@ -21,6 +24,7 @@ def test_show_data_without_part_stages_has_two_panels(tmp_path):
     assert cv2.imread(str(out)).shape == (368, 2 * 368, 3)
 
 
+@pytest.mark.slow
 def test_bad_dataset_folder_is_one_line(tmp_path):
     proc = run("show_data.py", "--datadir", str(tmp_path / "missing"), "--out", str(tmp_path / "g.png"))
     assert proc.returncode == 2
@@ -28,6 +32,7 @@ def test_bad_dataset_folder_is_one_line(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.slow
 def test_unknown_config_key_is_one_line(tmp_path):
     proc = run("show_data.py", "--out", str(tmp_path / "g.png"), "--config", "AUG.ROTATE=3")
     assert proc.returncode == 2 and "error: unknown config key 'AUG.ROTATE'" in proc.stderr

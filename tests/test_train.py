@@ -40,6 +40,7 @@ def two_epoch_run(tmp_path_factory):
     return logdir, first, after_first, second
 
 
+@pytest.mark.slow
 def test_smoke_writes_checkpoint_events_stats_and_config(two_epoch_run):
     logdir, first, after_first, _ = two_epoch_run
     assert first.returncode == 0, first.stderr[-3000:]
@@ -59,6 +60,7 @@ def test_smoke_writes_checkpoint_events_stats_and_config(two_epoch_run):
     assert "mean-pose baseline" in first.stdout and "PCP" in first.stdout
 
 
+@pytest.mark.slow
 def test_restart_continues_from_the_saved_step_and_lowers_the_loss(two_epoch_run):
     logdir, _, _, second = two_epoch_run
     assert second.returncode == 0, second.stderr[-3000:]
@@ -71,6 +73,7 @@ def test_restart_continues_from_the_saved_step_and_lowers_the_loss(two_epoch_run
         assert history[1][f"part{u}/loss"] < history[0][f"part{u}/loss"]
 
 
+@pytest.mark.slow
 def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(two_epoch_run):
     logdir = two_epoch_run[0]
     proc = run("train.py", "--smoke", "--logdir", logdir, "--config", "TRAIN.EPOCHS=3", "TRAIN.LR=1e30")
@@ -92,6 +95,7 @@ def _get_json(url):
         return json.load(r)
 
 
+@pytest.mark.slow
 def test_tensorboard_serves_the_run(two_epoch_run):
     """The real TensorBoard of the set-up, on loopback, reads the run's scalars and image summaries."""
     logdir = two_epoch_run[0]
@@ -119,6 +123,7 @@ def test_tensorboard_serves_the_run(two_epoch_run):
         server.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_a_different_run_in_the_same_logdir_is_refused(two_epoch_run):
     logdir = two_epoch_run[0]
     proc = run("train.py", "--smoke", "--logdir", logdir, "--config", "MODEL.STAGES=3")
@@ -133,6 +138,7 @@ def test_a_different_run_in_the_same_logdir_is_refused(two_epoch_run):
     (["--logdir", "/dev/null/run"], "error: logdir /dev/null/run is not writable"),
     (["--load", "/nonexistent/model-8"], "error: --load /nonexistent/model-8: no such checkpoint"),
 ])
+@pytest.mark.slow
 def test_bad_input_is_one_line(args, message):
     proc = run("train.py", "--smoke", *args)
     assert proc.returncode == 2
@@ -191,6 +197,7 @@ def test_a_run_saved_before_keys_were_added_or_renamed_resumes(tmp_path, monkeyp
         prepare_logdir(logdir, build_config("cpu", ["MODEL.STAGE_KERNEL=5"]), {})
 
 
+@pytest.mark.slow
 def test_sigkilled_runs_resume_leak_nothing_and_finish(tmp_path):
     """benchmark.py resume: a 100-step run SIGKILLed at random moments and once inside a checkpoint save, restarted
     each time. It checks by pid that no process of a killed run lives on, that each restart resumes from the newest
@@ -202,6 +209,7 @@ def test_sigkilled_runs_resume_leak_nothing_and_finish(tmp_path):
     assert "final step 100" in proc.stdout and "FAILED" not in proc.stdout
 
 
+@pytest.mark.slow
 def test_load_fine_tunes_from_a_model_taking_its_config(two_epoch_run, tmp_path):
     source = two_epoch_run[0]
     logdir = str(tmp_path / "tuned")
