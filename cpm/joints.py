@@ -214,6 +214,20 @@ COCO17 = _joint_set("coco", _COCO_NAMES, {
 })
 del _e
 
+#: COCO keypoint k for each model joint of the same name (12 of the 14; COCO has no neck or head top), and the COCO
+#: keypoints no model joint gives (nose, eyes, ears).
+COCO_FROM_MODEL = {_COCO_NAMES.index(n): JOINT_NAMES.index(n) for n in _COCO_NAMES if n in JOINT_NAMES}
+
+
+def to_coco_keypoints(joints):
+    """Model joints [14, >=2] as COCO's flat keypoint list [x1, y1, v1, ..., x17, y17, v17]: the 12 joints COCO
+    shares with the model at v = 2, nose, eyes and ears (which the model does not predict) at 0, 0, v = 0."""
+    out = np.zeros((len(_COCO_NAMES), 3))
+    for k, j in COCO_FROM_MODEL.items():
+        out[k] = (joints[j][0], joints[j][1], 2)
+    return [float(v) for v in out.ravel()]
+
+
 #: ``joints[FLIP_PERMUTATION]`` relabels a horizontally mirrored person: left becomes right and back.
 FLIP_PERMUTATION = MODEL_JOINTS.flip_permutation
 #: Left/right pairs as index pairs (the stacked-hourglass trainer's config names them this way).

@@ -1,11 +1,12 @@
 """Scoring a predictor on a dataset split: predictions, the metric report and its JSON form."""
 import os
+import re
 import time
 
 import numpy as np
 from tensorpack.utils.utils import get_tqdm
 
-from cpm.joints import JOINT_NAMES, NUM_JOINTS
+from cpm.joints import JOINT_NAMES, NUM_JOINTS, to_coco_keypoints
 from dataflow.pipeline import read_image
 from dataflow.transforms import apply_affine, crop_affine, transform_joints
 from eval.metrics import (
@@ -88,6 +89,23 @@ def predictions_json(pred, records):
         seen[r.image] = person + 1
         out.append({"image": name, "person": person, "joints": [[float(x), float(y), float(s)] for x, y, s in p]})
     return {"joint_names": list(JOINT_NAMES), "predictions": out}
+
+
+def coco_results(pred, records):
+    """COCO keypoint results of ``pred`` [N, K, 3] (original px, score): one {"image_id", "category_id": 1,
+    "keypoints": 17 x [x, y, v], "score"} per person, the format pycocotools' ``COCO.loadRes`` and COCOeval read.
+
+    The image id is the number in the image's file name (COCO's 000000196141.jpg is 196141, LSP's im0801.jpg 801);
+    names without one are numbered in order of appearance from 1. The score is the mean of the 14 joints' scores.
+    """
+    return [{"image_id": image_id(r.image, i), "category_id": 1, "keypoints": to_coco_keypoints(p),
+             "score": float(np.mean(p[:, 2]))} for i, (p, r) in enumerate(zip(pred, records, strict=True))]
+
+
+def image_id(image, fallback):
+    """The integer in an image's file name (its last run of digits), or ``fallback + 1``."""
+    digits = re.findall(r"\d+", os.path.splitext(os.path.basename(str(image)))[0])
+    return int(digits[-1]) if digits else fallback + 1
 
 
 def pck_curve(pred, records, thresholds):

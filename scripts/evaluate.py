@@ -15,7 +15,7 @@ from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
 from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper
-from eval.evaluate import evaluate, predict_records, predictions_json, write_plots
+from eval.evaluate import coco_results, evaluate, predict_records, predictions_json, write_plots
 from eval.inference import PosePredictor
 from eval.metrics import format_part_report, format_report, json_safe, part_iou
 
@@ -43,6 +43,7 @@ def main():
     parser.add_argument("--json", help="write the report as JSON here")
     parser.add_argument("--plots", help="write pck_curve.png and pcp_bars.png into this folder")
     parser.add_argument("--save-predictions", help="write every person's predicted joints as JSON here")
+    parser.add_argument("--save-coco", help="also write them as COCO keypoint results (for pycocotools) here")
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop")
     parser.add_argument("--scales", default="1.0", help="test-time zooms to average, e.g. 0.7,1.0,1.3 (default 1.0)")
     parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16")
@@ -71,6 +72,9 @@ def main():
     if args.save_predictions:
         write_json(args.save_predictions, predictions_json(pred, records))
         print(f"wrote {args.save_predictions}")
+    if args.save_coco:
+        write_json(args.save_coco, coco_results(pred, records))
+        print(f"wrote {args.save_coco}")
     if args.plots:
         print("wrote " + ", ".join(write_plots(pred, records, report, args.plots)))
 

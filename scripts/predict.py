@@ -1,7 +1,7 @@
 """Pose people in images, a folder of images or a video with a trained CPM.
 
     python scripts/predict.py [--load RUN_DIR|CKPT|weights.npz] --image PATH [--bbox x,y,w,h]
-        [--out-json J] [--out-image P] [--beliefs M.png] [--part-masks DIR]
+        [--out-json J] [--out-coco C] [--out-image P] [--beliefs M.png] [--part-masks DIR]
 
 PATH may be an image, a folder of images or a video. Without --bbox, people are found with OpenCV's HOG people
 detector, falling back to the whole image; every person found gets a prediction. JSON (one object per image):
@@ -20,10 +20,11 @@ import numpy as np
 
 from cpm.checkpoint import add_load_argument, resolve_checkpoint
 from cpm.errors import UserError, run_main
-from cpm.joints import JOINT_NAMES
+from cpm.joints import JOINT_NAMES, to_coco_keypoints
 from cpm.precision import PRECISIONS
 from dataflow.pipeline import read_image
 from eval.draw import belief_montage, draw_skeleton, part_overlay
+from eval.evaluate import image_id
 from eval.inference import PosePredictor
 from eval.metrics import json_safe
 from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
@@ -128,6 +129,7 @@ def main():
     parser.add_argument("--image", required=True, help="image file, folder of images or video file")
     parser.add_argument("--bbox", help="person box x,y,w,h in px (default: detect people)")
     parser.add_argument("--out-json", help="JSON output (JSON lines for a folder or video)")
+    parser.add_argument("--out-coco", help="also write COCO keypoint results (a JSON list, for pycocotools) here")
     parser.add_argument("--out-image", help="annotated image (a folder for folder input, a video for video input)")
     parser.add_argument("--beliefs", help="also write the first person's belief-map montage (single image only)")
     parser.add_argument("--part-masks", help="folder for each person's part labels as PNG in original image px "
@@ -142,10 +144,14 @@ def main():
     if args.part_masks and not predictor.part_names:
         raise UserError(f"--part-masks: {weights} was trained without part stages (MODEL.PART_STAGES=0)")
     json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)
-    video_out = None
+    video_out, coco = None, []
     try:
-        for name, image in frames(args.image):
+        for k, (name, image) in enumerate(frames(args.image)):
             people, drawn, maps, part_masks = pose_image(predictor, image, bbox)
+            for person in people:
+                joints = np.array([[j["x"], j["y"], j["score"]] for j in person["joints"]])
+                coco.append({"image_id": image_id(name, k), "category_id": 1, "keypoints": to_coco_keypoints(joints),
+                             "score": float(joints[:, 2].mean())})
             if args.part_masks and part_masks is not None:
                 write_part_masks(args.part_masks, name, people, part_masks)
             result = json_safe({"image": name, "people": people})
@@ -169,6 +175,9 @@ def main():
             if args.beliefs and not many:
                 cv2.imwrite(args.beliefs, belief_montage(np.clip(maps, 0, 1), 96))
             print(f"{name}: {len(people)} people", flush=True)
+        if args.out_coco:
+            with open(args.out_coco, "w") as f:
+                json.dump(json_safe(coco), f, allow_nan=False)
     finally:
         if json_out:
             json_out.close()

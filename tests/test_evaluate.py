@@ -223,3 +223,29 @@ def test_predict_on_a_video_writes_json_lines_and_an_annotated_video(trained_run
     while video.read()[0]:
         frames += 1
     assert frames == 3
+
+
+@pytest.mark.slow
+def test_coco_results_load_in_pycocotools_with_the_joints_mapped(trained_run, tmp_path):
+    from pycocotools.coco import COCO
+    from pycocotools.cocoeval import COCOeval
+
+    from tests.conftest import COCO_FIXTURE
+
+    ours, coco = tmp_path / "p.json", tmp_path / "coco.json"
+    proc = run("evaluate.py", "--load", trained_run, "--data", "coco", "--datadir", COCO_FIXTURE, "--split",
+               "test_coco", "--save-predictions", str(ours), "--save-coco", str(coco))
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    gt = COCO(os.path.join(COCO_FIXTURE, "test_coco.json"))
+    results = json.loads(coco.read_text())
+    dt = gt.loadRes(str(coco))  # pycocotools' loader accepts them: image ids of the ground truth, 51 numbers each
+    assert len(dt.getAnnIds()) == len(results) == 12 and set(dt.getImgIds()) == set(gt.getImgIds())
+    evaluation = COCOeval(gt, dt, "keypoints")
+    evaluation.evaluate()
+    evaluation.accumulate()
+    first, mine = results[0], json.loads(ours.read_text())["predictions"][0]
+    assert first["image_id"] == int(mine["image"].split(".")[0])  # 000000000785.jpg -> 785
+    kp = np.array(first["keypoints"]).reshape(17, 3)
+    np.testing.assert_allclose(kp[5, :2], mine["joints"][JOINT_INDEX["left_shoulder"]][:2], atol=1e-3)
+    np.testing.assert_allclose(kp[16, :2], mine["joints"][JOINT_INDEX["right_ankle"]][:2], atol=1e-3)
+    assert (kp[:5, 2] == 0).all() and (kp[5:, 2] == 2).all()  # face points unpredicted, the 12 shared joints given
