@@ -18,16 +18,15 @@ import os
 import cv2
 import numpy as np
 
-from cpm.checkpoint import add_load_argument, resolve_checkpoint
+from cpm.checkpoint import add_load_argument
 from cpm.errors import UserError, run_main
-from cpm.joints import JOINT_NAMES, to_coco_keypoints
+from cpm.joints import to_coco_keypoints
 from cpm.precision import PRECISIONS
 from dataflow.pipeline import read_image
+from eval.api import PoseEstimator
 from eval.draw import belief_montage, draw_skeleton, part_overlay
 from eval.evaluate import image_id
-from eval.inference import PosePredictor
 from eval.metrics import json_safe
-from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
@@ -43,45 +42,26 @@ def parse_bbox(text):
     return box
 
 
-def people_in(image, bbox):
-    """(box, centre, scale) of each person to pose: the given box, HOG detections, or the whole image."""
-    if bbox is not None:
-        return [(bbox, *box_center_scale(bbox))]
-    found = [(list(map(float, b)), *box_center_scale(b, HOG_PERSON_FRACTION)) for b, _ in detect_people(image)]
-    if found:
-        return found
-    whole = [0.0, 0.0, float(image.shape[1]), float(image.shape[0])]
-    return [(whole, *box_center_scale(whole))]
-
-
-def pose_image(predictor, image, bbox):
+def pose_image(estimator, image, bbox):
     """Predict every person of one image.
 
     Returns:
         (people JSON list, annotated image, first person's fused maps, per-person part labels uint8 [H, W] in
         original px (0 background, k + 1 for part k) or None without part stages).
     """
-    people, drawn, maps, part_masks = [], image.copy(), None, []
-    boxes = people_in(image, bbox)
-    for box, center, scale in boxes:
-        joints, fused, labels = predictor.pose(image, center, scale)
-        # a joint the network puts in the crop's padding is reported at the nearest image px
-        joints[:, 0] = np.clip(joints[:, 0], 0, image.shape[1] - 1)
-        joints[:, 1] = np.clip(joints[:, 1], 0, image.shape[0] - 1)
-        maps = fused if maps is None else maps
-        if labels is not None:
-            part_masks.append(labels)
-        people.append({"bbox": [float(v) for v in box],
-                       "joints": [{"name": n, "x": float(j[0]), "y": float(j[1]), "score": float(j[2])}
-                                  for n, j in zip(JOINT_NAMES, joints, strict=True)]})
+    found = estimator(image, box=bbox, parts=estimator.part_names is not None, beliefs=True)
+    people = [{"bbox": list(p.box), "joints": [{"name": n, "x": x, "y": y, "score": score}
+                                               for n, (x, y, score) in p.joints.items()]} for p in found]
+    drawn = image.copy()
+    part_masks = [p.part_mask for p in found if p.part_mask is not None]
     for labels in part_masks:  # parts first, skeletons on top
         drawn = part_overlay(drawn, labels)
     thickness = max(1, round(max(image.shape[:2]) / 300))
-    for person in people:
-        drawn = draw_skeleton(drawn, np.array([[j["x"], j["y"]] for j in person["joints"]]), thickness=thickness)
-        x, y, w, h = (int(round(v)) for v in person["bbox"])
+    for person in found:
+        drawn = draw_skeleton(drawn, person.array()[:, :2], thickness=thickness)
+        x, y, w, h = (int(round(v)) for v in person.box)
         cv2.rectangle(drawn, (x, y), (x + w, y + h), (0, 255, 0), 1)
-    return people, drawn, maps, (part_masks if predictor.part_names else None)
+    return people, drawn, found[0].beliefs, (part_masks if estimator.part_names else None)
 
 
 def write_part_masks(folder, name, people, part_masks):
@@ -139,15 +119,14 @@ def main():
     args = parser.parse_args()
     bbox = parse_bbox(args.bbox) if args.bbox else None
     many = os.path.isdir(args.image) or args.image.lower().endswith(VIDEO_EXTENSIONS)
-    weights, cfg = resolve_checkpoint(args.load)
-    predictor = PosePredictor(cfg, weights, args.precision, flip=args.flip)
-    if args.part_masks and not predictor.part_names:
-        raise UserError(f"--part-masks: {weights} was trained without part stages (MODEL.PART_STAGES=0)")
+    estimator = PoseEstimator(args.load, args.precision, flip=args.flip)
+    if args.part_masks and not estimator.part_names:
+        raise UserError(f"--part-masks: {estimator.weights} was trained without part stages (MODEL.PART_STAGES=0)")
     json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)
     video_out, coco = None, []
     try:
         for k, (name, image) in enumerate(frames(args.image)):
-            people, drawn, maps, part_masks = pose_image(predictor, image, bbox)
+            people, drawn, maps, part_masks = pose_image(estimator, image, bbox)
             for person in people:
                 joints = np.array([[j["x"], j["y"], j["score"]] for j in person["joints"]])
                 coco.append({"image_id": image_id(name, k), "category_id": 1, "keypoints": to_coco_keypoints(joints),
@@ -155,8 +134,8 @@ def main():
             if args.part_masks and part_masks is not None:
                 write_part_masks(args.part_masks, name, people, part_masks)
             result = json_safe({"image": name, "people": people})
-            if predictor.part_names:
-                result["part_names"] = list(predictor.part_names[:-1])  # label k + 1 in the masks is part k
+            if estimator.part_names:
+                result["part_names"] = estimator.part_names  # label k + 1 in the masks is part k
             if json_out:
                 json_out.write(json.dumps(result, allow_nan=False) + "\n" if many else
                                json.dumps(result, indent=2, allow_nan=False))

@@ -1,0 +1,104 @@
+"""The Python API: load a pose model once, then pose people in numpy images.
+
+    from eval.api import PoseEstimator
+    estimator = PoseEstimator()                         # the shipped model; or PoseEstimator("checkpoints/run")
+    for person in estimator(image_bgr):                 # uint8 [H, W, 3], BGR as cv2.imread gives (rgb=True: RGB)
+        print(person.box, person.joints["left_wrist"])  # (x, y, score) in the image's own px
+
+Without a box, people are found in the image (OpenCV's HOG detector; the whole image if it finds none); with
+``box=(x, y, w, h)`` that one person is posed. scripts/predict.py is built on it.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from cpm.checkpoint import resolve_checkpoint
+from cpm.errors import UserError
+from cpm.joints import JOINT_NAMES
+from eval.inference import PosePredictor
+from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
+
+
+@dataclass
+class Person:
+    """One posed person.
+
+    Attributes:
+        box: (x, y, w, h) in image px: the box given, or the detector's.
+        joints: {joint name: (x, y, score)} for the 14 joints (cpm.joints.JOINT_NAMES), inside the image.
+        part_mask: uint8 [H, W] part labels (0 background, k + 1 for part_names[k]) when asked for and the model has
+            part stages, else None.
+        beliefs: the fused belief maps [S, S, 15] of the person's crop (for drawing), or None unless asked for.
+    """
+
+    box: tuple
+    joints: dict
+    part_mask: Optional[np.ndarray] = None
+    beliefs: Optional[np.ndarray] = None
+
+    def array(self):
+        """The joints as float32 [14, 3] (x, y, score) in JOINT_NAMES order."""
+        return np.array([self.joints[n] for n in JOINT_NAMES], np.float32)
+
+
+class PoseEstimator:
+    """A CPM loaded once for many images.
+
+    Args:
+        model: run directory, checkpoint prefix or exported weights.npz; None for the shipped model.
+        precision: "fp32" or "bf16" (CPUs with bf16 instructions).
+        flip: also average the mirrored crop (twice the work, a point or so of PCK).
+    Attributes:
+        part_names: names of the part labels (background excluded), or None for a model without part stages.
+        weights, config: what was loaded.
+    """
+
+    def __init__(self, model=None, precision="fp32", flip=False):
+        self.weights, self.config = resolve_checkpoint(model)
+        self._predictor = PosePredictor(self.config, self.weights, precision, flip=flip)
+        names = self._predictor.part_names
+        self.part_names = list(names[:-1]) if names else None  # the last channel is the whole body
+
+    def __call__(self, image, box=None, rgb=False, parts=False, beliefs=False):
+        """Pose the people of ``image``.
+
+        Args:
+            image: uint8 [H, W, 3], BGR (as OpenCV reads) or RGB with ``rgb=True``; [H, W] greyscale is accepted.
+            box: (x, y, w, h) of the one person to pose, or None to find people.
+            parts: also return each person's part labels (needs a model with part stages).
+            beliefs: also return each person's fused belief maps.
+        Returns:
+            list of Person, one per person.
+        """
+        image = np.asarray(image)
+        if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
+            raise UserError(f"image: expected uint8 [H, W, 3], got {image.dtype} {list(image.shape)}")
+        if image.ndim == 2:
+            image = np.repeat(image[:, :, None], 3, axis=2)
+        image = np.ascontiguousarray(image[:, :, 2::-1] if rgb else image[:, :, :3])
+        if parts and not self.part_names:
+            raise UserError(f"parts: {self.weights} was trained without part stages (MODEL.PART_STAGES=0)")
+        height, width = image.shape[:2]
+        people = []
+        for found, center, scale in self._boxes(image, box):
+            joints, fused, labels = self._predictor.pose(image, center, scale)
+            joints[:, 0] = np.clip(joints[:, 0], 0, width - 1)  # a joint placed in the crop's padding: nearest px
+            joints[:, 1] = np.clip(joints[:, 1], 0, height - 1)
+            people.append(Person(tuple(float(v) for v in found),
+                                 {n: tuple(float(v) for v in j) for n, j in zip(JOINT_NAMES, joints, strict=True)},
+                                 labels if parts else None, fused if beliefs else None))
+        return people
+
+    @staticmethod
+    def _boxes(image, box):
+        """(box, centre, scale) of each person to pose: the given box, detections, or the whole image."""
+        if box is not None:
+            if len(box) != 4 or box[2] <= 0 or box[3] <= 0:
+                raise UserError(f"box {box!r}: expected (x, y, w, h) with positive width and height")
+            return [(box, *box_center_scale(box))]
+        found = [(b, *box_center_scale(b, HOG_PERSON_FRACTION)) for b, _ in detect_people(image)]
+        if found:
+            return found
+        whole = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
+        return [(whole, *box_center_scale(whole))]

@@ -1,0 +1,49 @@
+"""The Python API (eval.api.PoseEstimator) on a smoke-trained model."""
+import os
+
+import cv2
+import numpy as np
+import pytest
+
+from cpm.errors import UserError
+from cpm.joints import JOINT_NAMES
+from dataflow.datasets import SAMPLE_LSP_DIR
+from eval.api import PoseEstimator
+
+IMAGE = cv2.imread(os.path.join(SAMPLE_LSP_DIR, "images", "im0003.jpg"))
+BOX = (20, 5, 100, 150)
+
+
+@pytest.fixture(scope="module")
+def estimator(trained_run):
+    return PoseEstimator(trained_run)
+
+
+@pytest.mark.slow
+def test_joints_are_named_inside_the_image_and_the_same_in_rgb(estimator):
+    (person,) = estimator(IMAGE, box=BOX)
+    assert list(person.joints) == list(JOINT_NAMES) and person.box == BOX
+    xy = person.array()[:, :2]
+    assert ((xy >= 0) & (xy <= [IMAGE.shape[1] - 1, IMAGE.shape[0] - 1])).all()
+    (rgb,) = estimator(IMAGE[:, :, ::-1], box=BOX, rgb=True)
+    np.testing.assert_array_equal(rgb.array(), person.array())  # the same pixels, told apart by the flag
+
+
+@pytest.mark.slow
+def test_parts_beliefs_greyscale_and_detection(estimator):
+    (person,) = estimator(IMAGE, box=BOX, parts=True, beliefs=True)
+    assert person.part_mask.shape == IMAGE.shape[:2] and person.part_mask.max() <= len(estimator.part_names)
+    assert person.beliefs.shape[-1] == len(JOINT_NAMES) + 1
+    assert len(estimator(cv2.cvtColor(IMAGE, cv2.COLOR_BGR2GRAY), box=BOX)) == 1
+    assert len(estimator(IMAGE)) >= 1  # no box: detected people, or the whole image as one
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("image, box, message", [
+    (IMAGE.astype(np.float32), None, "expected uint8"),
+    (IMAGE[:, :, :2], None, "expected uint8"),
+    (IMAGE, (1, 2, 3), "expected (x, y, w, h)"),
+])
+def test_bad_calls_are_user_errors(estimator, image, box, message):
+    with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        estimator(image, box=box)
