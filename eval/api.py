@@ -5,7 +5,8 @@
     for person in estimator(image_bgr):                 # uint8 [H, W, 3], BGR as cv2.imread gives (rgb=True: RGB)
         print(person.box, person.joints["left_wrist"])  # (x, y, score) in the image's own px
 
-Without a box, people are found in the image (OpenCV's HOG detector; the whole image if it finds none); with
+Without a box, people are found in the image (MediaPipe's BlazePose person detector, eval.blazepose; the whole image
+if it finds none); with
 ``box=(x, y, w, h)`` that one person is posed. scripts/predict.py is built on it.
 """
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError
 from cpm.joints import JOINT_NAMES
 from eval.inference import PosePredictor
-from eval.people import HOG_PERSON_FRACTION, box_center_scale, detect_people
+from eval.people import box_center_scale, find_people
 
 
 @dataclass
@@ -97,7 +98,7 @@ class PoseEstimator:
             if len(box) != 4 or box[2] <= 0 or box[3] <= 0:
                 raise UserError(f"box {box!r}: expected (x, y, w, h) with positive width and height")
             return [(box, *box_center_scale(box))]
-        found = [(b, *box_center_scale(b, HOG_PERSON_FRACTION)) for b, _ in detect_people(image)]
+        found = find_people(image)
         if found:
             return found
         whole = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))

@@ -1,4 +1,5 @@
-"""Finding people to pose in an unannotated image: OpenCV's built-in HOG people detector, or the whole image."""
+"""Finding people to pose in an unannotated image: MediaPipe's BlazePose person detector (eval.blazepose), OpenCV's
+built-in HOG people detector where its model file is missing, or the whole image."""
 import cv2
 import numpy as np
 
@@ -50,6 +51,20 @@ def suppress(boxes, scores):
     keep = np.asarray(keep, dtype=np.int64).reshape(-1)  # an empty tuple when nothing passes the score
     order = keep[np.argsort(-scores[keep])]
     return [(np.asarray(boxes[i], dtype=np.float64), float(scores[i])) for i in order]
+
+
+# BlazePose's person ROI is 2 x 1.25 times the radius of the circle around the body: the person is 0.8 of its side.
+BLAZEPOSE_PERSON_FRACTION = 0.8
+
+
+def find_people(image):
+    """(box [x, y, w, h], centre, scale) of each person found in a BGR image, best first: BlazePose's person ROIs,
+    or HOG's boxes if the BlazePose model file is missing; [] if none is found."""
+    from eval import blazepose  # noqa: PLC0415  (TensorFlow's TFLite interpreter, loaded when first needed)
+
+    if blazepose.available():
+        return [(b, *box_center_scale(b, BLAZEPOSE_PERSON_FRACTION)) for b, _ in blazepose.detect(image)]
+    return [(b, *box_center_scale(b, HOG_PERSON_FRACTION)) for b, _ in detect_people(image)]
 
 
 def box_center_scale(box, person_fraction=1.0):

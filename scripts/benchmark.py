@@ -4,6 +4,7 @@
     python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N]
     python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50]
     python scripts/benchmark.py resume [--kills 10] [--kill-in-save] [--logdir DIR]
+    python scripts/benchmark.py detect [--coco DIR] [--jhmdb DIR]
 
 Every figure is printed with the CPU it was measured on (model, cores, vector/matrix flags): speeds differ 3-4x
 between the machines we train on, so only figures from one run on one machine compare.
@@ -179,6 +180,45 @@ def _alive(pid):
         return False
 
 
+def bench_detect(args):
+    """Recall of annotated people and false boxes per image of BlazePose and HOG on real photos. A person is found
+    when a box holds the centre of its annotation and the box's side is 0.7-3x the annotated person's size."""
+    from cpm.joints import UNANNOTATED
+    from eval import blazepose
+    from eval.people import detect_people
+
+    records = []
+    for data, datadir, split in (("coco", args.coco, "test_coco"), ("jhmdb", args.jhmdb, "test_jhmdb_sub1")):
+        cfg = build_config(overrides=["READER.COCO_MIN_KEYPOINTS=0"])
+        records += [r for r in records_from_args(argparse.Namespace(data=data, datadir=datadir, split=split,
+                                                                    dataset_role="eval"), cfg.READER)
+                    if (r.joints[:, 2] != UNANNOTATED).sum() >= 5]
+    images = sorted({str(r.image) for r in records})
+    print(cpu_line())
+    print(f"detect: {len(records)} annotated people (>= 5 joints) in {len(images)} images")
+    for name, detector in (("BlazePose", blazepose.detect), ("HOG", detect_people)):
+        found, false, seconds = 0, 0, 0.0
+        detector(read_image(images[0]))  # load the model once
+        for path in images:
+            image = read_image(path)
+            start = time.perf_counter()
+            boxes = [b for b, _ in detector(image)]
+            seconds += time.perf_counter() - start
+            people = [r for r in records if str(r.image) == path]
+            used = set()
+            for r in people:
+                size = r.scale * 200
+                for k, (x, y, w, h) in enumerate(boxes):
+                    inside = x <= r.center[0] <= x + w and y <= r.center[1] <= y + h
+                    if k not in used and inside and 0.7 <= max(w, h) / size <= 3:
+                        used.add(k)
+                        found += 1
+                        break
+            false += len(boxes) - len(used)
+        print(f"  {name:9s} recall {found}/{len(records)} ({100 * found / len(records):.0f} %), "
+              f"{false / len(images):.2f} false boxes per image, {1000 * seconds / len(images):.1f} ms per image")
+
+
 def bench_resume(args):
     import json
     import random
@@ -278,6 +318,9 @@ def main():
     predict.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     predict.add_argument("--n", type=int, default=50, help="people to time (default 50)")
     predict.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (no --load)")
+    detect = sub.add_parser("detect", help="person detector recall on real photos (COCO and JHMDB samples)")
+    detect.add_argument("--coco", default="tests/fixtures/coco", help="COCO folder with test_coco.json")
+    detect.add_argument("--jhmdb", default="tests/fixtures/jhmdb", help="JHMDB folder with test_jhmdb_sub1.json")
     resume = sub.add_parser("resume", help="SIGKILL a short training run repeatedly; check that it resumes")
     resume.add_argument("--kills", type=int, default=10, help="SIGKILLs at random moments (default 10)")
     resume.add_argument("--kill-in-save", action="store_true", help="make one of them land inside a checkpoint save")
@@ -288,6 +331,8 @@ def main():
         return bench_resume(args)
     if args.what == "predict":
         bench_predict(args)
+    elif args.what == "detect":
+        bench_detect(args)
     elif args.what == "data":
         if args.n < 8:
             raise UserError("--n must be at least 8")

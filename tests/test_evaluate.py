@@ -249,3 +249,16 @@ def test_coco_results_load_in_pycocotools_with_the_joints_mapped(trained_run, tm
     np.testing.assert_allclose(kp[5, :2], mine["joints"][JOINT_INDEX["left_shoulder"]][:2], atol=1e-3)
     np.testing.assert_allclose(kp[16, :2], mine["joints"][JOINT_INDEX["right_ankle"]][:2], atol=1e-3)
     assert (kp[:5, 2] == 0).all() and (kp[5:, 2] == 2).all()  # face points unpredicted, the 12 shared joints given
+
+
+def test_blazepose_finds_the_skier_and_boxes_the_whole_person():
+    """The shipped BlazePose detector on a real photo: one person, a box around the annotated skier."""
+    from eval.people import find_people
+    from tests.conftest import COCO_FIXTURE
+
+    image = cv2.imread(os.path.join(COCO_FIXTURE, "000000000785.jpg"))
+    (box, center, scale), *others = find_people(image)
+    assert not others
+    gx, gy, gw, gh = 280.6, 44.6, 218.0, 346.4  # the annotation's bbox
+    assert box[0] <= gx and box[1] <= gy + 10 and box[0] + box[2] >= gx + gw and box[1] + box[3] >= gy + gh - 10
+    assert abs(center[0] - (gx + gw / 2)) < 40 and 0.8 < scale * 200 / gh < 1.6  # the person, at its size
