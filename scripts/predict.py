@@ -4,7 +4,8 @@
         [--out-json J] [--out-coco C] [--out-image P] [--beliefs M.png] [--part-masks DIR]
 
 PATH may be an image, a folder of images or a video. Without --bbox, people are found with MediaPipe's BlazePose
-person detector (shipped in models/blazepose), falling back to the whole image; every person found gets a prediction. JSON (one object per image):
+person detector (shipped in models/blazepose), falling back to the whole image; every person found gets a
+prediction. JSON (one object per image):
     {"image": PATH, "people": [{"bbox": [x, y, w, h], "joints": [{"name", "x", "y", "score"}, ...]}]}
 with the 14 joints in original image px; a model with part stages adds "part_names", draws the parts in colour and,
 with --part-masks, writes each person's part labels as a PNG (path in the person's "part_mask"). For a folder or
