@@ -7,6 +7,10 @@ DIR/saved_model/       SavedModel (tag "serve", signature "prediction_pipeline")
                        (float32 [B, S/8, S/8, 15]) and, with part stages, final_parts:0 (float32 [B, S/8, S/8, P + 2]:
                        background + part softmax, body sigmoid). Loads with plain TensorFlow, no tensorpack.
 DIR/frozen_graph.pb    the same graph with its variables folded into constants
+DIR/model.tflite       the frozen graph for the TFLite / LiteRT interpreter (what MediaPipe ships), one crop per call:
+                       inputs image [1, S, S, 3] uint8 and center_map [1, S/8, S/8, 1], outputs as above
+DIR/model.onnx         the frozen graph as ONNX (tf2onnx, opset 17) for onnxruntime and other ONNX runtimes: inputs
+                       image:0 and center_map:0 with any batch size, outputs final_beliefs:0 (and final_parts:0)
 DIR/weights.npz        model variables (``--load DIR/weights.npz`` works in evaluate.py and predict.py)
 DIR/config.json        the run's config (S, sigmas, ... needed to build crops and read the maps)
 
@@ -27,6 +31,8 @@ from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, add_load_argument, load_we
 from cpm.errors import UserError, run_main
 from cpm.model import CPMModel
 from eval.inference import PosePredictor
+
+ONNX_OPSET = 17
 
 
 def main():
@@ -62,6 +68,19 @@ def main():
         with open(os.path.join(args.out, "frozen_graph.pb"), "wb") as f:
             f.write(frozen.SerializeToString())
         written.append("frozen_graph.pb")
+        size, cells = cfg.DATA.INPUT_SIZE, cfg.DATA.INPUT_SIZE // cfg.DATA.STRIDE
+        converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
+            os.path.join(args.out, "frozen_graph.pb"), input_arrays=list(names.PREDICT_INPUTS), output_arrays=outputs,
+            input_shapes={names.IMAGE: [1, size, size, 3], names.CENTER_MAP: [1, cells, cells, 1]})
+        with open(os.path.join(args.out, "model.tflite"), "wb") as f:
+            f.write(converter.convert())
+        written.append("model.tflite")
+        import tf2onnx  # noqa: PLC0415  (the ONNX converter is needed here only)
+
+        tf2onnx.convert.from_graph_def(frozen, input_names=[f"{n}:0" for n in names.PREDICT_INPUTS],
+                                       output_names=[f"{n}:0" for n in outputs], opset=ONNX_OPSET,
+                                       output_path=os.path.join(args.out, "model.onnx"))
+        written.append("model.onnx")
     source = os.path.join(os.path.dirname(os.path.abspath(weights)), CONFIG_FILE)  # weights sit in their run dir
     if os.path.abspath(source) != os.path.abspath(os.path.join(args.out, CONFIG_FILE)):
         shutil.copyfile(source, os.path.join(args.out, CONFIG_FILE))

@@ -7,6 +7,7 @@ import sys
 import cv2
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError
@@ -154,6 +155,24 @@ np.save({str(tmp_path / "parts.npy")!r}, parts)
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "saved.npy"), expected, atol=1e-4)
     np.testing.assert_allclose(np.load(tmp_path / "parts.npy"), predictor.outputs(crops, cmaps)[1], atol=1e-4)
+    # The TFLite model gives the same maps, one crop per call.
+    interpreter = tf.lite.Interpreter(model_path=str(out / "model.tflite"))
+    interpreter.allocate_tensors()
+    inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
+    outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
+    for k in range(len(crops)):
+        interpreter.set_tensor(inputs["image"], crops[k:k + 1])
+        interpreter.set_tensor(inputs["center_map"], cmaps[k:k + 1].astype(np.float32))
+        interpreter.invoke()
+        np.testing.assert_allclose(interpreter.get_tensor(outputs["final_beliefs"])[0], expected[k], atol=1e-4)
+    # So does the ONNX model in onnxruntime, for the whole batch.
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(out / "model.onnx"), providers=["CPUExecutionProvider"])
+    onnx_beliefs, onnx_parts = session.run(["final_beliefs:0", "final_parts:0"],
+                                           {"image:0": crops, "center_map:0": cmaps.astype(np.float32)})
+    np.testing.assert_allclose(onnx_beliefs, expected, atol=1e-4)
+    np.testing.assert_allclose(onnx_parts, predictor.outputs(crops, cmaps)[1], atol=1e-4)
     # The exported weights load back into the predictor path too.
     w2, cfg2 = resolve_checkpoint(str(out / "weights.npz"))
     again = PosePredictor(cfg2, w2)
