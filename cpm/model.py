@@ -204,19 +204,25 @@ class SkipNonFiniteUpdates(ProxyOptimizer):
     optimisers skip such steps (Keras' LossScaleOptimizer does); in fp32 a finite gradient leaves this a no-op.
     """
 
+    _skipped = None  # the counter, made by the first tower's call: replicated towers apply all-reduced (equal)
+    #                  gradients, so they skip together and the first counts for all
+
     def apply_gradients(self, grads_and_vars, global_step=None, name=None):
         grads_and_vars = list(grads_and_vars)
         finite = tf.reduce_all(tf.stack([tf.reduce_all(tf.math.is_finite(g)) for g, _ in grads_and_vars
                                          if g is not None]))
-        skipped = tf.compat.v1.get_variable("skipped_updates", initializer=tf.constant(0, tf.int64), trainable=False)
-        tf.compat.v1.summary.scalar("skipped_updates-summary", skipped)
+        first = self._skipped is None
+        if first:
+            self._skipped = tf.compat.v1.get_variable("skipped_updates", initializer=tf.constant(0, tf.int64),
+                                                      trainable=False)
+            tf.compat.v1.summary.scalar("skipped_updates-summary", self._skipped)
 
         def apply():
             with tf.control_dependencies([self._opt.apply_gradients(grads_and_vars, global_step)]):
                 return tf.identity(finite)
 
         def skip():
-            with tf.control_dependencies([skipped.assign_add(1)]):
+            with tf.control_dependencies([self._skipped.assign_add(1)] if first else []):
                 return tf.identity(finite)
 
         return tf.cond(finite, apply, skip, name=name)

@@ -8,6 +8,7 @@ import sys
 import time
 import urllib.request
 
+import numpy as np
 import pytest
 
 from cpm import checkpoint
@@ -225,3 +226,21 @@ def test_load_fine_tunes_from_a_model_taking_its_config(two_epoch_run, tmp_path)
     assert stats(logdir)[-1]["global_step"] == 8  # ... in a new run: its own 8 steps, not the source's 16 + 8
     refused = run("train.py", "--smoke", "--load", source, "--preset", "paper", "--logdir", str(tmp_path / "x"))
     assert refused.returncode == 2 and "was trained with preset cpu" in refused.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.slow
+def test_two_towers_train_and_their_checkpoint_serves_one_tower(tmp_path):
+    """--gpus 2 on a CPU-only machine: tensorpack's replicated trainer builds two towers (soft placement), each fed
+    its own batch of TRAIN.BATCH_SIZE; the loss falls and the checkpoint loads in single-tower prediction."""
+    logdir = str(tmp_path / "towers")
+    proc = run("train.py", "--smoke", "--gpus", "2", "--logdir", logdir, "--config", "TRAIN.EPOCHS=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Training a model of 2 towers" in proc.stdout and "training tower 1" in proc.stdout
+    history = stats(logdir)
+    assert [e["global_step"] for e in history] == [8, 16] and history[1]["cost"] < history[0]["cost"]
+    from cpm.checkpoint import resolve_checkpoint
+    from eval.api import PoseEstimator
+
+    weights, _ = resolve_checkpoint(logdir)
+    (person,) = PoseEstimator(logdir)(np.zeros((120, 80, 3), np.uint8), box=(0, 0, 80, 120))
+    assert weights.endswith("max-val-pcp") and len(person.joints) == 14
