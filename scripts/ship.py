@@ -14,6 +14,7 @@ import shutil
 import tempfile
 
 import numpy as np
+import tensorflow as tf
 
 from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
@@ -36,8 +37,9 @@ def score(cfg, weights, records):
     return report, predictor
 
 
-def plot_curve(stats, path):
-    """Validation PCK@0.2 and the training loss against training hours (epochs where hours were not logged)."""
+def plot_curve(stats, shipped, path):
+    """Validation PCK@0.2 and the training loss against training hours (epochs where hours were not logged), with
+    the shipped checkpoint marked."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -47,23 +49,25 @@ def plot_curve(stats, path):
     x = [s["train/hours"] if timed else s["epoch_num"] for s in stats]
     fig, ax = plt.subplots(figsize=(7, 4))
     ax.plot(x, [100 * s["val/pck@0.2"] for s in stats], "o-", color="tab:blue", label="validation PCK@0.2")
+    mark = shipped["train/hours"] if timed else shipped["epoch_num"]
+    ax.plot([mark], [100 * shipped["val/pck@0.2"]], "*", color="black", markersize=14, label="shipped")
     ax.set(xlabel="training hours" if timed else "epoch", ylabel="PCK@0.2 (%)", ylim=(0, 100))
     ax.grid(alpha=0.3)
     loss = ax.twinx()
     loss.plot(x, [s["cost"] for s in stats], color="tab:red", alpha=0.6, label="training loss")
     loss.set(ylabel="training loss (moving average)")
-    fig.legend(loc="upper center", ncol=2)
+    fig.legend(loc="upper center", ncol=3)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
-def card(run_dir, meta, stats, report, fp16, delta, data_text):
-    """The model card's markdown."""
+def card(run_dir, meta, stats, shipped, report, fp16, delta, data_text):
+    """The model card's markdown; ``shipped`` is the stats.json entry of the shipped checkpoint's step."""
     sessions = meta.get("sessions", [])
     cpus = sorted({s["cpu"] for s in sessions}) or ["not recorded (a run from before config.json kept sessions)"]
     precisions = sorted({str(s["precision"]) for s in sessions}) or [str(meta.get("precision"))]
-    hours = stats[-1].get("train/hours")
-    last3 = np.mean([s["val/pck@0.2"] for s in stats[-3:]])
+    hours = shipped.get("train/hours")
+    last3 = np.mean([s["val/pck@0.2"] for s in stats if s["global_step"] <= shipped["global_step"]][-3:])
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     lines = [
         "# cpm-lsp: a Convolutional Pose Machine with part segmentation, trained on LSP + LSPET",
@@ -79,7 +83,8 @@ def card(run_dir, meta, stats, report, fp16, delta, data_text):
         f"{meta['config']['TRAIN']['BATCH_SIZE']}, {meta['config']['TRAIN']['OPTIMIZER']} at "
         f"{meta['config']['TRAIN']['LR']}, {meta['config']['TRAIN']['LR_SCHEDULE']} schedule; precision "
         f"{', '.join(precisions)}.",
-        f"- Trained {stats[-1]['global_step']} steps ({stats[-1]['epoch_num']} epochs)"
+        f"- Trained {shipped['global_step']} steps ({shipped['epoch_num']} epochs; the run's best validation PCP so "
+        f"far, of {stats[-1]['global_step']} steps run)"
         + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
         + f" from scratch, in {max(1, len(sessions))} process(es) on: {'; '.join(cpus)}.",
         f"- Weights: {'float16' if fp16 else 'float32'} ({WEIGHTS_FILE}); float16 changed validation PCK@0.2 by "
@@ -120,6 +125,8 @@ def main():
         stats = [s for s in json.load(f) if "val/pck@0.2" in s]
     if not stats:
         raise UserError(f"{args.run}/stats.json has no validation yet")
+    step = int(tf.train.load_variable(weights, "global_step")) if not weights.endswith(".npz") else None
+    shipped = next((s for s in stats if s["global_step"] == step), stats[-1])
     records = records_from_args(args, cfg.READER)
     full, predictor = score(cfg, weights, records)
     variables = predictor.variables()
@@ -132,11 +139,11 @@ def main():
     fp16 = abs(delta) < MAX_FP16_LOSS
     save_weights(os.path.join(args.out, WEIGHTS_FILE), variables, fp16=fp16)
     shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(args.out, CONFIG_FILE))
-    plot_curve(stats, os.path.join(args.out, "curve.png"))
+    plot_curve(stats, shipped, os.path.join(args.out, "curve.png"))
     data = "; ".join(f"{d} {p} {s}" for d, p, s in meta.get("data", []))
     data_text = f"trained on {data}; validated on {args.data} {args.datadir} {args.split}"
     with open(os.path.join(args.out, "README.md"), "w") as f:
-        f.write(card(args.run, meta, stats, half if fp16 else full, fp16, delta, data_text))
+        f.write(card(args.run, meta, stats, shipped, half if fp16 else full, fp16, delta, data_text))
     print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
           f"PCP {100 * full['pcp']:.2f}; weights in {'float16' if fp16 else 'float32'}")
 
