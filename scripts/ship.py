@@ -72,7 +72,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, data_text):
     lines = [
         "# cpm-lsp: a Convolutional Pose Machine with part segmentation, trained on LSP + LSPET",
         "",
-        f"Validation (LSP im0801-im1000, 200 people never trained on, crop at the annotated person): "
+        f"Validation ({data_text.split('; validated on ')[-1]}: {report['people']} people never trained on, crop "
+        f"at the annotated person): "
         f"**PCK@0.2 {pct(report['pck@0.2'])} %**, strict **PCP {pct(report['pcp'])} %**"
         + (f", mean part IoU {pct(report['mean_part_iou'])} %" if "mean_part_iou" in report else "") + ".",
         "",
@@ -136,6 +137,7 @@ def main():
         save_weights(os.path.join(tmp, WEIGHTS_FILE), variables, fp16=True)
         half, _ = score(cfg, os.path.join(tmp, WEIGHTS_FILE), records)
     delta = half["pck@0.2"] - full["pck@0.2"]
+    full["people"] = half["people"] = len(records)
     fp16 = abs(delta) < MAX_FP16_LOSS
     save_weights(os.path.join(args.out, WEIGHTS_FILE), variables, fp16=fp16)
     shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(args.out, CONFIG_FILE))

@@ -2,6 +2,7 @@
 import glob
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -244,3 +245,19 @@ def test_two_towers_train_and_their_checkpoint_serves_one_tower(tmp_path):
     weights, _ = resolve_checkpoint(logdir)
     (person,) = PoseEstimator(logdir)(np.zeros((120, 80, 3), np.uint8), box=(0, 0, 80, 120))
     assert weights.endswith("max-val-pcp") and len(person.joints) == 14
+
+
+@pytest.mark.slow
+def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(two_epoch_run, tmp_path):
+    source, out = two_epoch_run[0], tmp_path / "model"
+    proc = run("ship.py", "--run", source, "--out", str(out), "--split", "601-632")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert {"weights.npz", "config.json", "README.md", "curve.png"} <= set(os.listdir(out))
+    card = (out / "README.md").read_text()
+    report = tmp_path / "report.json"
+    scored = run("evaluate.py", "--load", str(out), "--split", "601-632", "--json", str(report))
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    pck = json.loads(report.read_text())["pck@0.2"]
+    assert f"**PCK@0.2 {100 * pck:.1f} %**" in card  # the card's score is the shipped weights' own
+    assert re.search(r"Trained (8 steps \(1 epochs|16 steps \(2 epochs); the run's best validation PCP", card)
+    assert "lsp" in card and "601-632: 32 people never trained on" in card and "- Weights: float" in card
