@@ -77,9 +77,13 @@ def prepare_logdir(logdir, cfg, meta):
         raise UserError(f"logdir {logdir} is not writable: {e.strerror}") from None
     path = os.path.join(logdir, CONFIG_FILE)
     resumed = os.path.isfile(path)
+    sessions = []
     if resumed:
-        # Read as loading reads it: keys added since the run take their defaults, renamed keys their new names.
+        # Read as loading reads it: keys added since the run take their defaults, renamed keys their new names; a
+        # damaged config.json is a one-line error there.
         old = flatten(load_run_config(logdir).to_dict())
+        with open(path) as f:
+            sessions = json.load(f).get("sessions", [])
         new = flatten(cfg.to_dict())
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fatal = [k for k in changed if _fixed_for_a_run(k)]
@@ -88,10 +92,6 @@ def prepare_logdir(logdir, cfg, meta):
                             f"use another --logdir")
         if changed:
             logger.info(f"continuing the run in {logdir} with changed {', '.join(changed)}")
-    sessions = []
-    if resumed:
-        with open(path) as f:
-            sessions = json.load(f).get("sessions", [])
     # every process that trained the run: when, on which CPU, in which precision, from which step
     sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu": cpu_description(),
                      "precision": meta.get("precision"), "from_step": latest_checkpoint(logdir)[1]})

@@ -61,7 +61,7 @@ def plot_curve(stats, shipped, path):
     plt.close(fig)
 
 
-def card(run_dir, meta, stats, shipped, report, fp16, delta, data_text):
+def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text):
     """The model card's markdown; ``shipped`` is the stats.json entry of the shipped checkpoint's step."""
     sessions = meta.get("sessions", [])
     cpus = sorted({s["cpu"] for s in sessions}) or ["not recorded (a run from before config.json kept sessions)"]
@@ -72,13 +72,13 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, data_text):
     lines = [
         "# cpm-lsp: a Convolutional Pose Machine with part segmentation, trained on LSP + LSPET",
         "",
-        f"Validation ({data_text.split('; validated on ')[-1]}: {report['people']} people never trained on, crop "
+        f"Validation ({val_text}: {report['people']} people never trained on, crop "
         f"at the annotated person): "
         f"**PCK@0.2 {pct(report['pck@0.2'])} %**, strict **PCP {pct(report['pcp'])} %**"
         + (f", mean part IoU {pct(report['mean_part_iou'])} %" if "mean_part_iou" in report else "") + ".",
         "",
         "## Training",
-        f"- Data: {data_text}.",
+        f"- Data: trained on {train_text}; validated on {val_text}.",
         f"- Recipe: `--preset {meta['config']['PRESET']}` (docs/recipe.md): {meta['config']['DATA']['INPUT_SIZE']} px "
         f"input, six belief stages and {meta['config']['MODEL']['PART_STAGES']} part stages, batch "
         f"{meta['config']['TRAIN']['BATCH_SIZE']}, {meta['config']['TRAIN']['OPTIMIZER']} at "
@@ -143,9 +143,9 @@ def main():
     shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(args.out, CONFIG_FILE))
     plot_curve(stats, shipped, os.path.join(args.out, "curve.png"))
     data = "; ".join(f"{d} {p} {s}" for d, p, s in meta.get("data", []))
-    data_text = f"trained on {data}; validated on {args.data} {args.datadir} {args.split}"
+    val_text = f"{args.data} {args.datadir} {args.split}"
     with open(os.path.join(args.out, "README.md"), "w") as f:
-        f.write(card(args.run, meta, stats, shipped, half if fp16 else full, fp16, delta, data_text))
+        f.write(card(args.run, meta, stats, shipped, half if fp16 else full, fp16, delta, data, val_text))
     print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
           f"PCP {100 * full['pcp']:.2f}; weights in {'float16' if fp16 else 'float32'}")
 
