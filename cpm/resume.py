@@ -14,6 +14,7 @@ checkpoint; partial files of the interrupted save are left behind and overwritte
 import json
 import os
 import signal
+import threading
 import time
 
 import tensorflow as tf
@@ -146,10 +147,39 @@ class BestSaver(MaxSaver):
         logger.info(f"Model at global_step={self.best[0]} with maximum {self.monitor_stat}={self.best[1]:.5g} saved.")
 
 
+class PausedTime:
+    """Seconds this process spent stopped (SIGSTOP, e.g. a paused campaign, or a suspended machine), measured by a
+    daemon thread that wakes every ``tick`` seconds: a wake-up later than ``tick + slack`` means every thread was held.
+    A niced thread on a busy machine still runs within milliseconds, so a few seconds of slack never count a busy
+    machine as a pause."""
+
+    def __init__(self, tick=1.0, slack=4.0):
+        self.tick, self.slack = tick, slack
+        self._seconds = 0.0
+        self._lock = threading.Lock()
+        threading.Thread(target=self._watch, name="PausedTime", daemon=True).start()
+
+    def _watch(self):
+        last = time.monotonic()
+        while True:
+            time.sleep(self.tick)
+            now = time.monotonic()
+            if now - last > self.tick + self.slack:
+                with self._lock:
+                    self._seconds += now - last - self.tick
+            last = now
+
+    @property
+    def seconds(self):
+        with self._lock:
+            return self._seconds
+
+
 class TrainingClock(Callback):
     """``train/hours``: wall-clock hours of training (steps, validation, saves) behind the current checkpoint,
     summed over every process that continued the run, written to the monitors (stats.json, TensorBoard) at each
-    epoch end. A resumed run starts from the last value in stats.json (already cut back to its checkpoint)."""
+    epoch end. Time the process spent stopped (``PausedTime``) does not count. A resumed run starts from the last
+    value in stats.json (already cut back to its checkpoint)."""
 
     def _before_train(self):
         path = os.path.join(logger.get_logger_dir(), "stats.json")
@@ -158,10 +188,11 @@ class TrainingClock(Callback):
             with open(path) as f:
                 past = [s["train/hours"] for s in json.load(f) if "train/hours" in s]
             self.hours = past[-1] if past else 0.0
-        self._last = time.monotonic()
+        self._paused = PausedTime()
+        self._last = time.monotonic() - self._paused.seconds
 
     def _trigger_epoch(self):
-        now = time.monotonic()
+        now = time.monotonic() - self._paused.seconds
         self.hours += (now - self._last) / 3600
         self._last = now
         self.trainer.monitors.put_scalar("train/hours", self.hours)

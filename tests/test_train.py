@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import re
+import signal
 import socket
 import subprocess
 import sys
@@ -197,6 +198,23 @@ def test_a_run_saved_before_keys_were_added_or_renamed_resumes(tmp_path, monkeyp
     logdir = _saved_run(tmp_path / "b", rename=("MODEL.STAGE_KERNEL", "MODEL.OLD_KERNEL"))
     with pytest.raises(UserError, match="MODEL.STAGE_KERNEL differ"):
         prepare_logdir(logdir, build_config("cpu", ["MODEL.STAGE_KERNEL=5"]), {})
+
+
+@pytest.mark.slow
+def test_training_clock_does_not_count_a_stopped_process():
+    """PausedTime in a real process SIGSTOPped for 6 s: it reports the stop (within its 1 s tick) and nothing for the
+    running time around it, so a paused campaign's train/hours stay those it trained."""
+    code = ("import time; from cpm.resume import PausedTime; p = PausedTime(); print('ready', flush=True); "
+            "time.sleep(10); print(round(p.seconds, 2), flush=True)")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(1)
+    os.kill(proc.pid, signal.SIGSTOP)
+    time.sleep(6)
+    os.kill(proc.pid, signal.SIGCONT)
+    paused = float(proc.stdout.readline())
+    proc.wait(timeout=30)
+    assert 5.0 <= paused <= 7.0, paused
 
 
 @pytest.mark.slow
