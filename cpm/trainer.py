@@ -13,7 +13,7 @@ from tensorpack import (
     TrainConfig,
     launch_train_with_config,
 )
-from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, ScheduledHyperParamSetter, ThroughputTracker
+from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, ScheduledHyperParamSetter
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
@@ -34,7 +34,14 @@ from cpm.resume import (
 )
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
-from eval.callbacks import BadSampleReport, PoseValidation, RunStopper, StopOnNonFiniteLoss, TrainingImages
+from eval.callbacks import (
+    BadSampleReport,
+    PoseValidation,
+    RunStopper,
+    StepSpeed,
+    StopOnNonFiniteLoss,
+    TrainingImages,
+)
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import format_report, pose_scores
 
@@ -168,6 +175,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         logger.info(f"resuming from {checkpoint}: epoch {starting_epoch}, {done} of its {steps} steps done")
         align_stats(logdir, starting_epoch)
     callbacks = [
+        StepSpeed(t.BATCH_SIZE * max(1, gpus), t.SUMMARY_PERIOD),
         ShortenFirstEpoch(done),
         TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
         PoseValidation(val_flow, len(val_records), codec, part_names=parts),
@@ -177,7 +185,6 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         StopOnNonFiniteLoss(),
         TrainingClock(),
         EstimatedTimeLeft(),
-        ThroughputTracker(samples_per_step=t.BATCH_SIZE),
         HostMemoryTracker(),
     ]
     train_flow = build_train_dataflow(train_records, cfg, seed=seed)

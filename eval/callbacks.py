@@ -2,6 +2,8 @@
 
 They are thin: the metrics live in eval.metrics, the drawing in eval.draw, the decoding in eval.inference.
 """
+import time
+
 import cv2
 import numpy as np
 import tensorflow as tf
@@ -58,12 +60,14 @@ class PoseValidation(RunStopper):
 
     def _trigger_epoch(self):
         num_parts = len(self.part_names) - 1 if self.part_names else 0
+        start = time.perf_counter()
         try:
             pred, gt, counts = predict_people(self.predictor, self.dataflow, self.codec, self.num_people, num_parts)
         except UserError as e:  # a validation image that cannot be read
             self.stop(e)
         report = pose_scores(pred, gt)
         put = self.trainer.monitors.put_scalar
+        put("speed/validation_s", time.perf_counter() - start)
         put("val/pcp", report["pcp"])
         put("val/pck@0.2", report["pck@0.2"])
         for group, value in report["per_limb"].items():
@@ -122,6 +126,50 @@ class TrainingImages(Callback):
             tiles.append(np.hstack([draw_skeleton(drawn, self.codec.decode(belief)), belief_overlay(image, belief)]))
         self.trainer.monitors.put_summary(_image_summary("train/skeletons", grid(tiles, columns=1)))
         self.trainer.monitors.put_summary(_image_summary("train/final_beliefs", belief_montage(beliefs[0], 64)))
+
+
+class StepSpeed(Callback):
+    """Training speed of the steps alone, written at each epoch end:
+
+    - ``speed/images_per_s``: images per second of the training steps' session runs, leaving out the steps that also
+      fetch TensorBoard images (TrainingImages, every ``summary_period`` steps) -- what ``benchmark.py train``
+      measures for the same config;
+    - ``speed/image_summary_s``: what each of those image steps took beyond an ordinary step, drawing included;
+    - (PoseValidation writes ``speed/validation_s``, the validation pass.)
+
+    Put it first in the callback list: the step's clock then starts before the other callbacks' before-run hooks
+    and stops before their after-run work.
+    """
+
+    def __init__(self, batch_size, summary_period):
+        self.batch_size = batch_size
+        self.summary_period = summary_period
+
+    def _before_epoch(self):
+        self._steps, self._seconds, self._image_steps, self._image_seconds = 0, 0.0, 0, 0.0
+
+    def _before_run(self, _):
+        self._image_step = self.global_step % self.summary_period == 0  # TrainingImages' test, before the step
+        self._start = time.perf_counter()
+
+    def _after_run(self, *_):
+        self._ran = time.perf_counter() - self._start
+
+    def _trigger_step(self):
+        if self._image_step:  # the step's whole time up to now: run, then drawing in TrainingImages' after-run
+            self._image_steps += 1
+            self._image_seconds += time.perf_counter() - self._start
+        else:
+            self._steps += 1
+            self._seconds += self._ran
+
+    def _trigger_epoch(self):
+        if not self._steps:
+            return
+        step = self._seconds / self._steps
+        self.trainer.monitors.put_scalar("speed/images_per_s", self.batch_size / step)
+        if self._image_steps:
+            self.trainer.monitors.put_scalar("speed/image_summary_s", self._image_seconds / self._image_steps - step)
 
 
 class StopOnNonFiniteLoss(RunStopper):

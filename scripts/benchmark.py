@@ -1,8 +1,9 @@
-"""Throughput benchmarks that print figures (no pass/fail: targets live in the README).
+"""Throughput benchmarks that print figures. The speed targets (TRAIN_TARGET, PREDICT_TARGET) are relative to peers
+timed in the same run: given the peer's figure (--peer), train and predict print the ratio and whether it is met.
 
     python scripts/benchmark.py data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
-    python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N]
-    python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50]
+    python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N] [--peer S S]
+    python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50] [--peer MS]
     python scripts/benchmark.py resume [--kills 10] [--kill-in-save] [--logdir DIR]
     python scripts/benchmark.py detect [--coco DIR] [--jhmdb DIR]
 
@@ -14,8 +15,9 @@ where one sample's time goes (decode, warp + photometric augmentation, targets).
 ``train``: seconds per training step (forward, backward, update) and per inference batch of the CPM, on real
 batches from the shipped sample fed from memory, after warm-up steps.
 ``predict``: milliseconds per person from an image file to joints (and part labels, if the model has part stages)
-through the predictor that predict.py uses, given the person's box: decode, crop, network, decoding. Without --load
-the preset's network with random weights (same speed as a trained one).
+through the predictor that predict.py uses, given the person's box: decode, crop, network, decoding. The shipped
+model unless --load names another; --preset times that preset's network with random weights instead (as fast as a
+trained one).
 ``resume``: a short training run on the shipped sample with 2 data workers, SIGKILLed ``--kills`` times at random
 moments (one of them inside a checkpoint save with --kill-in-save) and restarted each time until it finishes. Checks
 that each restart resumes from the newest checkpoint, that no process of the killed run stays alive, that the run
@@ -30,10 +32,22 @@ import time
 
 import numpy as np
 
+from cpm.checkpoint import add_load_argument
 from cpm.config import PRESETS, build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper, mapped_indices, read_image
+
+# Speed targets against the yardsticks of ../shared/tools, timed in the same run on the same machine: a training step
+# and an inference batch in at most 0.8x the time of the same network in PyTorch (peer_cpm_torch.py), one person from
+# image file to joints no slower than MediaPipe's BlazePose on one image (peer_mediapipe.py).
+TRAIN_TARGET, PREDICT_TARGET = 0.8, 1.0
+
+
+def _versus(ours, peer, target):
+    """'0.93x the peer (target <= 0.8x: missed)' for our time and the peer's, in the same unit."""
+    ratio = ours / peer
+    return f"{ratio:.2f}x the peer's {peer:g} (target <= {target:g}x: {'met' if ratio <= target else 'missed'})"
 
 
 def cpu_line():
@@ -43,7 +57,7 @@ def cpu_line():
 
 
 def bench_data(args):
-    cfg = build_config(overrides=args.config)
+    cfg = build_config(args.preset, args.config)
     records = records_from_args(args, cfg.READER)
     mapper = make_mapper(records, cfg, train=True, seed=0)
     n = args.n
@@ -122,8 +136,10 @@ def bench_train(args):
     print(cpu_line())
     print(f"model: preset {args.preset}, {cfg.DATA.INPUT_SIZE}px input, {params:,} parameters, batch {args.batch}, "
           f"{args.precision}, {cfg.MODEL.PART_STAGES} part stages, {os.cpu_count()} cores")
+    peer = dict(zip(times, args.peer or [], strict=False))
     for name, t in times.items():
-        print(f"  {name:10s} {t:7.3f} s/batch  ({args.batch / t:6.1f} images/s)")
+        versus = f"  {_versus(t, peer[name], TRAIN_TARGET)}" if name in peer else ""
+        print(f"  {name:10s} {t:7.3f} s/batch  ({args.batch / t:6.1f} images/s){versus}")
 
 
 def bench_predict(args):
@@ -131,10 +147,10 @@ def bench_predict(args):
     from dataflow.datasets import SAMPLE_LSP_DIR, load_records
     from eval.inference import PosePredictor
 
-    if args.load:
-        weights, cfg = resolve_checkpoint(args.load)
-    else:
+    if args.preset:
         weights, cfg = None, build_config(args.preset, args.config)
+    else:
+        weights, cfg = resolve_checkpoint(args.load)  # None: the shipped model
     predictor = PosePredictor(cfg, weights, args.precision)
     records = load_records("lsp", SAMPLE_LSP_DIR, "train")[:args.n]
     for r in records[:3]:  # warm-up: first session runs pick and cache oneDNN kernels
@@ -145,10 +161,12 @@ def bench_predict(args):
     ms = 1000 * (time.perf_counter() - start) / len(records)
     parts = cfg.MODEL.PART_STAGES
     print(cpu_line())
-    print(f"predict: {args.load or 'preset ' + cfg.PRESET + ' (random weights)'}, {cfg.DATA.INPUT_SIZE}px input, "
+    model = f"preset {cfg.PRESET} (random weights)" if args.preset else args.load or "the shipped model"
+    print(f"predict: {model}, {cfg.DATA.INPUT_SIZE}px input, "
           f"{args.precision}, {parts} part stages{' (part labels decoded too)' if parts else ''}, one view, "
           f"{len(records)} people of the shipped LSP sample")
-    print(f"  image file -> joints: {ms:7.1f} ms/person  ({1000 / ms:6.1f} people/s)")
+    versus = f"  {_versus(ms, args.peer, PREDICT_TARGET)}" if args.peer else ""
+    print(f"  image file -> joints: {ms:7.1f} ms/person  ({1000 / ms:6.1f} people/s){versus}")
 
 
 # The run killed by ``resume``: 4 epochs of 25 steps, checkpoints every 3 s, small validation.
@@ -304,19 +322,25 @@ def main():
     add_dataset_arguments(data)
     data.add_argument("--n", type=int, default=400, help="samples to time (default 400)")
     data.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
+    data.add_argument("--preset", default="cpu", choices=PRESETS, help="crop size and targets of (default cpu)")
     data.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     train = sub.add_parser("train", help="model step time")
-    train.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)} (default cpu)")
+    train.add_argument("--preset", default="cpu", choices=PRESETS, help="network (default cpu)")
     train.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     train.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
-    train.add_argument("--steps", type=int, default=10, help="timed steps (default 10)")
+    # short bursts run faster than sustained training on shared or turbo-boosted CPUs: time enough steps
+    train.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
     train.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     train.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    train.add_argument("--peer", type=float, nargs=2, metavar=("STEP", "INFERENCE"),
+                       help="peer_cpm_torch.py's train and forward s/batch from this run: print ratio and target")
     predict = sub.add_parser("predict", help="single-person prediction time, image file to joints")
-    predict.add_argument("--load", help="run directory, checkpoint or weights.npz (default: --preset, random weights)")
-    predict.add_argument("--preset", default="cpu", help=f"{' | '.join(PRESETS)}, without --load (default cpu)")
+    add_load_argument(predict)
+    predict.add_argument("--preset", choices=PRESETS, help="instead of a model: this preset's network, random weights")
     predict.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
     predict.add_argument("--n", type=int, default=50, help="people to time (default 50)")
+    predict.add_argument("--peer", type=float, metavar="MS",
+                         help="peer_mediapipe.py's ms per image from this run: print ratio and target")
     predict.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (no --load)")
     detect = sub.add_parser("detect", help="person detector recall on real photos (COCO and JHMDB samples)")
     detect.add_argument("--coco", default="tests/fixtures/coco", help="COCO folder with test_coco.json")

@@ -36,3 +36,19 @@ def test_bad_dataset_folder_is_one_line(tmp_path):
 def test_unknown_config_key_is_one_line(tmp_path):
     proc = run("show_data.py", "--out", str(tmp_path / "g.png"), "--config", "AUG.ROTATE=3")
     assert proc.returncode == 2 and "error: unknown config key 'AUG.ROTATE'" in proc.stderr
+
+
+@pytest.mark.slow
+def test_benchmark_predict_times_the_shipped_model_against_a_peer_figure():
+    proc = run("benchmark.py", "predict", "--n", "3", "--peer", "100000")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "CPU: " in proc.stdout and "predict: the shipped model, 184px input, fp32, 2 part stages" in proc.stdout
+    assert "(target <= 1x: met)" in proc.stdout
+
+
+@pytest.mark.slow
+def test_benchmark_train_prints_the_ratio_to_the_peer():
+    proc = run("benchmark.py", "train", "--batch", "2", "--steps", "1", "--warmup", "0", "--peer", "1e-6", "100000")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    step, inference = [line for line in proc.stdout.splitlines() if "s/batch" in line]
+    assert "(target <= 0.8x: missed)" in step and "(target <= 0.8x: met)" in inference
