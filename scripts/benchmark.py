@@ -245,7 +245,7 @@ def bench_resume(args):
     import sys
     import tempfile
 
-    from cpm.resume import KILL_IN_SAVE_ENV, latest_checkpoint
+    from engine.resume import KILL_IN_SAVE_ENV, latest_checkpoint
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="cpm-kill-")
     cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py"), "--logdir", logdir,

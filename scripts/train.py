@@ -15,7 +15,7 @@ from cpm.checkpoint import resolve_checkpoint
 from cpm.config import PRESETS, build_config
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
-from cpm.trainer import split_validation, train
+from engine.trainer import split_validation, train
 from dataflow.datasets import DATASETS, load_selection, selections
 from eval.metrics import format_report
 

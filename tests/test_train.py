@@ -17,7 +17,7 @@ from cpm import checkpoint
 from cpm.config import build_config
 from cpm.errors import UserError
 from cpm.parts import part_names
-from cpm.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
+from engine.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
 from tests.conftest import run
@@ -207,7 +207,7 @@ def test_a_run_saved_before_keys_were_added_or_renamed_resumes(tmp_path, monkeyp
 def test_training_clock_does_not_count_a_stopped_process():
     """PausedTime in a real process SIGSTOPped for 6 s: it reports the stop (within its 1 s tick) and nothing for the
     running time around it, so a paused campaign's train/hours stay those it trained."""
-    code = ("import time; from cpm.resume import PausedTime; p = PausedTime(); print('ready', flush=True); "
+    code = ("import time; from engine.resume import PausedTime; p = PausedTime(); print('ready', flush=True); "
             "time.sleep(10); print(round(p.seconds, 2), flush=True)")
     proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "ready"

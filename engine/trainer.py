@@ -23,7 +23,7 @@ from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.parts import part_names
 from cpm.precision import SessionCreator, cpu_description
-from cpm.resume import (
+from engine.resume import (
     BestSaver,
     ShortenFirstEpoch,
     TimedModelSaver,
@@ -34,7 +34,7 @@ from cpm.resume import (
 )
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
-from eval.callbacks import (
+from engine.hooks import (
     BadSampleReport,
     PoseValidation,
     RunStopper,
