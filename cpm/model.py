@@ -79,7 +79,7 @@ class CPMModel(ModelDesc):
         optimizer, lr, momentum, weight_decay: TRAIN.* values.
     """
 
-    def __init__(self, input_size, stages, trunk_widths, stage1_width, stage_width, stage_kernel, stage_convs,
+    def __init__(self, *, input_size, stages, trunk_widths, stage1_width, stage_width, stage_kernel, stage_convs,
                  batch_norm=False, optimizer="momentum", lr=8e-5, momentum=0.9, weight_decay=5e-4, part_stages=0,
                  num_parts=0, part_loss_weight=1.0, part_gradient=0.0):
         self.input_size = input_size
@@ -103,9 +103,12 @@ class CPMModel(ModelDesc):
     @classmethod
     def from_config(cls, cfg):
         m, t = cfg.MODEL, cfg.TRAIN
-        return cls(cfg.DATA.INPUT_SIZE, m.STAGES, m.TRUNK_WIDTHS, m.STAGE1_WIDTH, m.STAGE_WIDTH, m.STAGE_KERNEL,
-                   m.STAGE_CONVS, m.BATCH_NORM, t.OPTIMIZER, t.LR, t.MOMENTUM, t.WEIGHT_DECAY, m.PART_STAGES,
-                   len(SCHEMES[m.PART_SCHEME]), t.PART_LOSS_WEIGHT, m.PART_GRADIENT)
+        return cls(input_size=cfg.DATA.INPUT_SIZE, stages=m.STAGES, trunk_widths=m.TRUNK_WIDTHS,
+                   stage1_width=m.STAGE1_WIDTH, stage_width=m.STAGE_WIDTH, stage_kernel=m.STAGE_KERNEL,
+                   stage_convs=m.STAGE_CONVS, batch_norm=m.BATCH_NORM, optimizer=t.OPTIMIZER, lr=t.LR,
+                   momentum=t.MOMENTUM, weight_decay=t.WEIGHT_DECAY, part_stages=m.PART_STAGES,
+                   num_parts=len(SCHEMES[m.PART_SCHEME]), part_loss_weight=t.PART_LOSS_WEIGHT,
+                   part_gradient=m.PART_GRADIENT)
 
     def inputs(self):
         s, h, c = self.input_size, self.map_size, NUM_JOINTS + 1

@@ -168,7 +168,7 @@ class CropMapper:
             pixels (evaluation).
     """
 
-    def __init__(self, records, codec, target_dist, center_sigma, pad_value, augment=None, seed=None,
+    def __init__(self, records, codec, *, target_dist, center_sigma, pad_value, augment=None, seed=None,
                  part_codec=None):
         self.records = records
         self.codec = codec
@@ -284,10 +284,11 @@ def make_part_codec(cfg, dense):
 def make_mapper(records, cfg, train, seed=None):
     """A CropMapper for training (with the config's augmentation; part targets on the belief-map cells) or evaluation
     (none; part targets on every crop pixel)."""
-    augment = Augment(**{k.lower(): v for k, v in cfg.AUG.items()}) if train else None
+    augment = Augment(cfg.AUG) if train else None
     d = cfg.DATA
-    return CropMapper(records, make_codec(cfg), d.TARGET_DIST, d.CENTER_SIGMA, d.PAD_VALUE, augment, seed,
-                      make_part_codec(cfg, dense=not train))
+    return CropMapper(records, make_codec(cfg), target_dist=d.TARGET_DIST, center_sigma=d.CENTER_SIGMA,
+                      pad_value=d.PAD_VALUE, augment=augment, seed=seed,
+                      part_codec=make_part_codec(cfg, dense=not train))
 
 
 def mapped_indices(indices, mapper, num_workers, shuffle, strict):

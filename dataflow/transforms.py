@@ -6,7 +6,7 @@ Geometry is one affine map ``M [2, 3]`` from original image px to crop px, compo
 predictions back to the original image. Pixel centres sit at integer coordinates (OpenCV's convention), so the
 flip ``x -> size - 1 - x`` is the same as reversing the columns.
 """
-from dataclasses import dataclass
+from types import SimpleNamespace
 
 import cv2
 import numpy as np
@@ -113,29 +113,30 @@ def pad_center_scale(center, scale, pads):
     return new_center.astype(np.float32), new_side / SCALE_UNIT_PX
 
 
-@dataclass(frozen=True)
 class Augment:
-    """Random augmentation parameters, one field per AUG.* config key (lower case)."""
+    """Random augmentation as the AUG.* config group says (cpm/config.py declares every key, its default and unit).
 
-    scale_min: float = 1.0
-    scale_max: float = 1.0
-    rotate_max: float = 0.0
-    flip_prob: float = 0.0
-    shift_max: float = 0.0
-    color_prob: float = 0.0
-    color_gamma: float = 0.0
-    color_contrast: float = 0.0
-    color_brightness: float = 0.0
-    bbox_pad_prob: float = 0.0
-    bbox_pad_min: float = 0.0
-    bbox_pad_max: float = 0.0
-    blur_prob: float = 0.0
-    blur_max_kernel: int = 3
-    noise_prob: float = 0.0
-    noise_std: float = 0.0
-    jpeg_prob: float = 0.0
-    jpeg_quality_min: int = 100
-    jpeg_quality_max: int = 100
+    Args:
+        aug: the AUG group of a config, or any object with its keys as attributes.
+    """
+
+    #: AUG values that turn every augmentation off; the other keys then have no effect
+    OFF = dict(SCALE_MIN=1.0, SCALE_MAX=1.0, ROTATE_MAX=0.0, FLIP_PROB=0.0, SHIFT_MAX=0.0, COLOR_PROB=0.0,
+               BBOX_PAD_PROB=0.0, BLUR_PROB=0.0, NOISE_PROB=0.0, JPEG_PROB=0.0)
+
+    def __init__(self, aug):
+        self.aug = aug
+
+    @classmethod
+    def only(cls, **keys):
+        """Just the augmentations of ``keys`` (AUG.* names, e.g. ``FLIP_PROB=1.0``): OFF and then ``keys`` over the
+        config's defaults."""
+        from cpm.config import get_config
+
+        unknown = set(keys) - set(dict(get_config().AUG.items()))
+        if unknown:
+            raise KeyError(f"not AUG keys: {sorted(unknown)}")
+        return cls(SimpleNamespace(**{**dict(get_config().AUG.items()), **cls.OFF, **keys}))
 
     def sample_geometry(self, rng, center, scale):
         """Draw one geometric augmentation.
@@ -144,31 +145,33 @@ class Augment:
             dict(center, scale, zoom, rotate_deg, flip, shift): keyword arguments of crop_affine except size and
             target_dist.
         """
-        if rng.random() < self.bbox_pad_prob:
-            center, scale = pad_center_scale(center, scale, rng.uniform(self.bbox_pad_min, self.bbox_pad_max, 4))
+        a = self.aug
+        if rng.random() < a.BBOX_PAD_PROB:
+            center, scale = pad_center_scale(center, scale, rng.uniform(a.BBOX_PAD_MIN, a.BBOX_PAD_MAX, 4))
         return dict(
             center=center,
             scale=scale,
-            zoom=rng.uniform(self.scale_min, self.scale_max),
-            rotate_deg=rng.uniform(-self.rotate_max, self.rotate_max),
-            flip=bool(rng.random() < self.flip_prob),
-            shift=rng.uniform(-self.shift_max, self.shift_max, 2),
+            zoom=rng.uniform(a.SCALE_MIN, a.SCALE_MAX),
+            rotate_deg=rng.uniform(-a.ROTATE_MAX, a.ROTATE_MAX),
+            flip=bool(rng.random() < a.FLIP_PROB),
+            shift=rng.uniform(-a.SHIFT_MAX, a.SHIFT_MAX, 2),
         )
 
     def photometric(self, rng, image):
         """Colour jitter, blur, noise and JPEG artefacts, each with its probability. uint8 HxWx3 in and out."""
-        if rng.random() < self.color_prob:
-            image = color_jitter(image, rng.uniform(1 - self.color_gamma, 1 + self.color_gamma),
-                                 rng.uniform(1 - self.color_contrast, 1 + self.color_contrast),
-                                 rng.uniform(-self.color_brightness, self.color_brightness) * 255)
-        if rng.random() < self.blur_prob:
-            k = 2 * int(rng.integers(1, self.blur_max_kernel // 2 + 1)) + 1  # odd, 3..max
+        a = self.aug
+        if rng.random() < a.COLOR_PROB:
+            image = color_jitter(image, rng.uniform(1 - a.COLOR_GAMMA, 1 + a.COLOR_GAMMA),
+                                 rng.uniform(1 - a.COLOR_CONTRAST, 1 + a.COLOR_CONTRAST),
+                                 rng.uniform(-a.COLOR_BRIGHTNESS, a.COLOR_BRIGHTNESS) * 255)
+        if rng.random() < a.BLUR_PROB:
+            k = 2 * int(rng.integers(1, a.BLUR_MAX_KERNEL // 2 + 1)) + 1  # odd, 3..max
             image = cv2.GaussianBlur(image, (k, k), 0)
-        if rng.random() < self.noise_prob:
-            noise = rng.normal(0.0, rng.uniform(0, self.noise_std), image.shape)
+        if rng.random() < a.NOISE_PROB:
+            noise = rng.normal(0.0, rng.uniform(0, a.NOISE_STD), image.shape)
             image = np.clip(image + noise, 0, 255).astype(np.uint8)
-        if rng.random() < self.jpeg_prob:
-            quality = int(rng.integers(self.jpeg_quality_min, self.jpeg_quality_max + 1))
+        if rng.random() < a.JPEG_PROB:
+            quality = int(rng.integers(a.JPEG_QUALITY_MIN, a.JPEG_QUALITY_MAX + 1))
             ok, buf = cv2.imencode(".jpg", image, [cv2.IMWRITE_JPEG_QUALITY, quality])
             image = cv2.imdecode(buf, cv2.IMREAD_COLOR)
         return image

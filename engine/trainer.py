@@ -23,15 +23,6 @@ from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.parts import part_names
 from cpm.precision import SessionCreator, cpu_description
-from engine.resume import (
-    BestSaver,
-    ShortenFirstEpoch,
-    TimedModelSaver,
-    TrainingClock,
-    align_stats,
-    latest_checkpoint,
-    resume_point,
-)
 from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
 from engine.hooks import (
@@ -41,6 +32,15 @@ from engine.hooks import (
     StepSpeed,
     StopOnNonFiniteLoss,
     TrainingImages,
+)
+from engine.resume import (
+    BestSaver,
+    ShortenFirstEpoch,
+    TimedModelSaver,
+    TrainingClock,
+    align_stats,
+    latest_checkpoint,
+    resume_point,
 )
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import format_report, pose_scores

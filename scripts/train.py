@@ -15,8 +15,8 @@ from cpm.checkpoint import resolve_checkpoint
 from cpm.config import PRESETS, build_config
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
-from engine.trainer import split_validation, train
 from dataflow.datasets import DATASETS, load_selection, selections
+from engine.trainer import split_validation, train
 from eval.metrics import format_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

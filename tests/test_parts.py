@@ -80,7 +80,8 @@ def test_a_flip_swaps_left_and_right_parts():
     codec = make_codec(cfg)
     record = _record()
     image = np.full((SIZE, SIZE, 3), 100, np.uint8)
-    mappers = [CropMapper([record], codec, cfg.DATA.TARGET_DIST, 10.5, 128, Augment(flip_prob=p), seed=0,
+    mappers = [CropMapper([record], codec, target_dist=cfg.DATA.TARGET_DIST, center_sigma=10.5, pad_value=128,
+                          augment=Augment.only(FLIP_PROB=p), seed=0,
                           part_codec=make_part_codec(cfg, dense=False)) for p in (0.0, 1.0)]
     (plain, flipped) = [mp.part_targets(record, image.shape, *mp.crop(record, image)[1:3])[0] for mp in mappers]
     order = np.concatenate([[0], np.asarray(flip_permutation("seed7")) + 1])
@@ -94,8 +95,8 @@ def test_unannotated_joints_give_no_part_target():
     cfg = finalize(get_config("cpu"))
     record = _record()
     record.joints[JOINT_INDEX["left_wrist"], 2] = 0
-    mapper = CropMapper([record], make_codec(cfg), cfg.DATA.TARGET_DIST, 10.5, 128,
-                        part_codec=make_part_codec(cfg, dense=True))
+    mapper = CropMapper([record], make_codec(cfg), target_dist=cfg.DATA.TARGET_DIST, center_sigma=10.5,
+                        pad_value=128, part_codec=make_part_codec(cfg, dense=True))
     image = np.full((SIZE, SIZE, 3), 100, np.uint8)
     labels, weight = mapper.part_targets(record, image.shape, *mapper.crop(record, image)[1:3])
     assert weight == 0 and labels.shape == (184, 184) and not labels.any()
@@ -111,8 +112,9 @@ def test_model_outputs_and_datapoint_shapes(scheme, channels):
     record = _record()
     image = np.full((SIZE, SIZE, 3), 100, np.uint8)
     for train, side in ((True, 23), (False, 184)):
-        mapper = CropMapper([record], make_codec(cfg), cfg.DATA.TARGET_DIST, 10.5, 128,
-                            Augment() if train else None, part_codec=make_part_codec(cfg, dense=not train))
+        mapper = CropMapper([record], make_codec(cfg), target_dist=cfg.DATA.TARGET_DIST, center_sigma=10.5,
+                            pad_value=128, augment=Augment.only() if train else None,
+                            part_codec=make_part_codec(cfg, dense=not train))
         labels, weight = mapper.part_targets(record, image.shape, *mapper.crop(record, image)[1:3])
         assert labels.shape == (side, side) and labels.dtype == np.uint8 and weight == 1
         assert set(np.unique(labels)) == set(range(channels - 1))  # every part appears

@@ -17,9 +17,9 @@ from cpm import checkpoint
 from cpm.config import build_config
 from cpm.errors import UserError
 from cpm.parts import part_names
-from engine.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
+from engine.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
 from tests.conftest import run
 
 

@@ -71,8 +71,8 @@ def test_rotation_moves_a_marked_pixel_and_its_joint_together():
 def test_crop_to_original_round_trip_within_a_pixel():
     rng = np.random.default_rng(2)
     joints = _joints(rng)
-    aug = Augment(scale_min=0.7, scale_max=1.3, rotate_max=40, flip_prob=0.5, shift_max=20, bbox_pad_prob=1,
-                  bbox_pad_max=0.3)
+    aug = Augment.only(SCALE_MIN=0.7, SCALE_MAX=1.3, ROTATE_MAX=40.0, FLIP_PROB=0.5, SHIFT_MAX=20.0, BBOX_PAD_PROB=1.0,
+                       BBOX_PAD_MAX=0.3)
     for _ in range(20):
         g = aug.sample_geometry(rng, np.array([100.0, 100.0]), 0.8)
         m = crop_affine(size=SIZE, target_dist=41 / 35, **g)
@@ -109,9 +109,9 @@ def test_box_padding_moves_and_grows_the_box():
 def test_photometric_augmentations_keep_shape_and_change_pixels():
     rng = np.random.default_rng(3)
     image = rng.integers(0, 255, (64, 64, 3), dtype=np.uint8)
-    aug = Augment(color_prob=1, color_gamma=0.3, color_contrast=0.3, color_brightness=0.1, blur_prob=1,
-                  blur_max_kernel=7, noise_prob=1, noise_std=10, jpeg_prob=1, jpeg_quality_min=20,
-                  jpeg_quality_max=30)
+    aug = Augment.only(COLOR_PROB=1, COLOR_GAMMA=0.3, COLOR_CONTRAST=0.3, COLOR_BRIGHTNESS=0.1, BLUR_PROB=1,
+                       BLUR_MAX_KERNEL=7, NOISE_PROB=1, NOISE_STD=10, JPEG_PROB=1, JPEG_QUALITY_MIN=20,
+                       JPEG_QUALITY_MAX=30)
     out = aug.photometric(rng, image)
     assert out.shape == image.shape and out.dtype == np.uint8
     assert np.abs(out.astype(int) - image).mean() > 5
@@ -130,3 +130,10 @@ def test_image_mask_marks_crop_pixels_from_inside_the_image():
     assert src[:, 1].min() >= -1e-9 and src[:, 1].max() <= 119 + 1e-9
     # The image, scaled by (41/35) / 0.9, covers its own area times that scale squared (rotation keeps areas).
     assert mask.sum() == pytest.approx(79 * 119 * (41 / 35 / 0.9) ** 2, rel=0.03)
+
+
+def test_augment_reads_the_aug_group_and_refuses_unknown_keys():
+    assert Augment.only(FLIP_PROB=1.0).aug.FLIP_PROB == 1.0 and Augment.only().aug.ROTATE_MAX == 0.0
+    assert Augment.only().aug.COLOR_GAMMA == 0.3  # keys that OFF leaves alone keep the config's default
+    with pytest.raises(KeyError, match="FLIP"):
+        Augment.only(FLIP=1.0)
