@@ -143,11 +143,9 @@ def get_config(preset="paper"):
 
 PRESETS = {
     "paper": {},
-    # Half the input size: the person and the centre map are half as large in px. The belief sigma stays 7 px,
-    # i.e. 0.875 of a map cell as in the reference: at 3.5 px (0.44 cell) the peaks are one-cell spikes and, in a
-    # measured 8-epoch run on the shipped sample, the net sat on the all-background answer for 4 epochs and ended
-    # below the mean-pose baseline (PCP 16.7 vs 23.7). Batch norm (not in the release, whose trunk starts from
-    # ImageNet VGG weights we cannot download) makes the from-scratch trunk train: PCP 36.4 after the same 8 epochs.
+    # Half the input size and narrower layers, for CPUs. The belief sigma stays 7 px, 0.875 of a map cell as in the
+    # reference (halved, the one-cell peaks did not train); batch norm makes the from-scratch trunk train (no ImageNet
+    # VGG weights can be downloaded). docs/recipe.md has the measurements.
     "cpu": {
         "DATA.INPUT_SIZE": 184,
         "DATA.CENTER_SIGMA": 10.5,
@@ -212,7 +210,7 @@ def _defaults():
             COLOR_GAMMA=0.3,  # gamma drawn from [1 - g, 1 + g]
             COLOR_CONTRAST=0.3,  # contrast factor drawn from [1 - c, 1 + c]
             COLOR_BRIGHTNESS=0.1,  # brightness shift drawn from +-b * 255 grey levels
-            BBOX_PAD_PROB=0.0,  # probability of random person-box padding (stacked-hourglass trainer)
+            BBOX_PAD_PROB=0.0,  # probability of random person-box padding (MARS pose trainer)
             BBOX_PAD_MIN=0.0,  # pad per side as a fraction of the box side, drawn from [MIN, MAX]
             BBOX_PAD_MAX=0.3,
             BLUR_PROB=0.0,  # probability of a Gaussian blur

@@ -94,8 +94,8 @@ TORSO_DIAMETER_JOINTS = (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_hip"])
 class JointSet:
     """A joint set: its names, left/right pairs, heatmap sigmas, and how it becomes the model's 14 joints.
 
-    The per-dataset config of the stacked-hourglass trainer (number of parts, names, left/right pairs, a sigma per
-    part) lives here, so readers, flips and targets take it from one place.
+    The per-dataset config of the MARS pose trainer (docs/references.md: number of parts, names, left/right pairs,
+    a sigma per part) lives here, so readers, flips and targets take it from one place.
 
     Attributes:
         name: joint-set name (the dataset's, or "model").
@@ -230,7 +230,7 @@ def to_coco_keypoints(joints):
 
 #: ``joints[FLIP_PERMUTATION]`` relabels a horizontally mirrored person: left becomes right and back.
 FLIP_PERMUTATION = MODEL_JOINTS.flip_permutation
-#: Left/right pairs as index pairs (the stacked-hourglass trainer's config names them this way).
+#: Left/right pairs as index pairs (the MARS pose trainer's config names them this way).
 FLIP_PAIRS = MODEL_JOINTS.flip_pairs
 
 #: Every joint set by name: the datasets' and the model's (a TFRecord of ours stores model joints).

@@ -1,6 +1,6 @@
 """The six-stage Convolutional Pose Machine as a tensorpack ModelDesc.
 
-Structure of the CPM release's deploy network (also tensorpack's ConvolutionalPoseMachines example):
+Structure of the CPM release's deploy network (Wei et al. 2016; docs/references.md):
 
     image (S x S) -> VGG trunk (3 pools: stride 8) -> features F  [H x H x C_F]
     stage 1:  F -> 1x1 conv (STAGE1_WIDTH) -> 1x1 conv -> beliefs b1      [H x H x (K + 1)]
@@ -142,7 +142,7 @@ class CPMModel(ModelDesc):
                 outputs.append(tf.identity(b, name=names.stage_beliefs(t)))
             parts = []
             # The part loss reaches the shared layers (trunk, belief stages) scaled by part_gradient: 0 keeps them
-            # purely keypoint-trained (measured: with the full gradient, PCP fell 3 points in a 12-epoch run).
+            # purely keypoint-trained, so parts cannot cost keypoint accuracy (docs/parts.md has the runs).
             shared = [_scale_gradient(outputs[-1], self.part_gradient), _scale_gradient(features, self.part_gradient)]
             for u in range(1, self.part_stages + 1):
                 x = tf.concat(shared + [center_map] + parts[-1:], axis=3)

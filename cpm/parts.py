@@ -65,7 +65,7 @@ _LIMBS = {(side, kind): _limb(side, f"upper_{kind}", f"lower_{kind}", *joints, *
 
 #: Part schemes: exclusive parts in channel order (label k + 1); the body channel follows them in the model.
 SCHEMES = {
-    # The body-part thesis's seven masks: head, torso, arms, legs (+ body).
+    # The seven masks of Iftimie (2017, docs/references.md): head, torso, arms, legs (+ body).
     "seed7": (_HEAD, _TORSO) + tuple(_merge(f"{side}_{kind}", _LIMBS[side, kind])
                                      for kind in ("arm", "leg") for side in ("left", "right")),
     # Upper and lower arms and legs separately (+ head, torso, body).

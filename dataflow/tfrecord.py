@@ -1,5 +1,5 @@
-"""Pose TFRecords in the schema of the MARS stacked-hourglass trainer: one tf.train.Example per image, normalised
-coordinates, several people per image (see the README's TFRecord section).
+"""Pose TFRecords in the schema of the MARS pose trainer (docs/references.md): one tf.train.Example per image,
+normalised coordinates, several people per image (docs/data.md, "TFRecords").
 
 Writing (``write_tfrecord``) groups records by image and stores, per image:
     image/encoded       the source file's bytes unchanged (JPEG, or PNG for a PNG source: re-encoding would lose

@@ -10,7 +10,7 @@ from cpm.joints import JOINT_NAMES, PCP_GROUPS, PCP_LIMBS, TORSO_DIAMETER_JOINTS
 PCP_FACTOR = 0.5  # strict PCP: both endpoints within 0.5 x the ground-truth limb length
 PCK_ALPHA = 0.2  # PCK@0.2 on LSP: threshold 0.2 x torso size
 PCKH_ALPHA = 0.5  # PCKh@0.5 on MPII: threshold 0.5 x head size (head size = 0.6 x head-box diagonal, from the reader)
-RADIUS_PX = 25.0  # the blog's secondary figure: within 25 px on a 368 px crop
+RADIUS_PX = 25.0  # secondary figure of a blog re-implementation (docs/references.md): within 25 px on 368 px
 RADIUS_CROP_PX = 368.0
 
 

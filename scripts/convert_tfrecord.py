@@ -1,4 +1,4 @@
-"""Write any supported dataset split to a pose TFRecord (the MARS stacked-hourglass schema; README "TFRecords").
+"""Write any supported dataset split to a pose TFRecord (the MARS pose trainer's schema; docs/data.md).
 
     python scripts/convert_tfrecord.py --data NAME --datadir DIR [--split S] --out F.tfrecord
 

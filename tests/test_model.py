@@ -6,7 +6,7 @@ from cpm import names
 from cpm.config import finalize, get_config
 from cpm.model import CPMModel, count_parameters
 
-# Parameters of the CPM release's deploy network (tensorpack's ConvolutionalPoseMachines example), weights + biases:
+# Parameters of the CPM release's deploy network (Wei et al. 2016, docs/references.md), weights + biases:
 #   trunk (3x3 convs): conv1 1,792 + 36,928; conv2 73,856 + 147,584; conv3 295,168 + 3 x 590,080;
 #     conv4_1 1,180,160; conv4_2 2,359,808; conv4_3_CPM 1,179,904; conv4_4-6_CPM 3 x 590,080;
 #     conv4_7_CPM 295,040                                                              =  9,110,720
