@@ -9,16 +9,8 @@ Training flow (``build_train_dataflow``), one datapoint after batching:
     parts       uint8   [B, H, H]           part labels on the belief-map cells (0 background, k + 1 part k)
     part_weight float32 [B]                 0 where a part's joints are unannotated (no part target then)
 
-Evaluation flow (``build_eval_dataflow``), deterministic, no augmentation:
-    image       uint8   [B, S, S, 3]
-    center_map  float32 [B, H, H, 1]
-    index       int32   [B]                 position of the record in the list given
-    affine      float32 [B, 2, 3]           original px -> crop px (invert it to map predictions back)
-    joints      float32 [B, K, 3]           ground truth in original px, visibility 0/1/2
-    valid       uint8   [B, S, S]           1 where the crop shows the image, 0 in the padding
-  with part stages:
-    parts       uint8   [B, S, S]           part labels on every crop pixel
-    part_weight float32 [B]
+Evaluation predicts from the records themselves (eval.evaluate.predict_records); its mapper (``make_mapper(...,
+train=False)``) gives the deterministic crop's part targets on every crop pixel.
 """
 import io
 import os
@@ -46,7 +38,6 @@ from dataflow.transforms import (
     Augment,
     apply_affine,
     crop_affine,
-    image_mask,
     transform_joints,
     warp_image,
     warp_mask,
@@ -243,21 +234,11 @@ class CropMapper:
         parts = list(self.part_targets(record, image.shape, m, joints)) if self.part_codec else []
         return [crop, beliefs, weights, cmap] + parts
 
-    def eval_datapoint(self, index):
-        record = self.records[index]
-        image = read_image(record.image)
-        check_joints(record, image.shape)
-        crop, m, joints, center = self.crop(record, image)
-        cmap = center_map(center, self.codec.input_size, self.codec.stride, self.center_sigma)
-        valid = image_mask(image.shape, m, self.codec.input_size)
-        parts = list(self.part_targets(record, image.shape, m, joints)) if self.part_codec else []
-        return [crop, cmap, np.int32(index), m.astype(np.float32), record.joints, valid] + parts
-
     def __call__(self, index):
-        """The datapoint of record ``index``; for a record it cannot use, [BAD_SAMPLE, message], and for an
+        """The training datapoint of record ``index``; for a record it cannot use, [BAD_SAMPLE, message], and for an
         unexpected error [FAILED_SAMPLE, message]: a worker that raised would die and leave the trainer waiting."""
         try:
-            return self.eval_datapoint(index) if self.augment is None else self.train_datapoint(index)
+            return self.train_datapoint(index)
         except BadSample as e:
             return [BAD_SAMPLE, str(e)]
         except Exception as e:  # reported to the trainer, which stops the run with it
@@ -325,14 +306,3 @@ def build_train_dataflow(records, cfg, seed=None):
     flow = BatchData(bad, cfg.TRAIN.BATCH_SIZE, remainder=False)
     flow.bad_samples = bad
     return flow
-
-
-def build_eval_dataflow(records, cfg, batch_size=None, num_workers=None):
-    """Evaluation batches of every record exactly once (see the module docstring); the last batch may be short.
-
-    A record that cannot become a sample raises BadSample: every person of an evaluation set is scored or none.
-    """
-    mapper = make_mapper(records, cfg, train=False)
-    workers = cfg.TRAIN.NUM_WORKERS if num_workers is None else num_workers
-    ds = mapped_indices(range(len(records)), mapper, workers, shuffle=False, strict=True)
-    return BatchData(BadSamples(ds, stop=True), batch_size or cfg.TRAIN.BATCH_SIZE, remainder=True)

@@ -13,8 +13,10 @@ from tensorpack.utils import logger
 
 from cpm import names
 from cpm.errors import UserError
+from cpm.parts import part_names
 from eval.draw import belief_montage, belief_overlay, draw_skeleton, grid, part_overlay
-from eval.inference import predict_people
+from eval.evaluate import predict_records
+from eval.inference import PosePredictor
 from eval.metrics import format_part_report, format_report, part_iou, pose_scores
 
 
@@ -33,39 +35,38 @@ class RunStopper(Callback):
 
 
 class PoseValidation(RunStopper):
-    """Score the model on a validation flow after every epoch (PCP, PCK@0.2, in original image px).
+    """Score the model on the validation people after every epoch (PCP, PCK@0.2, in original image px).
 
     Writes ``val/pcp``, ``val/pck@0.2`` and ``val/pcp/<group>`` to the monitors (TensorBoard, stats.json) and, with
     part stages, ``val/part_iou/<part>`` and ``val/mean_part_iou`` against the skeleton-derived part targets; prints
-    the table. The flow is reset once and re-iterated each epoch.
+    the table. It predicts as evaluate.py does (eval.evaluate.predict_records, one plain view per person), through
+    the training graph's own tower.
 
     Args:
-        dataflow: evaluation DataFlow (build_eval_dataflow) over ``num_people`` records.
-        codec: BeliefCodec of the targets.
+        records: the validation PersonRecords.
+        cfg: the run's config.
         title: first line of the printed table.
-        part_names: the part channels' names (cpm.parts.part_names), or None without part stages.
     """
 
-    def __init__(self, dataflow, num_people, codec, title="validation", part_names=None):
-        self.dataflow = dataflow
-        self.num_people = num_people
-        self.codec = codec
+    def __init__(self, records, cfg, title="validation"):
+        self.records = records
+        self.cfg = cfg
         self.title = title
-        self.part_names = part_names
+        self.part_names = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
+        self.gt = np.stack([r.joints for r in records])
 
     def _setup_graph(self):
         outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
-        self.predictor = self.trainer.get_predictor(list(names.PREDICT_INPUTS), outputs)
-        self.dataflow.reset_state()
+        predict_fn = self.trainer.get_predictor(list(names.PREDICT_INPUTS), outputs)
+        self.predictor = PosePredictor(self.cfg, predict_fn=predict_fn)
 
     def _trigger_epoch(self):
-        num_parts = len(self.part_names) - 1 if self.part_names else 0
         start = time.perf_counter()
         try:
-            pred, gt, counts = predict_people(self.predictor, self.dataflow, self.codec, self.num_people, num_parts)
+            pred, _, counts = predict_records(self.predictor, self.records, progress=False)
         except UserError as e:  # a validation image that cannot be read
             self.stop(e)
-        report = pose_scores(pred, gt)
+        report = pose_scores(pred, self.gt)
         put = self.trainer.monitors.put_scalar
         put("speed/validation_s", time.perf_counter() - start)
         put("val/pcp", report["pcp"])
@@ -74,7 +75,7 @@ class PoseValidation(RunStopper):
             put(f"val/pcp/{group}", value)
         text = format_report(report, f"{self.title}, epoch {self.epoch_num}")
         if counts is not None:
-            parts = part_iou(*counts, self.part_names)
+            parts = part_iou(*counts[:2], self.part_names)
             for name, value in parts["part_iou"].items():
                 put(f"val/part_iou/{name}", value)
             put("val/mean_part_iou", parts["mean_part_iou"])

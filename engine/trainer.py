@@ -23,7 +23,7 @@ from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.parts import part_names
 from cpm.precision import SessionCreator, cpu_description
-from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, make_codec
+from dataflow.pipeline import build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
 from engine.hooks import (
     BadSampleReport,
@@ -168,7 +168,6 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     codec = make_codec(cfg)
     baseline = baseline_scores(train_records, val_records, cfg)
     logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
-    val_flow = build_eval_dataflow(val_records, cfg, num_workers=0)
     parts = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
     checkpoint, starting_epoch, done = resume_point(logdir, steps)
     if checkpoint:
@@ -178,7 +177,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         StepSpeed(t.BATCH_SIZE * max(1, gpus), t.SUMMARY_PERIOD),
         ShortenFirstEpoch(done),
         TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
-        PoseValidation(val_flow, len(val_records), codec, part_names=parts),
+        PoseValidation(val_records, cfg),
         BestSaver("val/pcp", BEST_CHECKPOINT),
         lr_setter(t, steps),
         TrainingImages(codec, t.SUMMARY_PERIOD, parts=parts is not None),

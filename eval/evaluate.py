@@ -7,7 +7,7 @@ import numpy as np
 from tensorpack.utils.utils import get_tqdm
 
 from cpm.joints import JOINT_NAMES, NUM_JOINTS, to_coco_keypoints
-from dataflow.pipeline import read_image
+from dataflow.pipeline import check_joints, make_mapper, read_image
 from dataflow.transforms import apply_affine, crop_affine, transform_joints
 from eval.metrics import (
     PCKH_ALPHA,
@@ -22,23 +22,26 @@ from eval.metrics import (
 )
 
 
-def predict_records(predictor, records, batch_people=8, part_mapper=None):
-    """Joints of every record's person, in original px, with a progress bar; with part stages and a ``part_mapper``
-    (an evaluation CropMapper: dataflow.pipeline.make_mapper(records, cfg, train=False)), also part IoU counts
-    against the skeleton-derived targets of the same crops.
+def predict_records(predictor, records, batch_people=8, progress=True):
+    """Joints of every record's person, in original px, and with part stages part IoU counts against the
+    skeleton-derived targets of the same crops. The one prediction path of evaluate.py, ship.py and the epoch report.
+    Every person is scored: an unreadable image or unusable joints raise BadSample naming the file.
 
     Returns:
         (pred float32 [N, K, 3], seconds taken, part counts: None, or (intersection, union, people scored)).
     """
     pred = np.zeros((len(records), NUM_JOINTS, 3), np.float32)
-    parts = part_mapper is not None and predictor.part_names is not None
+    parts = predictor.part_names is not None
+    part_mapper = make_mapper(records, predictor.cfg, train=False) if parts else None
     num_parts = len(predictor.part_names) - 1 if parts else 0
     inter, union, scored = np.zeros(num_parts + 1, np.int64), np.zeros(num_parts + 1, np.int64), 0
     start = time.perf_counter()
-    with get_tqdm(total=len(records), desc="people") as bar:
+    with get_tqdm(total=len(records), desc="people", disable=not progress) as bar:
         for first in range(0, len(records), batch_people):
             chunk = records[first:first + batch_people]
             images = [read_image(r.image) for r in chunk]
+            for image, r in zip(images, chunk, strict=True):
+                check_joints(r, image.shape)
             views = [predictor.crop_views(im, r.center, r.scale) for im, r in zip(images, chunk, strict=True)]
             beliefs, part_maps = predictor.outputs(np.concatenate([v[0] for v in views]),
                                                    np.concatenate([v[1] for v in views]))

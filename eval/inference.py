@@ -24,7 +24,6 @@ from cpm.precision import SessionCreator
 from dataflow.pipeline import make_codec
 from dataflow.targets import center_map
 from dataflow.transforms import apply_affine, crop_affine, image_mask, invert_affine, warp_image
-from eval.metrics import part_counts
 
 
 def joints_to_original(crop_joints, affine):
@@ -119,9 +118,12 @@ class PosePredictor:
         weights: checkpoint prefix or .npz; None initialises the weights at random (for benchmarks).
         precision: "fp32" or "bf16".
         zooms: test-time zooms (the release averages 0.7-1.3); flip: also average the mirrored crops.
+        predict_fn: instead of weights, a function of (images, centre maps) -> [beliefs, (part probabilities)] that
+            runs a model built elsewhere, e.g. a trainer's ``get_predictor`` (the epoch report): no session of its own.
     """
 
-    def __init__(self, cfg, weights, precision="fp32", zooms=(1.0,), flip=False):
+    def __init__(self, cfg, weights=None, precision="fp32", zooms=(1.0,), flip=False, *, predict_fn=None):
+        self.cfg = cfg
         self.codec = make_codec(cfg)
         self.target_dist = cfg.DATA.TARGET_DIST
         self.center_sigma = cfg.DATA.CENTER_SIGMA
@@ -129,6 +131,9 @@ class PosePredictor:
         self.views = [(z, f) for z in zooms for f in ((False, True) if flip else (False,))]
         self.part_names = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
         self.part_order = part_flip_order(cfg.MODEL.PART_SCHEME) if self.part_names else None
+        if predict_fn is not None:
+            self._predict, self.graph, self.session = predict_fn, None, None
+            return
         outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
         try:
             init = SmartInit(load_weights(weights)) if weights else _FreshWeights()
@@ -201,35 +206,6 @@ class PosePredictor:
         joints, fused = self.decode(beliefs, base, valid)
         labels = None if parts is None else labels_to_original(self.decode_parts(parts, valid)[0], base, image.shape)
         return joints, fused, labels
-
-
-def predict_people(predict_fn, dataflow, codec, num_people, num_parts=0):
-    """Run a predictor over an evaluation DataFlow (one plain view per person): joints in original px and, with
-    part stages, pixel counts for part IoU against the flow's part targets.
-
-    Args:
-        predict_fn: callable (image uint8 [B, S, S, 3], center_map [B, H, H, 1]) -> [beliefs [B, H, H, K + 1]], or
-            [beliefs, part probabilities [B, H, H, P + 2]] with part stages.
-        dataflow: an evaluation flow (dataflow.pipeline.build_eval_dataflow), reset.
-        codec: the BeliefCodec of the targets.
-        num_people: records in the flow.
-        num_parts: P, 0 without part stages.
-    Returns:
-        (pred float32 [N, K, 3] x, y, score in original px; gt float32 [N, K, 3]; None, or (intersection, union)
-        int64 [P + 1] summed over the people with a part target (eval.metrics.part_counts)).
-    """
-    pred = np.zeros((num_people, NUM_JOINTS, 3), np.float32)
-    gt = np.zeros((num_people, NUM_JOINTS, 3), np.float32)
-    counts = np.zeros((2, num_parts + 1), np.int64) if num_parts else None
-    for image, cmap, index, affine, joints, valid, *part_targets in dataflow:
-        outputs = predict_fn(image, cmap)
-        for n, (i, m, v) in enumerate(zip(index, affine, valid, strict=True)):
-            pred[i] = decode_in_image(codec, codec.upsample(outputs[0][n]), v, m)
-            gt[i] = joints[n]
-            if num_parts and part_targets[1][n] > 0:
-                labels, body = decode_parts(codec.upsample(outputs[1][n]), v)
-                counts += part_counts(labels, body, part_targets[0][n], v, num_parts)
-    return pred, gt, (None if counts is None else (counts[0], counts[1]))
 
 
 def mean_crop_pose(records, affines):

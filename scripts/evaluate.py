@@ -14,7 +14,6 @@ from cpm.checkpoint import add_load_argument, resolve_checkpoint
 from cpm.errors import UserError, run_main
 from cpm.precision import PRECISIONS
 from dataflow.datasets import add_dataset_arguments, records_from_args
-from dataflow.pipeline import make_mapper
 from eval.evaluate import coco_results, evaluate, predict_records, predictions_json, write_plots
 from eval.inference import PosePredictor
 from eval.metrics import format_part_report, format_report, json_safe, part_iou
@@ -53,7 +52,7 @@ def main():
     weights, cfg = resolve_checkpoint(args.load)
     records = records_from_args(args, cfg.READER)
     predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
-    pred, seconds, parts = predict_records(predictor, records, args.batch, make_mapper(records, cfg, train=False))
+    pred, seconds, parts = predict_records(predictor, records, args.batch)
     images = len({r.image for r in records})
     report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
     title = f"{args.data} {args.split} ({weights}; flip={args.flip}, scales={','.join(map(str, scales))})"

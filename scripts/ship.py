@@ -19,7 +19,6 @@ import tensorflow as tf
 from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
 from dataflow.datasets import add_dataset_arguments, records_from_args
-from dataflow.pipeline import make_mapper
 from eval.evaluate import evaluate, predict_records
 from eval.inference import PosePredictor
 from eval.metrics import part_iou
@@ -30,7 +29,7 @@ MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
 def score(cfg, weights, records):
     """The evaluation report of ``weights`` on ``records``, with part IoU."""
     predictor = PosePredictor(cfg, weights)
-    pred, seconds, parts = predict_records(predictor, records, 8, make_mapper(records, cfg, train=False))
+    pred, seconds, parts = predict_records(predictor, records)
     report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
     if parts is not None:
         report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])

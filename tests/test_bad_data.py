@@ -14,7 +14,9 @@ from cpm.errors import BadSample
 from cpm.joints import MODEL_JOINTS
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
-from dataflow.pipeline import build_eval_dataflow, build_train_dataflow, check_joints, read_image
+from dataflow.pipeline import build_train_dataflow, check_joints, read_image
+from eval.evaluate import predict_records
+from eval.inference import PosePredictor
 from tests.conftest import run
 
 GOOD = 12  # good people among the bad ones
@@ -124,11 +126,11 @@ def test_stop_ends_the_flow_naming_the_file(bad_folder, workers):
 
 
 def test_evaluation_never_skips(bad_folder):
+    """The one prediction path (evaluate.py, ship.py, the epoch report) stops at the first bad record, naming it."""
     records = _records(bad_folder)
-    flow = build_eval_dataflow(records, build_config("cpu", ["TRAIN.NUM_WORKERS=2"]), batch_size=4)
-    flow.reset_state()
-    with pytest.raises(BadSample, match=r"^bad sample \S+/im00(13|14|15|16|17)\.jpg: ") as e:  # workers: any
-        list(flow)
+    predictor = PosePredictor(build_config("cpu", ["TRAIN.BAD_SAMPLES=skip"]), None)
+    with pytest.raises(BadSample, match=rf"^{re.escape(records[GOOD].image)}: truncated JPEG") as e:
+        predict_records(predictor, records, progress=False)
     assert "BAD_SAMPLES" not in str(e.value)  # no setting makes evaluation skip
 
 

@@ -6,9 +6,8 @@ from cpm.errors import UserError
 from cpm.joints import NUM_JOINTS
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
-from dataflow.pipeline import BAD_SAMPLE, build_eval_dataflow, build_train_dataflow, make_mapper
+from dataflow.pipeline import BAD_SAMPLE, build_train_dataflow, make_mapper
 from dataflow.records import PersonRecord
-from dataflow.transforms import apply_affine
 
 
 @pytest.fixture(scope="module")
@@ -43,25 +42,6 @@ def test_workers_draw_different_augmentations(records):
     ds.reset_state()
     image = next(iter(ds))[0]
     assert len({img.tobytes() for img in image}) == 8
-
-
-def test_eval_flow_yields_every_record_once_with_its_affine(records):
-    cfg = _cfg(NUM_WORKERS=2)
-    ds = build_eval_dataflow(records[:10], cfg, batch_size=4)
-    ds.reset_state()
-    batches = list(ds)
-    assert [len(b[0]) for b in batches] == [4, 4, 2]
-    index = np.concatenate([b[2] for b in batches])
-    assert sorted(index) == list(range(10))
-    for _, _, idx, affine, joints, valid, parts, part_weight in batches:
-        assert valid.dtype == np.uint8 and set(np.unique(valid)) <= {0, 1}
-        assert parts.shape == valid.shape and (part_weight == 1).all()  # part labels on every crop pixel
-        for i, m, j in zip(idx, affine, joints, strict=True):
-            np.testing.assert_array_equal(j, records[i].joints)
-            # No augmentation: the person centre lands on the crop centre, joints stay inside the crop.
-            np.testing.assert_allclose(apply_affine(m.astype(np.float64), records[i].center[None])[0], 183.5,
-                                       atol=1e-3)
-            assert (apply_affine(m.astype(np.float64), j)[:, :2] > 0).all()
 
 
 def test_eval_crops_are_deterministic(records):
