@@ -17,7 +17,7 @@ from dataflow.lsp import read_lsp
 from dataflow.pipeline import build_train_dataflow, check_joints, read_image
 from eval.evaluate import predict_records
 from eval.inference import PosePredictor
-from tests.conftest import run
+from tests.helpers import run
 
 GOOD = 12  # good people among the bad ones
 

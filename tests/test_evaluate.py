@@ -19,8 +19,7 @@ from eval.evaluate import evaluate, predictions_json
 from eval.inference import PosePredictor, fuse_views
 from eval.metrics import within_radius
 from eval.people import box_center_scale, suppress
-from tests.conftest import run
-from tests.test_metrics import person
+from tests.helpers import run, stick_person
 
 
 @pytest.mark.slow
@@ -188,7 +187,7 @@ def test_fusing_a_single_plain_view_is_upsampling(trained_run):
 
 
 def test_pckh_and_within_radius_on_hand_built_records():
-    gt = person()
+    gt = stick_person()
     rec = PersonRecord("a.jpg", gt.astype(np.float32), (50, 60), 0.6, "mpii", head_size=10.0)
     pred = gt[:, :2].copy()[None]
     pred[0, JOINT_INDEX["left_knee"], 0] += 5.0  # exactly 0.5 x head size: correct
@@ -208,7 +207,7 @@ def test_pckh_and_within_radius_on_hand_built_records():
 
 
 def test_predictions_json_counts_people_per_image():
-    gt = person().astype(np.float32)
+    gt = stick_person().astype(np.float32)
     recs = [PersonRecord(p, gt, (0, 0), 1.0, "x") for p in ("/d/a.jpg", "/d/a.jpg", "/d/b.jpg")]
     out = predictions_json(np.zeros((3, NUM_JOINTS, 3)), recs)
     assert [(p["image"], p["person"]) for p in out["predictions"]] == [("a.jpg", 0), ("a.jpg", 1), ("b.jpg", 0)]
@@ -249,7 +248,7 @@ def test_coco_results_load_in_pycocotools_with_the_joints_mapped(trained_run, tm
     from pycocotools.coco import COCO
     from pycocotools.cocoeval import COCOeval
 
-    from tests.conftest import COCO_FIXTURE
+    from tests.helpers import COCO_FIXTURE
 
     ours, coco = tmp_path / "p.json", tmp_path / "coco.json"
     proc = run("evaluate.py", "--load", trained_run, "--data", "coco", "--datadir", COCO_FIXTURE, "--split",
@@ -273,7 +272,7 @@ def test_coco_results_load_in_pycocotools_with_the_joints_mapped(trained_run, tm
 def test_blazepose_finds_the_skier_and_boxes_the_whole_person():
     """The shipped BlazePose detector on a real photo: one person, a box around the annotated skier."""
     from eval.people import find_people
-    from tests.conftest import COCO_FIXTURE
+    from tests.helpers import COCO_FIXTURE
 
     image = cv2.imread(os.path.join(COCO_FIXTURE, "000000000785.jpg"))
     (box, center, scale), *others = find_people(image)

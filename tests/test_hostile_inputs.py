@@ -16,7 +16,7 @@ from PIL import Image
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.pipeline import read_image
 from eval.metrics import json_safe
-from tests.conftest import ROOT, run
+from tests.helpers import ROOT, run
 
 PHOTO = os.path.join(SAMPLE_LSP_DIR, "images", "im0003.jpg")
 BBOX = "20,5,100,150"

@@ -1,4 +1,4 @@
-"""Dependencies point one way: cpm <- dataflow <- eval <- engine (<- scripts, tests).
+"""Dependencies point one way: cpm <- dataflow <- eval <- engine (<- scripts, tests); tests share tests/helpers.py.
 
 ``python tests/test_layering.py`` prints the package import graph (every import statement counts, those inside
 functions included) and the modules behind each edge.
@@ -94,6 +94,19 @@ def test_packages_import_only_the_layers_below_them():
 
 def test_no_module_imports_one_that_imports_it_back():
     assert cycles(module_imports()) == []
+
+
+def test_tests_import_helpers_not_conftest_or_each_other():
+    tests = os.path.join(ROOT, "tests")
+    offenders = []
+    for name in sorted(os.listdir(tests)):
+        if name.endswith(".py"):
+            with open(os.path.join(tests, name)) as f:
+                for node in ast.walk(ast.parse(f.read())):
+                    if isinstance(node, ast.ImportFrom) and node.module and (
+                            node.module.split(".")[-1] == "conftest" or node.module.startswith("tests.test_")):
+                        offenders.append(f"{name}: {node.module}")
+    assert offenders == []
 
 
 def test_the_checker_sees_an_upward_import_and_a_cycle():

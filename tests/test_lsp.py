@@ -8,7 +8,7 @@ from cpm.errors import UserError
 from cpm.joints import JOINT_INDEX, OCCLUDED, UNANNOTATED, VISIBLE
 from dataflow.datasets import SAMPLE_LSP_DIR, load_records
 from dataflow.lsp import read_lsp
-from tests.conftest import SHARED_DATA, write_lsp_folder
+from tests.helpers import SHARED_DATA, write_lsp_folder
 
 # im0001 of LSP, as stored in the release's joints.mat (0-based px): right ankle, left wrist, head top.
 IM0001 = {"right_ankle": (29.74645941, 143.34544031), "left_wrist": (53.85588112, 58.96246433),

@@ -2,35 +2,23 @@
 import numpy as np
 import pytest
 
-from cpm.joints import JOINT_INDEX, NUM_JOINTS, PCP_LIMBS, UNANNOTATED, VISIBLE
+from cpm.joints import JOINT_INDEX, PCP_LIMBS, UNANNOTATED
 from eval.metrics import format_report, pck_correct, pcp_correct, pose_scores, torso_size
+from tests.helpers import stick_person
 
 J = JOINT_INDEX
 LIMB = {limb.name: i for i, limb in enumerate(PCP_LIMBS)}
 
 
-def person():
-    """An upright stick figure with round numbers (x, y px)."""
-    gt = np.zeros((NUM_JOINTS, 3))
-    pos = {"head_top": (50, 0), "neck": (50, 20),
-           "right_shoulder": (40, 20), "right_elbow": (40, 40), "right_wrist": (40, 60),
-           "left_shoulder": (60, 20), "left_elbow": (60, 40), "left_wrist": (60, 60),
-           "right_hip": (44, 60), "right_knee": (44, 90), "right_ankle": (44, 120),
-           "left_hip": (56, 60), "left_knee": (56, 90), "left_ankle": (56, 120)}
-    for name, xy in pos.items():
-        gt[J[name]] = (*xy, VISIBLE)
-    return gt
-
-
 def test_perfect_prediction_scores_one():
-    gt = person()[None]
+    gt = stick_person()[None]
     s = pose_scores(gt[..., :2], gt)
     assert s["pcp"] == 1 and s["pck@0.2"] == 1
     assert s["count"] == {"people": 1, "limbs": 10, "joints": 14}
 
 
 def test_pcp_boundary_is_inclusive():
-    gt = person()[None]
+    gt = stick_person()[None]
     pred = gt[..., :2].copy()
     # Right upper arm: shoulder (40, 20) - elbow (40, 40), length 20, threshold 10.
     pred[0, J["right_shoulder"]] = (50, 20)  # exactly 10 px off: still correct
@@ -43,7 +31,7 @@ def test_pcp_boundary_is_inclusive():
 
 
 def test_pcp_torso_uses_the_middle_of_the_hips():
-    gt = person()[None]
+    gt = stick_person()[None]
     pred = gt[..., :2].copy()
     # Torso: neck (50, 20) to mid-hip (50, 60), length 40, threshold 20. Move both hips right by 20: mid-hip on the
     # boundary, so the torso is still correct, while each upper leg (length 30, threshold 15) fails.
@@ -54,7 +42,7 @@ def test_pcp_torso_uses_the_middle_of_the_hips():
 
 
 def test_missing_joints_are_not_scored():
-    gt = person()[None].copy()
+    gt = stick_person()[None].copy()
     gt[0, J["left_wrist"]] = (0, 0, UNANNOTATED)
     pred = gt[..., :2].copy()
     pred[0, J["right_ankle"]] = (0, 0)  # wrong: right lower leg fails, right ankle fails PCK
@@ -70,7 +58,7 @@ def test_missing_joints_are_not_scored():
 
 
 def test_pck_threshold_is_a_fifth_of_the_torso():
-    gt = person()[None]
+    gt = stick_person()[None]
     # Torso size: left shoulder (60, 20) to right hip (44, 60) = sqrt(16^2 + 40^2).
     size = np.hypot(16, 40)
     assert torso_size(gt)[0] == pytest.approx(size)
@@ -82,14 +70,14 @@ def test_pck_threshold_is_a_fifth_of_the_torso():
 
 
 def test_pck_without_a_torso_is_not_scored():
-    gt = person()[None].copy()
+    gt = stick_person()[None].copy()
     gt[0, J["right_hip"], 2] = UNANNOTATED
     assert np.isnan(torso_size(gt)[0])
     assert np.isnan(pck_correct(gt[..., :2], gt, torso_size(gt))).all()
 
 
 def test_format_report_prints_percentages():
-    gt = person()[None]
+    gt = stick_person()[None]
     text = format_report(pose_scores(gt[..., :2], gt), "val")
     assert text.startswith("val: 1 people, 10 limbs and 14 joints scored") and "100.0" in text
     assert "PCKh" not in text  # only reports that have it print it

@@ -1,10 +1,9 @@
 import pytest
 import tensorflow as tf
-from tensorpack.tfutils.tower import TowerContext
 
 from cpm import names
-from cpm.config import finalize, get_config
-from cpm.model import CPMModel, count_parameters
+from cpm.model import count_parameters
+from tests.helpers import build_model
 
 # Parameters of the CPM release's deploy network (Wei et al. 2016, docs/references.md), weights + biases:
 #   trunk (3x3 convs): conv1 1,792 + 36,928; conv2 73,856 + 147,584; conv3 295,168 + 3 x 590,080;
@@ -22,22 +21,9 @@ PAPER_PARAMETERS = 9_110_720 + 73_743 + 5 * 4_133_519
 PART_PARAMETERS = 4_132_616 + 4_182_792
 
 
-def build(preset, **overrides):
-    cfg = get_config(preset)
-    cfg.override([f"{k}={v!r}" for k, v in overrides.items()])
-    finalize(cfg)
-    graph = tf.Graph()
-    with graph.as_default():
-        model = CPMModel.from_config(cfg)
-        inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
-        with TowerContext("", is_training=True):
-            cost = model.build_graph(*inputs)
-    return cfg, graph, cost
-
-
 @pytest.mark.parametrize("preset, size", [("paper", 46), ("cpu", 23)])
 def test_stage_shapes(preset, size):
-    cfg, graph, cost = build(preset)
+    cfg, graph, cost = build_model(preset)
     for t in range(1, cfg.MODEL.STAGES + 1):
         assert graph.get_tensor_by_name(names.stage_beliefs(t) + ":0").shape.as_list() == [None, size, size, 15]
         assert graph.get_tensor_by_name(names.stage_loss(t) + ":0").shape.as_list() == []
@@ -46,14 +32,14 @@ def test_stage_shapes(preset, size):
 
 
 def test_paper_parameter_count():
-    _, graph, _ = build("paper", **{"MODEL.PART_STAGES": 0})  # the release's network
+    _, graph, _ = build_model("paper", **{"MODEL.PART_STAGES": 0})  # the release's network
     assert count_parameters(graph) == PAPER_PARAMETERS == 29_852_058
-    _, graph, _ = build("paper")
+    _, graph, _ = build_model("paper")
     assert count_parameters(graph) == PAPER_PARAMETERS + PART_PARAMETERS == 38_167_466
 
 
 def test_stage_count_and_widths_are_config_keys():
-    _, graph, _ = build("cpu", **{"MODEL.STAGES": 3, "MODEL.STAGE_WIDTH": 16})
+    _, graph, _ = build_model("cpu", **{"MODEL.STAGES": 3, "MODEL.STAGE_WIDTH": 16})
     names_in_graph = {op.name for op in graph.get_operations()}
     assert names.stage_beliefs(3) in names_in_graph and names.stage_beliefs(4) not in names_in_graph
     with graph.as_default():

@@ -11,7 +11,7 @@ from dataflow.records import PersonRecord
 from dataflow.targets import PartCodec
 from dataflow.transforms import Augment
 from eval.metrics import part_counts, part_iou
-from tests.test_model import build
+from tests.helpers import build_model
 
 SIZE = 184
 PERSON = 117.0  # px: the person size of a cpu-preset crop (200 x TARGET_DIST 41/70)
@@ -104,7 +104,7 @@ def test_unannotated_joints_give_no_part_target():
 
 @pytest.mark.parametrize("scheme, channels", [("seed7", 8), ("limbs", 12)])
 def test_model_outputs_and_datapoint_shapes(scheme, channels):
-    cfg, graph, _ = build("cpu", **{"MODEL.PART_SCHEME": scheme})
+    cfg, graph, _ = build_model("cpu", **{"MODEL.PART_SCHEME": scheme})
     # background + exclusive parts (softmax) + body (sigmoid)
     assert graph.get_tensor_by_name(names.FINAL_PARTS + ":0").shape.as_list() == [None, 23, 23, channels]
     assert graph.get_tensor_by_name(names.part_stage_loss(2) + ":0").shape.as_list() == []

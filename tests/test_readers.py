@@ -10,13 +10,13 @@ import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import COCO_FIXTURE, JHMDB_FIXTURE, MPII_FIXTURE, run, write_jhmdb_official, write_mpii_mat
 
 from cpm.errors import UserError
 from cpm.joints import COCO17, JHMDB15, JOINT_INDEX, MPII16, OCCLUDED, UNANNOTATED, VISIBLE
 from dataflow.datasets import load_records
 from dataflow.masks import PolygonMask, RLEMask, encode_mask
 from dataflow.tfrecord import read_image_bytes, write_tfrecord
+from tests.helpers import COCO_FIXTURE, JHMDB_FIXTURE, MPII_FIXTURE, run, write_jhmdb_official, write_mpii_mat
 
 J = JOINT_INDEX
 

@@ -2,7 +2,7 @@
 import cv2
 import pytest
 
-from tests.conftest import run
+from tests.helpers import run
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ from dataflow.lsp import read_lsp
 from eval.evaluate import predict_records
 from eval.inference import PosePredictor
 from eval.metrics import pose_scores
-from tests.conftest import FIXTURES, run
+from tests.helpers import FIXTURES, run
 
 VAL_DIR = os.path.join(FIXTURES, "lsp_val")
 # PCK@0.2 on these 20 people when the model was shipped (2026-12-01, campaign step 10800): 66.4 as shipped; 53.6 with

@@ -3,6 +3,7 @@ import glob
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -20,7 +21,7 @@ from cpm.parts import part_names
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
 from engine.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
-from tests.conftest import run
+from tests.helpers import run
 
 
 def stats(logdir):
@@ -80,8 +81,9 @@ def test_restart_continues_from_the_saved_step_and_lowers_the_loss(two_epoch_run
 
 
 @pytest.mark.slow
-def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(two_epoch_run):
-    logdir = two_epoch_run[0]
+def test_non_finite_loss_stops_and_keeps_the_last_good_checkpoint(two_epoch_run, tmp_path):
+    logdir = str(tmp_path / "run")  # a copy: the shared run stays as the fixture made it, whatever the test order
+    shutil.copytree(two_epoch_run[0], logdir)
     proc = run("train.py", "--smoke", "--logdir", logdir, "--config", "TRAIN.EPOCHS=3", "TRAIN.LR=1e30")
     assert proc.returncode == 2
     last = proc.stderr.strip().splitlines()[-1]
