@@ -9,17 +9,11 @@ from cpm.config import RENAMED_KEYS, finalize, flatten, get_config
 from cpm.errors import UserError
 
 #: The model shipped with the repository: what evaluate.py, predict.py and export.py use without --load.
-_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SHIPPED_MODEL = os.path.join(_ROOT, "models", "cpm-lsp")
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SHIPPED_MODEL = os.path.join(ROOT, "models", "cpm-lsp")
 CONFIG_FILE = "config.json"
 BEST_CHECKPOINT = "max-val-pcp"  # MaxSaver's name for the checkpoint with the best validation PCP
 WEIGHTS_FILE = "weights.npz"  # written by scripts/export.py
-
-
-def add_load_argument(parser):
-    """The scripts' one ``--load`` flag: a model to use, the shipped one when not given (resolve_checkpoint)."""
-    parser.add_argument("--load", help="run directory, checkpoint prefix or exported weights.npz (default: the "
-                                       f"shipped model, {os.path.relpath(SHIPPED_MODEL, _ROOT)})")
 
 
 def latest_in(run_dir):
@@ -50,7 +44,7 @@ def resolve_checkpoint(path):
     if path is None:
         if not os.path.isdir(SHIPPED_MODEL):
             raise UserError(f"no --load given and no shipped model at {SHIPPED_MODEL}")
-        print(f"using the shipped model {os.path.relpath(SHIPPED_MODEL, _ROOT)} (--load to use another)", flush=True)
+        print(f"using the shipped model {os.path.relpath(SHIPPED_MODEL, ROOT)} (--load to use another)", flush=True)
         path = SHIPPED_MODEL
     if os.path.isdir(path):
         run_dir = path

@@ -98,24 +98,3 @@ def load_selection(triples, reader=None):
     for name, datadir, split in triples:
         records += load_records(name, datadir, split, reader)
     return records
-
-
-def add_dataset_arguments(parser, role="train"):
-    """Add a single ``--data/--datadir/--split`` selection; without --datadir, lsp means the shipped sample."""
-    parser.add_argument("--data", default="lsp", choices=list(DATASETS), help="dataset name (default: lsp)")
-    parser.add_argument("--datadir", default=None,
-                        help="dataset folder in its release layout, or a TFRecord file (default for lsp: the "
-                             "repository's sample)")
-    parser.add_argument("--split", default=None,
-                        help=f"split name (default: the dataset's {role} split: "
-                             + ", ".join(f"{d.name} {d.train_split if role == 'train' else d.eval_split}"
-                                         for d in DATASETS.values()) + ")")
-    parser.set_defaults(dataset_role=role)
-
-
-def records_from_args(args, reader=None):
-    """Records of the dataset selected by add_dataset_arguments' flags; sets args.split to the split used."""
-    (triple,) = selections([args.data], [args.datadir] if args.datadir else None,
-                           [args.split] if args.split else None, args.dataset_role)
-    args.split = triple[2]
-    return load_selection([triple], reader)

@@ -32,11 +32,16 @@ import time
 
 import numpy as np
 
-from cpm.checkpoint import add_load_argument
-from cpm.config import PRESETS, build_config
+from cpm.config import build_config
 from cpm.errors import UserError, run_main
-from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper, mapped_indices, read_image
+from engine.cli import (
+    add_config_arguments,
+    add_dataset_arguments,
+    add_load_argument,
+    add_precision_argument,
+    records_from_args,
+)
 
 # Speed targets against the yardsticks of ../shared/tools, timed in the same run on the same machine: a training step
 # and an inference batch in at most 0.8x the time of the same network in PyTorch (peer_cpm_torch.py), one person from
@@ -322,26 +327,23 @@ def main():
     add_dataset_arguments(data)
     data.add_argument("--n", type=int, default=400, help="samples to time (default 400)")
     data.add_argument("--workers", type=int, default=0, help="worker processes (default: all cores)")
-    data.add_argument("--preset", default="cpu", choices=PRESETS, help="crop size and targets of (default cpu)")
-    data.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    add_config_arguments(data, preset_help="crop size and targets of")
     train = sub.add_parser("train", help="model step time")
-    train.add_argument("--preset", default="cpu", choices=PRESETS, help="network (default cpu)")
-    train.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    add_config_arguments(train, preset_help="network")
+    add_precision_argument(train)
     train.add_argument("--batch", type=int, default=16, help="batch size (default 16)")
     # short bursts run faster than sustained training on shared or turbo-boosted CPUs: time enough steps
     train.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
     train.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
-    train.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
     train.add_argument("--peer", type=float, nargs=2, metavar=("STEP", "INFERENCE"),
                        help="peer_cpm_torch.py's train and forward s/batch from this run: print ratio and target")
     predict = sub.add_parser("predict", help="single-person prediction time, image file to joints")
     add_load_argument(predict)
-    predict.add_argument("--preset", choices=PRESETS, help="instead of a model: this preset's network, random weights")
-    predict.add_argument("--precision", default="fp32", choices=("fp32", "bf16"))
+    add_config_arguments(predict, preset=None, preset_help="instead of a model: this preset's network, random weights")
+    add_precision_argument(predict)
     predict.add_argument("--n", type=int, default=50, help="people to time (default 50)")
     predict.add_argument("--peer", type=float, metavar="MS",
                          help="peer_mediapipe.py's ms per image from this run: print ratio and target")
-    predict.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides (no --load)")
     detect = sub.add_parser("detect", help="person detector recall on real photos (COCO and JHMDB samples)")
     detect.add_argument("--coco", default="tests/fixtures/coco", help="COCO folder with test_coco.json")
     detect.add_argument("--jhmdb", default="tests/fixtures/jhmdb", help="JHMDB folder with test_jhmdb_sub1.json")

@@ -9,15 +9,15 @@ import argparse
 
 from cpm.config import build_config
 from cpm.errors import run_main
-from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.tfrecord import write_tfrecord
+from engine.cli import add_config_argument, add_dataset_arguments, records_from_args
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_dataset_arguments(parser)
     parser.add_argument("--out", required=True, help="TFRecord file to write")
-    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="reader options (READER.*)")
+    add_config_argument(parser, help="reader options (READER.*)")
     args = parser.parse_args()
     records = records_from_args(args, build_config(overrides=args.config).READER)
     images = write_tfrecord(records, args.out)

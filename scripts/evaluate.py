@@ -10,10 +10,15 @@ import argparse
 import json
 import os
 
-from cpm.checkpoint import add_load_argument, resolve_checkpoint
+from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError, run_main
-from cpm.precision import PRECISIONS
-from dataflow.datasets import add_dataset_arguments, records_from_args
+from engine.cli import (
+    add_dataset_arguments,
+    add_load_argument,
+    add_output_argument,
+    add_precision_argument,
+    records_from_args,
+)
 from eval.evaluate import coco_results, evaluate, predict_records, predictions_json, write_plots
 from eval.inference import PosePredictor
 from eval.metrics import format_part_report, format_report, json_safe, part_iou
@@ -39,13 +44,15 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_load_argument(parser)
     add_dataset_arguments(parser, role="eval")
-    parser.add_argument("--json", help="write the report as JSON here")
-    parser.add_argument("--plots", help="write pck_curve.png and pcp_bars.png into this folder")
-    parser.add_argument("--save-predictions", help="write every person's predicted joints as JSON here")
-    parser.add_argument("--save-coco", help="also write them as COCO keypoint results (for pycocotools) here")
+    add_output_argument(parser, "json", "write the report as JSON here", aliases=["--json"])
+    add_output_argument(parser, "plots", "write pck_curve.png and pcp_bars.png into this folder", aliases=["--plots"])
+    add_output_argument(parser, "predictions", "write every person's predicted joints as JSON here",
+                        aliases=["--save-predictions"])
+    add_output_argument(parser, "coco", "also write them as COCO keypoint results (for pycocotools) here",
+                        aliases=["--save-coco"])
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop")
     parser.add_argument("--scales", default="1.0", help="test-time zooms to average, e.g. 0.7,1.0,1.3 (default 1.0)")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16")
+    add_precision_argument(parser)
     parser.add_argument("--batch", type=int, default=8, help="people per network batch (default 8)")
     args = parser.parse_args()
     scales = parse_scales(args.scales)
@@ -65,17 +72,17 @@ def main():
           f"{len(records) / seconds:.1f} people/s")
     report.update(checkpoint=weights, data=args.data, datadir=args.datadir, split=args.split, flip=args.flip,
                   scales=list(scales), images_per_s=images / seconds, people_per_s=len(records) / seconds)
-    if args.json:
-        write_json(args.json, report)
-        print(f"wrote {args.json}")
-    if args.save_predictions:
-        write_json(args.save_predictions, predictions_json(pred, records))
-        print(f"wrote {args.save_predictions}")
-    if args.save_coco:
-        write_json(args.save_coco, coco_results(pred, records))
-        print(f"wrote {args.save_coco}")
-    if args.plots:
-        print("wrote " + ", ".join(write_plots(pred, records, report, args.plots)))
+    if args.out_json:
+        write_json(args.out_json, report)
+        print(f"wrote {args.out_json}")
+    if args.out_predictions:
+        write_json(args.out_predictions, predictions_json(pred, records))
+        print(f"wrote {args.out_predictions}")
+    if args.out_coco:
+        write_json(args.out_coco, coco_results(pred, records))
+        print(f"wrote {args.out_coco}")
+    if args.out_plots:
+        print("wrote " + ", ".join(write_plots(pred, records, report, args.out_plots)))
 
 
 if __name__ == "__main__":

@@ -27,9 +27,10 @@ from tensorpack.tfutils import SmartInit
 from tensorpack.tfutils.export import ModelExporter
 
 from cpm import names
-from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, add_load_argument, load_weights, resolve_checkpoint, save_weights
+from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
 from cpm.model import CPMModel
+from engine.cli import add_load_argument
 from eval.inference import PosePredictor
 
 ONNX_OPSET = 17

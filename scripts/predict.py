@@ -19,11 +19,10 @@ import os
 import cv2
 import numpy as np
 
-from cpm.checkpoint import add_load_argument
 from cpm.errors import UserError, run_main
 from cpm.joints import to_coco_keypoints
-from cpm.precision import PRECISIONS
 from dataflow.pipeline import read_image
+from engine.cli import add_load_argument, add_output_argument, add_precision_argument
 from eval.api import PoseEstimator
 from eval.draw import belief_montage, draw_skeleton, part_overlay
 from eval.evaluate import image_id
@@ -109,20 +108,22 @@ def main():
     add_load_argument(parser)
     parser.add_argument("--image", required=True, help="image file, folder of images or video file")
     parser.add_argument("--bbox", help="person box x,y,w,h in px (default: detect people)")
-    parser.add_argument("--out-json", help="JSON output (JSON lines for a folder or video)")
-    parser.add_argument("--out-coco", help="also write COCO keypoint results (a JSON list, for pycocotools) here")
-    parser.add_argument("--out-image", help="annotated image (a folder for folder input, a video for video input)")
-    parser.add_argument("--beliefs", help="also write the first person's belief-map montage (single image only)")
-    parser.add_argument("--part-masks", help="folder for each person's part labels as PNG in original image px "
-                                             "(0 background, k + 1 = part_names[k]); needs a model with part stages")
+    add_output_argument(parser, "json", "JSON output (JSON lines for a folder or video)")
+    add_output_argument(parser, "coco", "also write COCO keypoint results (a JSON list, for pycocotools) here")
+    add_output_argument(parser, "image", "annotated image (a folder for folder input, a video for video input)")
+    add_output_argument(parser, "beliefs", "also write the first person's belief-map montage (single image only)",
+                        aliases=["--beliefs"])
+    add_output_argument(parser, "part-masks", "folder for each person's part labels as PNG in original image px "
+                        "(0 background, k + 1 = part_names[k]); needs a model with part stages",
+                        aliases=["--part-masks"])
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16")
+    add_precision_argument(parser)
     args = parser.parse_args()
     bbox = parse_bbox(args.bbox) if args.bbox else None
     many = os.path.isdir(args.image) or args.image.lower().endswith(VIDEO_EXTENSIONS)
     estimator = PoseEstimator(args.load, args.precision, flip=args.flip)
-    if args.part_masks and not estimator.part_names:
-        raise UserError(f"--part-masks: {estimator.weights} was trained without part stages (MODEL.PART_STAGES=0)")
+    if args.out_part_masks and not estimator.part_names:
+        raise UserError(f"--out-part-masks: {estimator.weights} was trained without part stages (MODEL.PART_STAGES=0)")
     json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)
     video_out, coco = None, []
     try:
@@ -132,8 +133,8 @@ def main():
                 joints = np.array([[j["x"], j["y"], j["score"]] for j in person["joints"]])
                 coco.append({"image_id": image_id(name, k), "category_id": 1, "keypoints": to_coco_keypoints(joints),
                              "score": float(joints[:, 2].mean())})
-            if args.part_masks and part_masks is not None:
-                write_part_masks(args.part_masks, name, people, part_masks)
+            if args.out_part_masks and part_masks is not None:
+                write_part_masks(args.out_part_masks, name, people, part_masks)
             result = json_safe({"image": name, "people": people})
             if estimator.part_names:
                 result["part_names"] = estimator.part_names  # label k + 1 in the masks is part k
@@ -152,8 +153,8 @@ def main():
                     video_out = cv2.VideoWriter(args.out_image, cv2.VideoWriter_fourcc(*"mp4v"), 25,
                                                 (drawn.shape[1], drawn.shape[0]))
                 video_out.write(drawn)
-            if args.beliefs and not many:
-                cv2.imwrite(args.beliefs, belief_montage(np.clip(maps, 0, 1), 96))
+            if args.out_beliefs and not many:
+                cv2.imwrite(args.out_beliefs, belief_montage(np.clip(maps, 0, 1), 96))
             print(f"{name}: {len(people)} people", flush=True)
         if args.out_coco:
             with open(args.out_coco, "w") as f:

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
-from dataflow.datasets import add_dataset_arguments, records_from_args
+from engine.cli import add_dataset_arguments, records_from_args
 from eval.evaluate import evaluate, predict_records
 from eval.inference import PosePredictor
 from eval.metrics import part_iou

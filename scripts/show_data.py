@@ -14,9 +14,9 @@ import numpy as np
 
 from cpm.config import build_config
 from cpm.errors import UserError, run_main
-from dataflow.datasets import add_dataset_arguments, records_from_args
 from dataflow.pipeline import make_mapper, read_image
 from dataflow.transforms import warp_mask
+from engine.cli import add_config_arguments, add_dataset_arguments, records_from_args
 from eval.draw import belief_overlay, draw_skeleton, grid, mask_overlay, part_overlay
 
 
@@ -26,8 +26,7 @@ def main():
     parser.add_argument("--out", required=True, help="PNG file to write")
     parser.add_argument("--n", type=int, default=16, help="number of crops (default 16)")
     parser.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
-    parser.add_argument("--preset", default="paper", help="config preset: paper (368 px) | cpu (184 px)")
-    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    add_config_arguments(parser, preset_help="crop size and targets of")
     args = parser.parse_args()
     if args.n < 1:
         raise UserError("--n must be at least 1")

@@ -12,10 +12,10 @@ import os
 import sys
 
 from cpm.checkpoint import resolve_checkpoint
-from cpm.config import PRESETS, build_config
+from cpm.config import build_config
 from cpm.errors import UserError, run_main
-from cpm.precision import PRECISIONS
 from dataflow.datasets import DATASETS, load_selection, selections
+from engine.cli import DEFAULT_PRESET, add_config_arguments, add_precision_argument
 from engine.trainer import split_validation, train
 from eval.metrics import format_report
 
@@ -35,14 +35,13 @@ def main():
     parser.add_argument("--val-datadir", action="append", help="validation dataset folder(s)")
     parser.add_argument("--val-split", action="append",
                         help="validation split(s) (default: each dataset's evaluation split)")
-    parser.add_argument("--preset", help=f"{' | '.join(PRESETS)} (default: cpu, or --load's)")
-    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help="config overrides")
+    add_config_arguments(parser, preset=None, preset_help=f"config preset (default: {DEFAULT_PRESET}, or --load's)")
     parser.add_argument("--load", help="fine-tune: a model (run directory, checkpoint or weights.npz, e.g. "
                                        "models/cpm-lsp) whose weights and config the run starts from (ignored when "
                                        "the logdir has its own checkpoint)")
     parser.add_argument("--logdir", help="run directory (default: checkpoints/<preset>-<data>)")
     parser.add_argument("--seed", type=int, default=None, help="augmentation seed")
-    parser.add_argument("--precision", default="fp32", choices=PRECISIONS, help="fp32 | bf16 (CPU mixed precision)")
+    add_precision_argument(parser)
     parser.add_argument("--gpus", type=int, default=1, help="devices; >1 uses SyncMultiGPUTrainerReplicated "
                                                            "(untested here: no GPU)")
     parser.add_argument("--smoke", action="store_true", help="a few steps on the sample, one validation pass")
@@ -59,7 +58,7 @@ def main():
                             f"whose config the run takes (drop --preset)")
         cfg = build_config(base.PRESET, overrides, base=base)
     else:
-        cfg = build_config(args.preset or "cpu", overrides)
+        cfg = build_config(args.preset or DEFAULT_PRESET, overrides)
     triples = selections(args.data, args.datadir, args.split, "train")
     records = load_selection(triples, cfg.READER)
     if args.val_data:

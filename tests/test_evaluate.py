@@ -25,8 +25,8 @@ from tests.helpers import run, stick_person
 @pytest.mark.slow
 def test_evaluate_writes_the_documented_json_predictions_and_plots(trained_run, small_lsp, tmp_path):
     proc = run("evaluate.py", "--load", trained_run, "--data", "lsp", "--datadir", small_lsp, "--split", "all",
-               "--json", str(tmp_path / "r.json"), "--plots", str(tmp_path / "plots"),
-               "--save-predictions", str(tmp_path / "p.json"), "--flip", "--scales", "0.8,1.0")
+               "--out-json", str(tmp_path / "r.json"), "--out-plots", str(tmp_path / "plots"),
+               "--out-predictions", str(tmp_path / "p.json"), "--flip", "--scales", "0.8,1.0")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "12 people, 120 limbs and 168 joints scored" in proc.stdout and "12 images, 12 people in" in proc.stdout
     report = json.loads((tmp_path / "r.json").read_text())

@@ -11,15 +11,15 @@ def test_show_data_writes_a_grid(tmp_path):
     proc = run("show_data.py", "--data", "lsp", "--split", "train", "--out", str(out), "--n", "3")
     assert proc.returncode == 0, proc.stderr
     image = cv2.imread(str(out))
-    # 3 tiles of (crop | beliefs | part targets), 2 per row: 2 rows of 2 * 3 * 368 px.
-    assert image.shape == (2 * 368, 6 * 368, 3)
+    # 3 tiles of (crop | beliefs | part targets), 2 per row, at the cpu preset's 184 px (what make train trains)
+    assert image.shape == (2 * 184, 6 * 184, 3)
     assert "3 crops of lsp train (700 people)" in proc.stdout
 
 
 @pytest.mark.slow
 def test_show_data_without_part_stages_has_two_panels(tmp_path):
     out = tmp_path / "grid.png"
-    proc = run("show_data.py", "--out", str(out), "--n", "1", "--config", "MODEL.PART_STAGES=0")
+    proc = run("show_data.py", "--out", str(out), "--n", "1", "--preset", "paper", "--config", "MODEL.PART_STAGES=0")
     assert proc.returncode == 0, proc.stderr
     assert cv2.imread(str(out)).shape == (368, 2 * 368, 3)
 
