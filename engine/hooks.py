@@ -173,6 +173,33 @@ class StepSpeed(Callback):
             self.trainer.monitors.put_scalar("speed/image_summary_s", self._image_seconds / self._image_steps - step)
 
 
+class ReplicaCheck(Callback):
+    """With several towers (SyncMultiGPUTrainerReplicated), ``train/replica_max_diff`` after each epoch: the largest
+    absolute difference between a tower-0 variable and its copy in another tower (``tower<k>/<name>``), over every
+    trainable variable and optimiser slot that has copies. The replicated trainer all-reduces the gradients, so the
+    copies should stay equal up to float rounding; a warning names the variable that drifted furthest otherwise."""
+
+    def __init__(self, tolerance=1e-4):
+        self.tolerance = tolerance
+
+    def _setup_graph(self):
+        variables = tf.compat.v1.global_variables() + tf.compat.v1.local_variables()
+        by_name = {v.name: v for v in variables}
+        self._pairs = [(by_name[v.name.split("/", 1)[1]], v) for v in variables
+                       if v.name.startswith("tower") and v.name.split("/", 1)[1] in by_name]
+
+    def _trigger_epoch(self):
+        if not self._pairs:
+            return
+        values = self.trainer.sess.run([[a, b] for a, b in self._pairs])
+        diffs = [float(np.max(np.abs(a - b))) if a.size else 0.0 for a, b in values]
+        worst = int(np.argmax(diffs))
+        self.trainer.monitors.put_scalar("train/replica_max_diff", diffs[worst])
+        if diffs[worst] > self.tolerance:
+            logger.warn(f"replicas differ: {self._pairs[worst][1].name} is {diffs[worst]:.3g} from "
+                        f"{self._pairs[worst][0].name}")
+
+
 class StopOnNonFiniteLoss(RunStopper):
     """Stop training at the first step whose total loss is NaN or infinite, naming the losses that went first.
 

@@ -28,6 +28,7 @@ from dataflow.transforms import crop_affine
 from engine.hooks import (
     BadSampleReport,
     PoseValidation,
+    ReplicaCheck,
     RunStopper,
     StepSpeed,
     StopOnNonFiniteLoss,
@@ -186,6 +187,8 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         EstimatedTimeLeft(),
         HostMemoryTracker(),
     ]
+    if gpus > 1:
+        callbacks.append(ReplicaCheck())
     train_flow = build_train_dataflow(train_records, cfg, seed=seed)
     callbacks.append(BadSampleReport(train_flow.bad_samples))
     # resuming continues the run's own checkpoint; --load starts a new run from a model's weights only

@@ -262,6 +262,9 @@ def test_two_towers_train_and_their_checkpoint_serves_one_tower(tmp_path):
     assert "Training a model of 2 towers" in proc.stdout and "training tower 1" in proc.stdout
     history = stats(logdir)
     assert [e["global_step"] for e in history] == [8, 16] and history[1]["cost"] < history[0]["cost"]
+    # every tower's copy of every variable and optimiser slot equals tower 0's after the steps
+    assert all(0 <= e["train/replica_max_diff"] <= 1e-5 for e in history), history
+    assert "replicas differ" not in proc.stdout
     from cpm.checkpoint import resolve_checkpoint
     from eval.api import PoseEstimator
 
