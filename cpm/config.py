@@ -1,9 +1,7 @@
 """The one configuration of a run: every key with its default, unit and options.
 
-Usage:
-    cfg = get_config()                              # defaults
-    cfg.override(["AUG.ROTATE_MAX=30", "TRAIN.BATCH_SIZE=8"])
-    cfg.finalize()                                  # checks values, derives the rest, freezes
+Usage (build_config is the one entry point; get_config and finalize are its two halves):
+    cfg = build_config("cpu", ["AUG.ROTATE_MAX=30", "TRAIN.BATCH_SIZE=8"])   # preset, overrides, checked, frozen
 
 Overrides are parsed with ``ast.literal_eval`` and must keep the default's type (an int is accepted for a float);
 unknown keys are an error. Leaf code never reads this object: scripts, DataFlow assembly and the ModelDesc pass

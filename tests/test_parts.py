@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from cpm import names
-from cpm.config import finalize, get_config
+from cpm.config import build_config
 from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, VISIBLE
 from cpm.parts import SCHEMES, flip_permutation, part_names
 from dataflow.pipeline import CropMapper, make_codec, make_part_codec
@@ -76,7 +76,7 @@ def _record():
 
 
 def test_a_flip_swaps_left_and_right_parts():
-    cfg = finalize(get_config("cpu"))
+    cfg = build_config("cpu")
     codec = make_codec(cfg)
     record = _record()
     image = np.full((SIZE, SIZE, 3), 100, np.uint8)
@@ -92,7 +92,7 @@ def test_a_flip_swaps_left_and_right_parts():
 
 
 def test_unannotated_joints_give_no_part_target():
-    cfg = finalize(get_config("cpu"))
+    cfg = build_config("cpu")
     record = _record()
     record.joints[JOINT_INDEX["left_wrist"], 2] = 0
     mapper = CropMapper([record], make_codec(cfg), target_dist=cfg.DATA.TARGET_DIST, center_sigma=10.5,

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from cpm.config import finalize, get_config
+from cpm.config import build_config
 from cpm.errors import UserError
 from cpm.joints import NUM_JOINTS
 from dataflow.datasets import SAMPLE_LSP_DIR
@@ -16,9 +16,7 @@ def records():
 
 
 def _cfg(**train):
-    cfg = get_config()
-    cfg.override([f"TRAIN.{k}={v}" for k, v in train.items()])
-    return finalize(cfg)
+    return build_config("paper", [f"TRAIN.{k}={v}" for k, v in train.items()])
 
 
 @pytest.mark.parametrize("workers", [0, 2])
