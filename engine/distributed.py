@@ -5,27 +5,32 @@ parameter server and two workers on 127.0.0.1); the fixes here are the smallest 
 
 1. ``tensorpack/graph_builder/distributed.py`` calls TF1 names on the ``tensorflow`` module
    (``tf.train.replica_device_setter``, ``tf.FIFOQueue``, ``tf.get_variable``, ...), which TF 2 keeps only under
-   ``tf.compat.v1``: ``AttributeError: module 'tensorflow._api.v2.train' has no attribute 'replica_device_setter'``;
-   so does ``tensorpack/tfutils/distributed.py`` (``tf.global_variables_initializer``, ``tf.train.SessionManager``).
-   Those modules' ``tf`` becomes ``tf.compat.v1``.
+   ``tf.compat.v1``: ``AttributeError: module 'tensorflow._api.v2.train' has no attribute 'replica_device_setter'``.
+   That module's ``tf`` becomes ``tf.compat.v1``. (``tensorpack/tfutils/distributed.py``'s session creator has the same
+   problem, ``tf.global_variables_initializer``; ``_session_creator`` replaces it.)
 2. ``tensorpack/graph_builder/utils._replace_global_by_local`` removes GLOBAL_VARIABLES from a variable's
    collections with ``set.remove``, which raises ``KeyError: 'variables'`` for the input queue's moving-average
    variable, already local; it becomes ``discard``.
 3. ``DistributedReplicatedBuilder.build`` pairs the per-tower gradient lists, not the all-reduced gradients, with
    the variables (``zip(all_grads, all_vars[0])``): ``ValueError: Shapes must be equal rank ...
    ResourceApplyGradientDescent``. ``_ReplicatedBuilder.build`` below is tensorpack 0.11's with ``avg_grads``.
+4. The global step, meant to be local to each worker, came out global on each worker's own device, where only the
+   chief initialised it: the other workers waited for it forever. ClusterTrainer puts one global step on the
+   parameter server instead, which every worker's step advances.
+
+Non-chief workers also poll for the chief's initialisation every second rather than tensorpack's 30 s.
 """
 import tensorflow as tf
 import tensorpack.graph_builder.distributed as tp_distributed
 import tensorpack.graph_builder.utils as tp_graph_utils
-import tensorpack.tfutils.distributed as tp_session_distributed
 from tensorpack.graph_builder.training import DataParallelBuilder
 from tensorpack.graph_builder.utils import allreduce_grads_naive, override_to_local_variable, split_grad_list
 from tensorpack.tfutils.common import get_global_step_var
-from tensorpack.train import DistributedTrainerReplicated
+from tensorpack.tfutils.sesscreate import NewSessionCreator
+from tensorpack.train import DistributedTrainerReplicated, SingleCostTrainer
 from tensorpack.utils.argtools import memoized
 
-tp_distributed.tf = tp_session_distributed.tf = tf.compat.v1  # fix 1
+tp_distributed.tf = tf.compat.v1  # fix 1
 
 
 def _replace_global_by_local(kwargs):  # fix 2: tensorpack's, with discard for remove
@@ -78,10 +83,32 @@ class ClusterTrainer(DistributedTrainerReplicated):
         self.is_chief = self._builder.is_chief
 
     def _setup_input(self, input_signature, input):
-        # One global step on the parameter server, which every worker's step advances. (tensorpack means to make it
-        # local to each worker, but get_global_step_var opens a fresh root variable scope that drops the
-        # local-variable getter: it ended up global on each worker's own device, where only the chief initialised
-        # it, and the other workers waited for it forever.)
+        # fix 4: get_global_step_var opens a fresh root variable scope, which drops tensorpack's local-variable getter
         with tf.compat.v1.device(self._builder.param_server_device):
             get_global_step_var()
         return super()._setup_input(input_signature, input)
+
+    def initialize(self, session_creator, session_init):
+        if not isinstance(session_creator, NewSessionCreator) or session_creator.user_provided_config:
+            raise ValueError("a distributed trainer takes its session config from its tf.train.Server")
+        SingleCostTrainer.initialize(self, _session_creator(self.server), session_init)
+
+
+def _session_creator(server):
+    """tensorpack's get_distributed_session_creator, polling every second: the chief initialises the variables, the
+    other workers wait until it has."""
+    tf1 = tf.compat.v1
+    is_chief = server.server_def.job_name == "worker" and server.server_def.task_index == 0
+    init_op = tf1.global_variables_initializer()
+    manager = tf1.train.SessionManager(
+        local_init_op=tf1.local_variables_initializer(), ready_op=tf1.report_uninitialized_variables(),
+        ready_for_local_init_op=tf1.report_uninitialized_variables(tf1.global_variables()),
+        graph=tf1.get_default_graph(), recovery_wait_secs=1)
+
+    class Creator(tf1.train.SessionCreator):
+        def create_session(self):
+            if is_chief:
+                return manager.prepare_session(master=server.target, init_op=init_op)
+            return manager.wait_for_session(master=server.target)
+
+    return Creator()
