@@ -353,6 +353,11 @@ def main():
     resume.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     resume.add_argument("--logdir", help="run directory (default: a new temporary one)")
     args = parser.parse_args()
+    peers = getattr(args, "peer", None)
+    if peers is not None and min(peers if isinstance(peers, list) else [peers]) <= 0:
+        raise UserError("--peer: the peer's times must be positive")
+    if args.what == "predict" and args.config and not args.preset:
+        raise UserError("--config changes a --preset network; a model (--load, or the shipped one) keeps its own")
     if args.what == "resume":
         return bench_resume(args)
     if args.what == "predict":
