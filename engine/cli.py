@@ -33,8 +33,9 @@ def add_config_arguments(parser, preset=DEFAULT_PRESET, preset_help=None):
 
 
 def add_config_argument(parser, help="config overrides"):
-    """``--config KEY=VALUE ...`` alone, for scripts whose settings do not depend on a preset."""
-    parser.add_argument("--config", nargs="*", default=[], metavar="KEY=VALUE", help=help)
+    """``--config KEY=VALUE ...`` alone, for scripts whose settings do not depend on a preset; repeated, the lists
+    add up."""
+    parser.add_argument("--config", nargs="*", action="extend", default=[], metavar="KEY=VALUE", help=help)
 
 
 def add_precision_argument(parser):

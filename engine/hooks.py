@@ -107,7 +107,7 @@ class TrainingImages(Callback):
         self._fetches = tower.get_tensors([names.IMAGE, names.BELIEFS, names.FINAL_BELIEFS] + extra)
 
     def _before_run(self, _):
-        if self.global_step % self.period == 0:
+        if self.local_step % self.period == 0:  # this process's steps: a cluster's shared step advances K at a time
             return tf.compat.v1.train.SessionRunArgs(fetches=self._fetches)
         return None
 
@@ -139,8 +139,10 @@ class StepSpeed(Callback):
     - (PoseValidation writes ``speed/validation_s``, the validation pass.)
 
     Put it first in the callback list: the step's clock then starts before the other callbacks' before-run hooks
-    and stops before their after-run work.
+    and stops before their after-run work. Every worker of a cluster writes its own.
     """
+
+    _chief_only = False
 
     def __init__(self, batch_size, summary_period):
         self.batch_size = batch_size
@@ -150,7 +152,8 @@ class StepSpeed(Callback):
         self._steps, self._seconds, self._image_steps, self._image_seconds = 0, 0.0, 0, 0.0
 
     def _before_run(self, _):
-        self._image_step = self.global_step % self.summary_period == 0  # TrainingImages' test, before the step
+        # TrainingImages' test, before the step (it runs on the chief alone)
+        self._image_step = self.trainer.is_chief and self.local_step % self.summary_period == 0
         self._start = time.perf_counter()
 
     def _after_run(self, *_):
@@ -204,8 +207,10 @@ class StopOnNonFiniteLoss(RunStopper):
     """Stop training at the first step whose total loss is NaN or infinite, naming the losses that went first.
 
     Nothing is saved after that step, so the last checkpoint stays the last good one and re-running the same command
-    resumes from it.
+    resumes from it. Every worker of a cluster watches its own loss.
     """
+
+    _chief_only = False
 
     def _setup_graph(self):
         tower = self.trainer.tower_func.towers[0]
@@ -227,7 +232,10 @@ class StopOnNonFiniteLoss(RunStopper):
 class BadSampleReport(RunStopper):
     """Report the training records skipped as bad samples (dataflow.pipeline.BadSamples) at each epoch end: one log
     line naming the first files, and ``data/bad_samples`` (the count so far) in the monitors; stop the run when the
-    filter has stopped the flow (TRAIN.BAD_SAMPLES=stop, or an unexpected error in a data worker)."""
+    filter has stopped the flow (TRAIN.BAD_SAMPLES=stop, or an unexpected error in a data worker). Every worker of a
+    cluster reports on its own data."""
+
+    _chief_only = False
 
     def __init__(self, bad_samples):
         self.bad = bad_samples

@@ -89,6 +89,31 @@ class ShortenFirstEpoch(Callback):
             self.done = 0
 
 
+class ClusterResume(ShortenFirstEpoch):
+    """Where each worker of a cluster (engine.distributed) continues: from the shared global step.
+
+    A worker other than the chief may have no copy of the run directory, so the epoch and the steps already done in
+    it come from the global step on the parameter server, read when training starts (after the chief restored its
+    checkpoint). Every worker takes ``steps_per_epoch`` steps per epoch and each advances the shared step, so an epoch
+    is ``steps_per_epoch * workers`` shared steps. Sets the loop's starting epoch before tensorpack's JSONWriter
+    reads it, and cuts this worker's stats.json back as ``align_stats`` does.
+    """
+
+    _chief_only = False
+
+    def __init__(self, steps_per_epoch, workers):
+        super().__init__(0)
+        self.steps_per_epoch, self.workers = steps_per_epoch, workers
+
+    def _before_train(self):
+        shared = self.steps_per_epoch * self.workers
+        step = self.trainer.loop.global_step
+        self.trainer.loop.starting_epoch = step // shared + 1
+        self.trainer.loop._epoch_num = step // shared
+        self.done = step % shared // self.workers
+        align_stats(logger.get_logger_dir(), self.trainer.loop.starting_epoch)
+
+
 class TimedModelSaver(ModelSaver):
     """tensorpack's ModelSaver (a checkpoint at every epoch end), plus one whenever ``minutes`` have passed since the
     last save (0: epoch ends only)."""

@@ -25,6 +25,7 @@ from cpm.parts import part_names
 from cpm.precision import SessionCreator, cpu_description
 from dataflow.pipeline import build_train_dataflow, make_codec
 from dataflow.transforms import crop_affine
+from engine.distributed import ClusterTrainer
 from engine.hooks import (
     BadSampleReport,
     PoseValidation,
@@ -36,6 +37,7 @@ from engine.hooks import (
 )
 from engine.resume import (
     BestSaver,
+    ClusterResume,
     ShortenFirstEpoch,
     TimedModelSaver,
     TrainingClock,
@@ -144,7 +146,8 @@ def baseline_scores(train_records, val_records, cfg):
     return pose_scores(pred, np.stack([r.joints for r in val_records]))
 
 
-def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", gpus=1, seed=None, meta=None):
+def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", gpus=1, seed=None, meta=None,
+          cluster=None):
     """Train (or resume training) a CPM under tensorpack.
 
     Args:
@@ -156,31 +159,52 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         gpus: >1 uses SyncMultiGPUTrainerReplicated.
         seed: seeds the weight initialisation and the augmentation (data workers still differ between runs).
         meta: extra JSON-able facts saved in config.json (data selection, command line).
+        cluster: engine.distributed.Worker, to train as one worker of a cluster: this worker takes every K-th training
+            person (K workers; a different shard each) and seed + task, an epoch of TRAIN.STEPS_PER_EPOCH (or one
+            pass over all K shards) shared steps takes each worker 1/K of them, and workers other than the chief
+            (task 0) keep their logs and stats in ``logdir/worker<task>``, without checkpoints or validation.
     Returns:
         dict of the final validation scores and the mean-pose baseline.
     """
-    resumed = prepare_logdir(logdir, cfg, meta or {})
+    t = cfg.TRAIN
+    meta = dict(meta or {})
+    steps = t.STEPS_PER_EPOCH or max(1, len(train_records) // t.BATCH_SIZE)
+    workers = cluster.count if cluster else 1
+    if cluster:
+        if len(train_records) < workers:
+            raise UserError(f"{len(train_records)} training people are too few to give each of {workers} workers one")
+        total = len(train_records)
+        train_records = train_records[cluster.task::workers]
+        steps = max(1, steps // workers)
+        seed = None if seed is None else seed + cluster.task
+        meta["shard"] = {"task": cluster.task, "workers": workers, "people": len(train_records), "of": total,
+                         "first": str(train_records[0].image)}
+        if not cluster.is_chief:
+            logdir = os.path.join(logdir, f"worker{cluster.task}")
+    resumed = prepare_logdir(logdir, cfg, meta)
     logger.set_logger_dir(logdir, action="k")
     logger.info(f"config:\n{cfg}")
-    t = cfg.TRAIN
-    steps = t.STEPS_PER_EPOCH or max(1, len(train_records) // t.BATCH_SIZE)
+    if cluster:
+        k = cluster.task
+        logger.info(f"worker {k} of {workers}: {steps} steps per epoch on {len(train_records)} of {total} people "
+                    f"(numbers {k}, {k + workers}, {k + 2 * workers}, ... of the selection)")
     if t.VAL_MAX_PEOPLE:
         val_records = val_records[:t.VAL_MAX_PEOPLE]
     codec = make_codec(cfg)
     baseline = baseline_scores(train_records, val_records, cfg)
     logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
     parts = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
-    checkpoint, starting_epoch, done = resume_point(logdir, steps)
+    checkpoint, starting_epoch, done = resume_point(logdir, steps * workers)
     if checkpoint:
         logger.info(f"resuming from {checkpoint}: epoch {starting_epoch}, {done} of its {steps} steps done")
         align_stats(logdir, starting_epoch)
     callbacks = [
         StepSpeed(t.BATCH_SIZE * max(1, gpus), t.SUMMARY_PERIOD),
-        ShortenFirstEpoch(done),
+        ClusterResume(steps, workers) if cluster else ShortenFirstEpoch(done // workers),
         TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
         PoseValidation(val_records, cfg),
         BestSaver("val/pcp", BEST_CHECKPOINT),
-        lr_setter(t, steps),
+        lr_setter(t, steps * workers).set_chief_only(cluster is not None),  # one writer of the shared rate
         TrainingImages(codec, t.SUMMARY_PERIOD, parts=parts is not None),
         StopOnNonFiniteLoss(),
         TrainingClock(),
@@ -208,7 +232,10 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     else:
         if seed is not None:
             tf.compat.v1.set_random_seed(seed)  # the trainer builds its graph in the default graph
-        trainer = SimpleTrainer() if gpus <= 1 else SyncMultiGPUTrainerReplicated(gpus)
+        if cluster:
+            trainer = ClusterTrainer(list(range(max(1, gpus))), cluster.server, patience=cluster.patience)
+        else:
+            trainer = SimpleTrainer() if gpus <= 1 else SyncMultiGPUTrainerReplicated(gpus)
         launch_train_with_config(config, trainer)
         if train_flow.bad_samples.count:
             logger.warn(train_flow.bad_samples.summary())

@@ -3,6 +3,8 @@
     python scripts/train.py                      # cpu preset on the shipped LSP sample (~20 min on 2 cores)
     python scripts/train.py --smoke              # a few steps and one validation pass (about a minute)
     python scripts/train.py --preset paper --data lsp --datadir LSP --data lsp --datadir LSPET --precision bf16
+    python scripts/train.py --cluster cluster.json --job ps --task 0       # on K machines: docs/scaling.md
+    python scripts/train.py --cluster cluster.json --job worker --task 0 ...
 
 Re-running a command continues its run from the last checkpoint. Runs live in checkpoints/<preset>-<data> unless
 --logdir says otherwise; each holds checkpoints, TensorBoard events, stats.json and the run's config.json.
@@ -16,6 +18,7 @@ from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import DATASETS, load_selection, selections
 from engine.cli import DEFAULT_PRESET, add_config_arguments, add_precision_argument
+from engine.distributed import Worker, load_cluster, start_server
 from engine.trainer import split_validation, train
 from eval.metrics import format_report
 
@@ -45,7 +48,28 @@ def main():
     parser.add_argument("--gpus", type=int, default=1, help="devices; >1 uses SyncMultiGPUTrainerReplicated "
                                                            "(untested here: no GPU)")
     parser.add_argument("--smoke", action="store_true", help="a few steps on the sample, one validation pass")
+    cluster = parser.add_argument_group("training across machines (docs/scaling.md)")
+    cluster.add_argument("--cluster", metavar="FILE",
+                         help='JSON {"ps": ["host:port", ...], "worker": ["host:port", ...]}, the same on every task')
+    cluster.add_argument("--job", choices=["ps", "worker"], help="this process's job in --cluster")
+    cluster.add_argument("--task", type=int, default=0, help="this process's index in its job (worker 0: the chief)")
+    cluster.add_argument("--peer-timeout", type=float, default=60.0, metavar="SECONDS",
+                         help="a step waiting this long for the other workers checks that every task still answers "
+                              "(default 60)")
     args = parser.parse_args()
+    worker = None
+    if args.cluster:
+        if not args.job:
+            raise UserError("--cluster needs --job ps or --job worker")
+        spec = load_cluster(args.cluster, args.job, args.task)
+        server = start_server(spec, args.job, args.task, args.precision)
+        if args.job == "ps":
+            print(f"parameter server {args.task} serving at {spec['ps'][args.task]} (pid {os.getpid()}); it serves "
+                  f"until killed, so end it once the workers are done", flush=True)
+            server.join()
+        worker = Worker(spec, args.task, server, args.peer_timeout)
+    elif args.job:
+        raise UserError(f"--job {args.job} needs --cluster FILE")
 
     overrides = (SMOKE_CONFIG if args.smoke else []) + args.config
     load = None
@@ -72,10 +96,10 @@ def main():
     print(f"training on {len(train_records)} people, validating on {len(val_records)}; run directory {logdir}")
     meta = {"data": triples, "argv": sys.argv[1:], "precision": args.precision}
     result = train(cfg, train_records, val_records, logdir, load=load, precision=args.precision,
-                   gpus=args.gpus, seed=args.seed, meta=meta)
+                   gpus=args.gpus, seed=args.seed, meta=meta, cluster=worker)
     print(format_report(result["baseline"], "mean-pose baseline"))
     final = result["final"]
-    if final:
+    if "val/pcp" in final:  # (a cluster's other workers do not validate)
         print(f"final (epoch {final['epoch_num']}, step {final['global_step']}): PCP {100 * final['val/pcp']:.1f}, "
               f"PCK@0.2 {100 * final['val/pck@0.2']:.1f}")
     print(f"checkpoints, stats.json and config.json: {logdir}\nTensorBoard: tensorboard --logdir {logdir}")
