@@ -36,6 +36,7 @@ from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.pipeline import make_mapper, mapped_indices, read_image
 from engine.cli import (
+    add_config_argument,
     add_config_arguments,
     add_dataset_arguments,
     add_load_argument,
@@ -254,7 +255,7 @@ def bench_resume(args):
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="cpm-kill-")
     cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py"), "--logdir", logdir,
-           "--seed", "0", "--config", *KILL_RUN_CONFIG]
+           "--seed", "0", "--config", *KILL_RUN_CONFIG, *args.config]
     rng = random.Random(args.seed)
     in_save = rng.randrange(1, args.kills) if args.kill_in_save and args.kills > 1 else None
     resumed, leaked, lost, failures, expected_start, config = 0, 0, 0.0, [], 0, None
@@ -352,6 +353,7 @@ def main():
     resume.add_argument("--kill-in-save", action="store_true", help="make one of them land inside a checkpoint save")
     resume.add_argument("--seed", type=int, default=0, help="seed of the kill moments")
     resume.add_argument("--logdir", help="run directory (default: a new temporary one)")
+    add_config_argument(resume, help="config overrides on top of the killed run's (cpu preset) config")
     args = parser.parse_args()
     peers = getattr(args, "peer", None)
     if peers is not None and min(peers if isinstance(peers, list) else [peers]) <= 0:

@@ -45,8 +45,8 @@ def main():
     parser.add_argument("--logdir", help="run directory (default: checkpoints/<preset>-<data>)")
     parser.add_argument("--seed", type=int, default=None, help="augmentation seed")
     add_precision_argument(parser)
-    parser.add_argument("--gpus", type=int, default=1, help="devices; >1 uses SyncMultiGPUTrainerReplicated "
-                                                           "(untested here: no GPU)")
+    parser.add_argument("--gpus", type=int, default=1, help="devices (per worker with --cluster); >1 uses "
+                                                           "SyncMultiGPUTrainerReplicated (docs/scaling.md)")
     parser.add_argument("--smoke", action="store_true", help="a few steps on the sample, one validation pass")
     cluster = parser.add_argument_group("training across machines (docs/scaling.md)")
     cluster.add_argument("--cluster", metavar="FILE",

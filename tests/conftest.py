@@ -6,7 +6,7 @@ import pytest
 import scipy.io
 
 from dataflow.datasets import SAMPLE_LSP_DIR
-from tests.helpers import run
+from tests.helpers import SMALL_CPM, run
 
 
 @pytest.fixture(scope="session")
@@ -34,9 +34,10 @@ def lspet_folder(tmp_path, sample_joints):
 
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory):
-    """A run directory trained by ``scripts/train.py --smoke`` (8 steps): real weights for evaluate/predict/export."""
+    """A run directory trained by ``scripts/train.py --smoke`` (8 steps of the small CPM): real weights for
+    evaluate/predict/export."""
     logdir = str(tmp_path_factory.mktemp("trained") / "run")
-    proc = run("train.py", "--smoke", "--logdir", logdir, "--seed", "0")
+    proc = run("train.py", "--smoke", "--logdir", logdir, "--seed", "0", *SMALL_CPM)
     assert proc.returncode == 0, proc.stderr[-3000:]
     return logdir
 

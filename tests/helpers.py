@@ -22,6 +22,12 @@ SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "dat
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+# A small CPM (two stages, one part stage, narrow, 96 px) for tests of the training machinery rather than of the
+# network: a smoke run of it takes about a third of the cpu preset's time, most of which is building the graph
+SMALL_CPM = ("--config", "MODEL.STAGES=2", "MODEL.PART_STAGES=1", "DATA.INPUT_SIZE=96",
+             "MODEL.TRUNK_WIDTHS=[8,8,16,16,16,8]", "MODEL.STAGE1_WIDTH=16", "MODEL.STAGE_WIDTH=8")
+
+
 def run(script, *args):
     """Run ``scripts/<script>`` as a user would; returns the CompletedProcess (stdout, stderr as text)."""
     return subprocess.run([sys.executable, os.path.join(ROOT, "scripts", script), *args], capture_output=True,

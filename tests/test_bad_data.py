@@ -17,7 +17,7 @@ from dataflow.lsp import read_lsp
 from dataflow.pipeline import build_train_dataflow, check_joints, read_image
 from eval.evaluate import predict_records
 from eval.inference import PosePredictor
-from tests.helpers import run
+from tests.helpers import SMALL_CPM, run
 
 GOOD = 12  # good people among the bad ones
 
@@ -140,7 +140,7 @@ def test_training_run_skips_or_stops_in_one_line(bad_folder, policy):
     _records(bad_folder, [k for k in BAD_IMAGES if k != "deleted"])  # one missing at the start is an error at once
     args = ["--smoke", "--datadir", bad_folder, "--val-data", "lsp", "--val-split", "601-616",
             "--logdir", os.path.join(bad_folder, "run"),
-            "--config", "TRAIN.BATCH_SIZE=4", "TRAIN.STEPS_PER_EPOCH=6", f"TRAIN.BAD_SAMPLES={policy}"]
+            *SMALL_CPM, "TRAIN.BATCH_SIZE=4", "TRAIN.STEPS_PER_EPOCH=6", f"TRAIN.BAD_SAMPLES={policy}"]
     proc = run("train.py", *args)
     assert "Traceback" not in proc.stderr
     if policy == "skip":

@@ -21,7 +21,7 @@ from cpm.parts import part_names
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
 from engine.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
-from tests.helpers import run
+from tests.helpers import SMALL_CPM, run
 
 
 def stats(logdir):
@@ -228,15 +228,15 @@ def test_sigkilled_runs_resume_leak_nothing_and_finish(tmp_path):
     each time. It checks by pid that no process of a killed run lives on, that each restart resumes from the newest
     checkpoint (the step never goes back further), that config.json is unchanged and that the run reaches step 100."""
     proc = run("benchmark.py", "resume", "--kills", "3", "--kill-in-save", "--seed", "1",
-               "--logdir", str(tmp_path / "run"))
+               "--logdir", str(tmp_path / "run"), *SMALL_CPM)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "3/3 resumed, 0 processes leaked" in proc.stdout
     assert "final step 100" in proc.stdout and "FAILED" not in proc.stdout
 
 
 @pytest.mark.slow
-def test_load_fine_tunes_from_a_model_taking_its_config(two_epoch_run, tmp_path):
-    source = two_epoch_run[0]
+def test_load_fine_tunes_from_a_model_taking_its_config(trained_run, tmp_path):
+    source = trained_run
     logdir = str(tmp_path / "tuned")
     proc = run("train.py", "--smoke", "--load", source, "--logdir", logdir, "--config", "TRAIN.LR=1e-4")
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -247,7 +247,7 @@ def test_load_fine_tunes_from_a_model_taking_its_config(two_epoch_run, tmp_path)
     assert tuned["MODEL"] == original["MODEL"] and tuned["DATA"] == original["DATA"]
     assert tuned["TRAIN"]["LR"] == 1e-4
     assert "Restoring" in proc.stdout  # the model's weights ...
-    assert stats(logdir)[-1]["global_step"] == 8  # ... in a new run: its own 8 steps, not the source's 16 + 8
+    assert stats(logdir)[-1]["global_step"] == 8  # ... in a new run: its own 8 steps, not the source's 8 + 8
     refused = run("train.py", "--smoke", "--load", source, "--preset", "paper", "--logdir", str(tmp_path / "x"))
     assert refused.returncode == 2 and "was trained with preset cpu" in refused.stderr.strip().splitlines()[-1]
 
@@ -257,7 +257,7 @@ def test_two_towers_train_and_their_checkpoint_serves_one_tower(tmp_path):
     """--gpus 2 on a CPU-only machine: tensorpack's replicated trainer builds two towers (soft placement), each fed
     its own batch of TRAIN.BATCH_SIZE; the loss falls and the checkpoint loads in single-tower prediction."""
     logdir = str(tmp_path / "towers")
-    proc = run("train.py", "--smoke", "--gpus", "2", "--logdir", logdir, "--config", "TRAIN.EPOCHS=2")
+    proc = run("train.py", "--smoke", "--gpus", "2", "--logdir", logdir, *SMALL_CPM, "TRAIN.EPOCHS=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Training a model of 2 towers" in proc.stdout and "training tower 1" in proc.stdout
     history = stats(logdir)
@@ -274,8 +274,8 @@ def test_two_towers_train_and_their_checkpoint_serves_one_tower(tmp_path):
 
 
 @pytest.mark.slow
-def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(two_epoch_run, tmp_path):
-    source, out = two_epoch_run[0], tmp_path / "model"
+def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(trained_run, tmp_path):
+    source, out = trained_run, tmp_path / "model"
     proc = run("ship.py", "--run", source, "--out", str(out), "--split", "601-632")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert {"weights.npz", "config.json", "README.md", "curve.png"} <= set(os.listdir(out))
