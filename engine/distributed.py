@@ -29,8 +29,9 @@ Beyond the fixes, what a training tool needs on top of tensorpack's trainer:
 - ``PeerWatch``: a worker whose step has been waiting at the all-workers barrier for a while asks every other task
   of the cluster whether it is alive; a task that does not answer ends the step and the run with a one-line error
   instead of a hang (a busy chief, e.g. in its validation pass, still answers).
-- ``trainer.loop.global_step`` is the shared step on the parameter server, fetched with each training step (the
-  learning-rate schedule, stats.json and resuming count shared steps), not this worker's count.
+- ``trainer.loop.global_step`` is the shared step on the parameter server, which each worker's training step
+  advances before the all-workers barrier and reads back after it (the learning-rate schedule, stats.json and
+  resuming count shared steps), not this worker's count.
 """
 import json
 import os
@@ -42,6 +43,7 @@ from dataclasses import dataclass
 import tensorflow as tf
 import tensorpack.graph_builder.distributed as tp_distributed
 import tensorpack.graph_builder.utils as tp_graph_utils
+from tensorpack.callbacks.steps import MaintainStepCounter
 from tensorpack.graph_builder.training import DataParallelBuilder
 from tensorpack.graph_builder.utils import allreduce_grads_naive, override_to_local_variable, split_grad_list
 from tensorpack.tfutils.common import get_global_step_var
@@ -86,7 +88,9 @@ class _ReplicatedBuilder(tp_distributed.DistributedReplicatedBuilder):
             self._shadow_vars = [v for _, v in ps_var_grads]
             self._shadow_model_vars = tp_distributed.DistributedReplicatedBuilder._shadow_model_variables(
                 self._shadow_vars)
-        main_fetch = tf1.group(*var_update_ops, name="main_fetches")
+        # the shared step: advanced by this worker's update, before the all-workers barrier (fix 4)
+        with tf1.control_dependencies(var_update_ops):
+            main_fetch = tf1.group(tf1.assign_add(get_global_step_var(), 1), name="main_fetches")
         train_op = self._add_sync_queues_and_barrier("post_copy_barrier", [main_fetch])
         with tf1.name_scope("initial_sync_variables"):
             initial_sync_op = self._get_initial_sync_op()
@@ -174,6 +178,13 @@ class ClusterTrainer(DistributedTrainerReplicated):
         with tf.compat.v1.device(self._builder.param_server_device):
             get_global_step_var()
         return super()._setup_input(input_signature, input)
+
+    def register_callback(self, cb):
+        # tensorpack's MaintainStepCounter increments the global step in a separate fetch, unordered with the barrier;
+        # here the training step itself advances it, and run_step reads it back after the barrier
+        if isinstance(cb, MaintainStepCounter):
+            return False
+        return super().register_callback(cb)
 
     def _setup_graph(self, input, get_cost_fn, get_opt_fn):
         callbacks = super()._setup_graph(input, get_cost_fn, get_opt_fn)
