@@ -18,6 +18,11 @@ parameter server and two workers on 127.0.0.1); the fixes here are the smallest 
    chief initialised it: the other workers waited for it forever. ClusterTrainer puts one global step on the
    parameter server instead, which every worker's step advances.
 
+5. ``DistributedReplicatedBuilder._apply_gradients_and_copy`` applies the gradients one variable at a time (see
+   ``_OneUpdateBuilder``).
+6. With a single worker, the all-workers barrier holds no op that depends on the step, so the training op trained
+   nothing (the global step stayed 0); the step is grouped into it.
+
 Beyond the fixes, what a training tool needs on top of tensorpack's trainer:
 
 - ``load_cluster`` / ``start_server``: the cluster file, checked, and this process's gRPC server, which carries our
@@ -91,7 +96,9 @@ class _ReplicatedBuilder(tp_distributed.DistributedReplicatedBuilder):
         # the shared step: advanced by this worker's update, before the all-workers barrier (fix 4)
         with tf1.control_dependencies(var_update_ops):
             main_fetch = tf1.group(tf1.assign_add(get_global_step_var(), 1), name="main_fetches")
-        train_op = self._add_sync_queues_and_barrier("post_copy_barrier", [main_fetch])
+        # fix 6: with a single worker tensorpack's barrier holds no enqueue, the only op that depended on the step, so
+        # the training op trained nothing (measured: the global step stayed 0); the step is now part of it
+        train_op = tf1.group(main_fetch, self._add_sync_queues_and_barrier("post_copy_barrier", [main_fetch]))
         with tf1.name_scope("initial_sync_variables"):
             initial_sync_op = self._get_initial_sync_op()
         model_sync_op = None
@@ -157,6 +164,28 @@ def start_server(spec, job, task, precision="fp32"):
         raise UserError(f"{job} task {task} cannot serve at {spec[job][task]}: {e.message}") from None
 
 
+class _OneUpdateBuilder(_ReplicatedBuilder):
+    def _apply_gradients_and_copy(self, opt, raw_grad_list, ps_var_grads):
+        """fix 5: one ``apply_gradients`` over all variables, then one barrier, then the copies back to the towers.
+
+        tensorpack 0.11 calls ``opt.apply_gradients([(g, v)])`` once per variable, each with its own barrier: Adam's
+        ``beta1_power``/``beta2_power`` then advance once per variable and step (its bias correction is gone after
+        the first step), and a whole-step rule such as cpm.model.SkipNonFiniteUpdates judges each variable alone.
+        """
+        tf1 = tf.compat.v1
+        with tf1.name_scope("apply_gradients"):
+            apply_op = opt.apply_gradients(ps_var_grads)
+            barrier = self._add_sync_queues_and_barrier("param_update_barrier", [apply_op])
+            var_update_ops = []
+            # (with one worker the barrier has no enqueue, so nothing of the update would run before it: fix 6)
+            with tf1.control_dependencies([apply_op, barrier]), tf1.device(self.cpu_device):
+                for vid, (_, v) in enumerate(ps_var_grads):
+                    updated_value = v.read_value()
+                    for tower in range(self.nr_gpu):
+                        var_update_ops.append(raw_grad_list[tower][vid][1].assign(updated_value))
+            return var_update_ops
+
+
 class ClusterTrainer(DistributedTrainerReplicated):
     """tensorpack's DistributedTrainerReplicated with the fixed builder, a shared global step and a peer watch.
 
@@ -169,7 +198,7 @@ class ClusterTrainer(DistributedTrainerReplicated):
 
     def __init__(self, gpus, server, patience=20.0):
         super().__init__(gpus, server)
-        self._builder = _ReplicatedBuilder(gpus, server)
+        self._builder = _OneUpdateBuilder(gpus, server)
         self.is_chief = self._builder.is_chief
         self.patience = patience
 

@@ -1,6 +1,7 @@
 """scripts/train.py --cluster: tensorpack's DistributedTrainerReplicated (engine.distributed) on TensorFlow's gRPC
 runtime, with 1 parameter server and 2 workers as separate processes on 127.0.0.1, training the CPM on the sample."""
 import json
+import math
 import os
 import signal
 import socket
@@ -122,6 +123,11 @@ def test_cluster_trains_one_model_survives_a_killed_worker_and_resumes(tmp_path)
     history = _stats(chief)
     assert [e["epoch_num"] for e in history] == [1, 2] and history[-1]["global_step"] in (16, 17)
     assert _stats(other)[-1]["global_step"] == history[-1]["global_step"]
+    # one optimiser update per worker step: Adam's beta1_power is 0.9 ** updates (tensorpack applied one update per
+    # variable, ~50 per step); a few steps of slack, as the resumed checkpoint was a snapshot taken while training
+    final = os.path.join(chief, f"model-{history[-1]['global_step']}")
+    updates = math.log(tf.train.load_variable(final, "beta1_power")) / math.log(0.9)
+    assert abs(updates - history[-1]["global_step"]) <= 3
     # the chief alone checkpoints and validates; the other worker keeps its own log and stats
     assert all("val/pcp" in e for e in history) and not any("val/pcp" in e for e in _stats(other))
     assert not [f for f in os.listdir(other) if f.startswith(("model-", "checkpoint", "max-val"))]
