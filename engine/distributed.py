@@ -19,7 +19,7 @@ parameter server and two workers on 127.0.0.1); the fixes here are the smallest 
    parameter server instead, which every worker's step advances.
 
 5. ``DistributedReplicatedBuilder._apply_gradients_and_copy`` applies the gradients one variable at a time (see
-   ``_OneUpdateBuilder``).
+   ``_ReplicatedBuilder._apply_gradients_and_copy``).
 6. With a single worker, the all-workers barrier holds no op that depends on the step, so the training op trained
    nothing (the global step stayed 0); the step is grouped into it.
 
@@ -107,6 +107,26 @@ class _ReplicatedBuilder(tp_distributed.DistributedReplicatedBuilder):
                 model_sync_op = self._get_sync_model_vars_op()
         return train_op, initial_sync_op, model_sync_op
 
+    def _apply_gradients_and_copy(self, opt, raw_grad_list, ps_var_grads):
+        """fix 5: one ``apply_gradients`` over all variables, then one barrier, then the copies back to the towers.
+
+        tensorpack 0.11 calls ``opt.apply_gradients([(g, v)])`` once per variable, each with its own barrier: Adam's
+        ``beta1_power``/``beta2_power`` then advance once per variable and step (its bias correction is gone after
+        the first step), and a whole-step rule such as cpm.model.SkipNonFiniteUpdates judges each variable alone.
+        """
+        tf1 = tf.compat.v1
+        with tf1.name_scope("apply_gradients"):
+            apply_op = opt.apply_gradients(ps_var_grads)
+            barrier = self._add_sync_queues_and_barrier("param_update_barrier", [apply_op])
+            var_update_ops = []
+            # (with one worker the barrier has no enqueue, so nothing of the update would run before it: fix 6)
+            with tf1.control_dependencies([apply_op, barrier]), tf1.device(self.cpu_device):
+                for vid, (_, v) in enumerate(ps_var_grads):
+                    updated_value = v.read_value()
+                    for tower in range(self.nr_gpu):
+                        var_update_ops.append(raw_grad_list[tower][vid][1].assign(updated_value))
+            return var_update_ops
+
 
 @dataclass
 class Worker:
@@ -164,28 +184,6 @@ def start_server(spec, job, task, precision="fp32"):
         raise UserError(f"{job} task {task} cannot serve at {spec[job][task]}: {e.message}") from None
 
 
-class _OneUpdateBuilder(_ReplicatedBuilder):
-    def _apply_gradients_and_copy(self, opt, raw_grad_list, ps_var_grads):
-        """fix 5: one ``apply_gradients`` over all variables, then one barrier, then the copies back to the towers.
-
-        tensorpack 0.11 calls ``opt.apply_gradients([(g, v)])`` once per variable, each with its own barrier: Adam's
-        ``beta1_power``/``beta2_power`` then advance once per variable and step (its bias correction is gone after
-        the first step), and a whole-step rule such as cpm.model.SkipNonFiniteUpdates judges each variable alone.
-        """
-        tf1 = tf.compat.v1
-        with tf1.name_scope("apply_gradients"):
-            apply_op = opt.apply_gradients(ps_var_grads)
-            barrier = self._add_sync_queues_and_barrier("param_update_barrier", [apply_op])
-            var_update_ops = []
-            # (with one worker the barrier has no enqueue, so nothing of the update would run before it: fix 6)
-            with tf1.control_dependencies([apply_op, barrier]), tf1.device(self.cpu_device):
-                for vid, (_, v) in enumerate(ps_var_grads):
-                    updated_value = v.read_value()
-                    for tower in range(self.nr_gpu):
-                        var_update_ops.append(raw_grad_list[tower][vid][1].assign(updated_value))
-            return var_update_ops
-
-
 class ClusterTrainer(DistributedTrainerReplicated):
     """tensorpack's DistributedTrainerReplicated with the fixed builder, a shared global step and a peer watch.
 
@@ -196,9 +194,9 @@ class ClusterTrainer(DistributedTrainerReplicated):
         patience: seconds a step may wait before PeerWatch asks the other tasks whether they are alive.
     """
 
-    def __init__(self, gpus, server, patience=20.0):
+    def __init__(self, gpus, server, patience=60.0):
         super().__init__(gpus, server)
-        self._builder = _OneUpdateBuilder(gpus, server)
+        self._builder = _ReplicatedBuilder(gpus, server)
         self.is_chief = self._builder.is_chief
         self.patience = patience
 

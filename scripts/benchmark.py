@@ -4,7 +4,7 @@ timed in the same run: given the peer's figure (--peer), train and predict print
     python scripts/benchmark.py data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
     python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N] [--peer S S]
     python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50] [--peer MS]
-    python scripts/benchmark.py resume [--kills 10] [--kill-in-save] [--logdir DIR]
+    python scripts/benchmark.py resume [--kills 10] [--kill-in-save] [--logdir DIR] [--config KEY=VALUE ...]
     python scripts/benchmark.py detect [--coco DIR] [--jhmdb DIR]
 
 Every figure is printed with the CPU it was measured on (model, cores, vector/matrix flags): speeds differ 3-4x
