@@ -67,6 +67,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
     precisions = sorted({str(s["precision"]) for s in sessions}) or [str(meta.get("precision"))]
     hours = shipped.get("train/hours")
     last3 = np.mean([s["val/pck@0.2"] for s in stats if s["global_step"] <= shipped["global_step"]][-3:])
+    run_last3 = np.mean([s["val/pck@0.2"] for s in stats][-3:])
+    finished = stats[-1]["epoch_num"] >= meta["config"]["TRAIN"]["EPOCHS"]
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     lines = [
         "# cpm-lsp: a Convolutional Pose Machine with part segmentation, trained on LSP + LSPET",
@@ -83,12 +85,14 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         f"{meta['config']['TRAIN']['BATCH_SIZE']}, {meta['config']['TRAIN']['OPTIMIZER']} at "
         f"{meta['config']['TRAIN']['LR']}, {meta['config']['TRAIN']['LR_SCHEDULE']} schedule; precision "
         f"{', '.join(precisions)}.",
-        f"- Trained {shipped['global_step']} steps ({shipped['epoch_num']} epochs; the run's best validation PCP so "
-        f"far, of {stats[-1]['global_step']} steps run)"
+        f"- Trained {shipped['global_step']} steps ({shipped['epoch_num']} epochs; the run's best validation PCP"
+        f"{'' if finished else ' so far'}, of {stats[-1]['global_step']} steps run"
+        f"{', the whole run' if finished else ''})"
         + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
         + f" from scratch, in {max(1, len(sessions))} process(es) on: {'; '.join(cpus)}.",
         f"- Weights: {'float16' if fp16 else 'float32'} ({WEIGHTS_FILE}); float16 changed validation PCK@0.2 by "
-        f"{100 * delta:+.2f} points. Mean of the last three validations: {pct(last3)} %.",
+        f"{100 * delta:+.2f} points. Mean of the last three validations up to it: {pct(last3)} %; of the run's "
+        f"last three: {pct(run_last3)} %.",
         "",
         "## Validation scores",
         "",
