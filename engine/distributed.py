@@ -256,11 +256,10 @@ class _SessionCreator(tf.compat.v1.train.SessionCreator):
                                      collections=[])
         self.init_op = tf1.variables_initializer(model_variables)
         self.ready_flag_op = ready.initializer
+        uninitialized = tf1.report_uninitialized_variables(model_variables + [ready])
         self.manager = tf1.train.SessionManager(
-            local_init_op=tf1.local_variables_initializer(),
-            ready_op=tf1.report_uninitialized_variables(model_variables + [ready]),
-            ready_for_local_init_op=tf1.report_uninitialized_variables(model_variables + [ready]),
-            graph=tf1.get_default_graph(), recovery_wait_secs=1)
+            local_init_op=tf1.local_variables_initializer(), ready_op=uninitialized,
+            ready_for_local_init_op=uninitialized, graph=tf1.get_default_graph(), recovery_wait_secs=1)
 
     def _restore_then_flag(self, sess):
         if self.session_init is not None:

@@ -91,6 +91,12 @@ def _image_summary(tag, image_bgr):
     return summary
 
 
+def _image_step(trainer, local_step, period):
+    """Whether TrainingImages draws at this step (before it runs): every ``period`` of this process's steps (a
+    cluster's shared step advances K at a time), on the chief alone (the callback is chief-only)."""
+    return trainer.is_chief and local_step % period == 0
+
+
 class TrainingImages(Callback):
     """Every ``period`` steps, put the training crops with ground-truth (white) and predicted skeletons, a montage
     of the first crop's final belief maps and, with ``parts``, target and predicted parts into TensorBoard."""
@@ -107,7 +113,7 @@ class TrainingImages(Callback):
         self._fetches = tower.get_tensors([names.IMAGE, names.BELIEFS, names.FINAL_BELIEFS] + extra)
 
     def _before_run(self, _):
-        if self.local_step % self.period == 0:  # this process's steps: a cluster's shared step advances K at a time
+        if _image_step(self.trainer, self.local_step, self.period):
             return tf.compat.v1.train.SessionRunArgs(fetches=self._fetches)
         return None
 
@@ -152,8 +158,7 @@ class StepSpeed(Callback):
         self._steps, self._seconds, self._image_steps, self._image_seconds = 0, 0.0, 0, 0.0
 
     def _before_run(self, _):
-        # TrainingImages' test, before the step (it runs on the chief alone)
-        self._image_step = self.trainer.is_chief and self.local_step % self.summary_period == 0
+        self._image_step = _image_step(self.trainer, self.local_step, self.summary_period)
         self._start = time.perf_counter()
 
     def _after_run(self, *_):
