@@ -11,10 +11,26 @@ class BadSample(UserError):
     NaN or far outside the image. The message starts with the file's name."""
 
 
+class Interrupted(Exception):
+    """A run stopped by a signal (engine.resume.SignalStop): the message is printed as it is, and the process exits
+    with 128 + the signal's number (130 for SIGINT, 143 for SIGTERM), as a shell reports a process a signal ended."""
+
+    def __init__(self, message, signum):
+        super().__init__(message)
+        self.status = 128 + int(signum)
+
+
 def run_main(main):
-    """Run a script's ``main()``; a UserError becomes ``error: <message>`` on stderr and exit status 2."""
+    """Run a script's ``main()``; a UserError becomes ``error: <message>`` on stderr and exit status 2, a stop by a
+    signal (Interrupted, or Ctrl-C elsewhere) one line and status 128 + the signal."""
     try:
         return main()
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
+    except Interrupted as e:
+        print(e, file=sys.stderr)
+        sys.exit(e.status)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)

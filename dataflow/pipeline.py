@@ -43,7 +43,7 @@ from dataflow.transforms import (
     warp_mask,
 )
 
-MIN_IMAGE_SIDE = 8  # px: a smaller image holds no person to crop
+MIN_IMAGE_SIDE = 8  # px: a smaller training image holds no person to learn from (prediction takes any size)
 # An annotated joint further outside its image than this share of the image's larger side is an annotation error
 # (LSPET has joints a few px outside; its one joint beyond 1 % of the side, im08075's left shoulder, is 61 % out).
 MAX_OUTSIDE = 0.25
@@ -60,7 +60,8 @@ def read_image(image):
     Greyscale, 16-bit and RGBA images become 8-bit BGR, CMYK JPEGs BGR, and EXIF orientation is applied (OpenCV's
     IMREAD_COLOR), so px are those of the image as seen. Raises BadSample naming the image if it is missing, empty,
     larger than MAX_PIXELS (refused from its header, before decoding), a JPEG cut short (OpenCV would decode the part
-    that is there and grey out the rest), not a decodable image, or smaller than MIN_IMAGE_SIDE.
+    that is there and grey out the rest) or not a decodable image. Any geometry is read (1x1, 3x3000): prediction
+    handles it, training refuses images under MIN_IMAGE_SIDE (CropMapper).
     """
     data = read_image_bytes(image)
     if not data:
@@ -73,8 +74,6 @@ def read_image(image):
     decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if decoded is None:
         raise BadSample(f"{image}: not a decodable image")
-    if min(decoded.shape[:2]) < MIN_IMAGE_SIDE:
-        raise BadSample(f"{image}: {decoded.shape[1]}x{decoded.shape[0]} px is too small")
     return decoded
 
 
@@ -228,6 +227,8 @@ class CropMapper:
     def train_datapoint(self, index):
         record = self.records[index]
         image = read_image(record.image)
+        if min(image.shape[:2]) < MIN_IMAGE_SIDE:
+            raise BadSample(f"{record.image}: {image.shape[1]}x{image.shape[0]} px is too small to train on")
         check_joints(record, image.shape)
         crop, m, joints, center = self.crop(record, image)
         beliefs, weights, cmap = self.targets(joints, center)

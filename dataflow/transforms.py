@@ -71,7 +71,9 @@ def warp_image(image, m, size, pad_value=128):
     s = np.sqrt(abs(np.linalg.det(m[:, :2])))
     if s < 0.5:
         r = 2 * s  # pre-shrink so the remaining warp scales by about 0.5
-        small = cv2.resize(image, None, fx=r, fy=r, interpolation=cv2.INTER_AREA)
+        # at least 1 px a side: a 12 x 6000 image shrunk by 0.02 keeps one row (fx/fy would round it to none)
+        dsize = (max(1, round(image.shape[1] * r)), max(1, round(image.shape[0] * r)))
+        small = cv2.resize(image, dsize, interpolation=cv2.INTER_AREA)
         sx, sy = small.shape[1] / image.shape[1], small.shape[0] / image.shape[0]
         m = m @ np.array([[1.0 / sx, 0.0, 0.0], [0.0, 1.0 / sy, 0.0], [0.0, 0.0, 1.0]])
         image = small
@@ -88,7 +90,9 @@ def warp_mask(mask, m, size):
 
 def image_mask(shape, m, size):
     """uint8 [size, size]: 1 where the crop pixel made with ``m`` comes from within an image of ``shape``, i.e. its
-    source position lies in [0, w - 1] x [0, h - 1]; 0 in the padding.
+    source position lies in [0, w - 1] x [0, h - 1]; 0 in the padding. An image so thin that no crop pixel centre
+    falls on its pixel centres (1 px high, say) counts the crop pixels within its pixels' area, and failing that
+    (an image smaller than one crop pixel) the crop pixel nearest its centre: the mask is never empty.
 
     Computed exactly by mapping every crop pixel back (warping a ones-image would inherit OpenCV's 1/32 px
     coordinate rounding and admit pixels just outside).
@@ -98,7 +102,13 @@ def image_mask(shape, m, size):
     sx = inv[0, 0] * px[None, :] + inv[0, 1] * px[:, None] + inv[0, 2]  # size x size
     sy = inv[1, 0] * px[None, :] + inv[1, 1] * px[:, None] + inv[1, 2]
     h, w = shape[:2]
-    return ((sx >= 0) & (sx <= w - 1) & (sy >= 0) & (sy <= h - 1)).astype(np.uint8)
+    for edge in (0.0, 0.5):
+        mask = ((sx >= -edge) & (sx <= w - 1 + edge) & (sy >= -edge) & (sy <= h - 1 + edge)).astype(np.uint8)
+        if mask.any():
+            return mask
+    x, y = np.clip(np.round(apply_affine(m, [[(w - 1) / 2, (h - 1) / 2]])[0]), 0, size - 1).astype(int)
+    mask[y, x] = 1
+    return mask
 
 
 def pad_center_scale(center, scale, pads):

@@ -8,6 +8,7 @@ import os
 
 from cpm.checkpoint import ROOT, SHIPPED_MODEL
 from cpm.config import PRESETS
+from cpm.files import make_dirs, make_parent
 from cpm.precision import PRECISIONS
 from dataflow.datasets import DATASETS, load_selection, selections
 
@@ -48,6 +49,17 @@ def add_output_argument(parser, kind, help, aliases=()):
     ``args.out_<kind>`` (``args.out``)."""
     flag = "--out" if kind is None else f"--out-{kind}"
     parser.add_argument(flag, *aliases, dest=flag[2:].replace("-", "_"), help=help)
+
+
+def prepare_outputs(args, folders=()):
+    """Make the folders every output flag given (``--out``, ``--out-<kind>``) writes into, as ``mkdir -p`` would:
+    the parent of a file, or the folder itself for the attributes named in ``folders`` (e.g. ``"out_plots"``).
+    Where that is impossible (no permission, a file in the way), one line naming the flag and the folder; this runs
+    before any model is loaded, so a bad path costs nothing."""
+    for dest, path in sorted(vars(args).items()):
+        if (dest == "out" or dest.startswith("out_")) and isinstance(path, str) and path:
+            flag = f"--{dest.replace('_', '-')} {path}"
+            make_dirs(path, flag) if dest in folders else make_parent(path, flag)
 
 
 def add_dataset_arguments(parser, role="train"):

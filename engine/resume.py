@@ -4,24 +4,27 @@ tensorpack's ModelSaver saves when triggered (at epoch ends) and AutoResumeTrain
 the last one in stats.json. With one pass over LSP + LSPET per epoch (~700 steps) a kill on a slow CPU then loses
 more than half an hour, and a checkpoint taken inside an epoch would be resumed at the wrong epoch. Here the
 checkpoint's own global step says where the run stands: ``resume_point`` turns it into (epoch, steps already done in
-that epoch), ``ShortenFirstEpoch`` runs only the rest of that epoch, and ``align_stats`` drops history newer than the
-checkpoint, so the step counter and the epochs stay those of an uninterrupted run.
+that epoch), ``ShortenFirstEpoch`` runs only the rest of that epoch, and ``RunDir.cut_stats`` drops history newer than
+the checkpoint, so the step counter and the epochs stay those of an uninterrupted run.
 
 A kill while saving cannot break a resume: TensorFlow writes the checkpoint's files first and then replaces the
 ``checkpoint`` file that names the newest one atomically (write and rename), so that file always names a complete
 checkpoint; partial files of the interrupted save are left behind and overwritten by the next save of that step.
 """
-import json
 import os
 import signal
+import sys
 import threading
 import time
 
 import tensorflow as tf
 from tensorpack.callbacks import Callback, MaxSaver, ModelSaver
+from tensorpack.train.base import StopTraining
 from tensorpack.utils import logger
 
 from cpm.checkpoint import latest_in
+from cpm.errors import Interrupted
+from engine.rundir import RunDir, WriteFailure
 
 #: Fault injection for tests: SIGKILL the process in its k-th checkpoint save (counting from 1), after the
 #: checkpoint's files are written and before the ``checkpoint`` file names it.
@@ -30,10 +33,7 @@ KILL_IN_SAVE_ENV = "CPM_TEST_KILL_IN_SAVE"
 
 def latest_checkpoint(logdir):
     """(checkpoint prefix, its global step) named by ``logdir/checkpoint``, or (None, 0) if there is none."""
-    path = latest_in(logdir)
-    if path is None:
-        return None, 0
-    return path, int(tf.train.load_variable(path, "global_step"))
+    return RunDir(logdir).latest_checkpoint()
 
 
 def resume_point(logdir, steps_per_epoch):
@@ -44,26 +44,6 @@ def resume_point(logdir, steps_per_epoch):
     """
     path, step = latest_checkpoint(logdir)
     return path, step // steps_per_epoch + 1, step % steps_per_epoch
-
-
-def align_stats(logdir, starting_epoch):
-    """Drop stats.json entries of epochs from ``starting_epoch`` on: they describe training the checkpoint lost.
-
-    tensorpack's JSONWriter appends to stats.json only if its last epoch precedes the starting epoch (else it moves
-    the file aside and starts a new one), so after this the history continues where the checkpoint stands.
-    """
-    path = os.path.join(logdir, "stats.json")
-    if not os.path.isfile(path):
-        return
-    with open(path) as f:
-        stats = json.load(f)
-    kept = [s for s in stats if s.get("epoch_num", 0) < starting_epoch]
-    if len(kept) != len(stats):
-        logger.info(f"stats.json: dropped {len(stats) - len(kept)} entries newer than the checkpoint")
-        tmp = path + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(kept, f)
-        os.replace(tmp, path)
 
 
 class ShortenFirstEpoch(Callback):
@@ -96,7 +76,7 @@ class ClusterResume(ShortenFirstEpoch):
     it come from the global step on the parameter server, read when training starts (after the chief restored its
     checkpoint). Every worker takes ``steps_per_epoch`` steps per epoch and each advances the shared step, so an epoch
     is ``steps_per_epoch * workers`` shared steps. Sets the loop's starting epoch before tensorpack's JSONWriter
-    reads it, and cuts this worker's stats.json back as ``align_stats`` does.
+    reads it, and cuts this worker's stats.json back to the shared step.
     """
 
     _chief_only = False
@@ -111,12 +91,14 @@ class ClusterResume(ShortenFirstEpoch):
         self.trainer.loop.starting_epoch = step // shared + 1
         self.trainer.loop._epoch_num = step // shared
         self.done = step % shared // self.workers
-        align_stats(logger.get_logger_dir(), self.trainer.loop.starting_epoch)
+        RunDir(logger.get_logger_dir()).cut_stats(step)
 
 
-class TimedModelSaver(ModelSaver):
+class TimedModelSaver(WriteFailure, ModelSaver):
     """tensorpack's ModelSaver (a checkpoint at every epoch end), plus one whenever ``minutes`` have passed since the
-    last save (0: epoch ends only)."""
+    last save (0: epoch ends only). A save that fails (a full disk) stops the run with one line; tensorpack's own
+    logs the traceback and trains on without checkpoints. The previous checkpoint stays the newest: TensorFlow names
+    a checkpoint in ``checkpoint`` only once its files are written."""
 
     def __init__(self, minutes, **kwargs):
         super().__init__(**kwargs)
@@ -125,7 +107,7 @@ class TimedModelSaver(ModelSaver):
         self._kill_at = int(os.environ.get(KILL_IN_SAVE_ENV, "0") or 0)
 
     def _before_train(self):
-        super()._before_train()
+        # (tensorpack's writes a graph-<time>.meta per start, which nothing reads: resuming rebuilds the graph)
         self._last = time.monotonic()
 
     def _trigger_step(self):
@@ -133,16 +115,25 @@ class TimedModelSaver(ModelSaver):
             self._trigger()
 
     def _trigger(self):
+        self.save()
+
+    def save(self):
+        """Write a checkpoint of the current step now. Returns its prefix."""
         self._saves += 1
+        session, step = tf.compat.v1.get_default_session(), tf.compat.v1.train.get_global_step()
         if self._saves == self._kill_at:
-            self.saver.save(tf.compat.v1.get_default_session(), self.path,
-                            global_step=tf.compat.v1.train.get_global_step(), write_meta_graph=False, write_state=False)
+            self.saver.save(session, self.path, global_step=step, write_meta_graph=False, write_state=False)
             os.kill(os.getpid(), signal.SIGKILL)
-        super()._trigger()
+        try:
+            path = self.saver.save(session, self.path, global_step=step, write_meta_graph=False)
+        except (OSError, tf.errors.OpError) as e:
+            self.failed(f"{self.path}-{self.global_step}", e)
+        logger.info(f"Model saved to {path}.")
         self._last = time.monotonic()
+        return path
 
 
-class BestSaver(MaxSaver):
+class BestSaver(WriteFailure, MaxSaver):
     """tensorpack's MaxSaver (a copy of the checkpoint with the highest ``monitor_stat``) that survives restarts.
 
     MaxSaver forgets the best value when the process ends, so the first epoch after a resume would overwrite the
@@ -151,12 +142,10 @@ class BestSaver(MaxSaver):
     """
 
     def _before_train(self):
-        path = os.path.join(self.checkpoint_dir, "stats.json")
-        if os.path.isfile(path):
-            with open(path) as f:
-                scored = [(s["global_step"], s[self.monitor_stat]) for s in json.load(f) if self.monitor_stat in s]
-            if scored:
-                self.best = max(scored, key=lambda sv: sv[1])
+        scored = [(s["global_step"], s[self.monitor_stat]) for s in RunDir(self.checkpoint_dir).stats()
+                  if self.monitor_stat in s]
+        if scored:
+            self.best = max(scored, key=lambda sv: sv[1])
 
     def _save(self):
         path = latest_in(self.checkpoint_dir)
@@ -165,10 +154,16 @@ class BestSaver(MaxSaver):
             return
         target = os.path.join(self.checkpoint_dir, self.filename)
         files = sorted(tf.io.gfile.glob(path + ".*"), key=lambda f: f.endswith(".index"))  # the index last
-        for src in files:
-            tf.io.gfile.copy(src, src.replace(path, target) + ".tmp", overwrite=True)
-        for src in files:
-            os.replace(src.replace(path, target) + ".tmp", src.replace(path, target))
+        try:
+            for src in files:
+                tf.io.gfile.copy(src, src.replace(path, target) + ".tmp", overwrite=True)
+            for src in files:
+                os.replace(src.replace(path, target) + ".tmp", src.replace(path, target))
+        except (OSError, tf.errors.OpError) as e:
+            for src in files:
+                if os.path.exists(src.replace(path, target) + ".tmp"):
+                    os.remove(src.replace(path, target) + ".tmp")
+            self.failed(target, e)
         logger.info(f"Model at global_step={self.best[0]} with maximum {self.monitor_stat}={self.best[1]:.5g} saved.")
 
 
@@ -207,17 +202,93 @@ class TrainingClock(Callback):
     value in stats.json (already cut back to its checkpoint)."""
 
     def _before_train(self):
-        path = os.path.join(logger.get_logger_dir(), "stats.json")
-        self.hours = 0.0
-        if os.path.isfile(path):
-            with open(path) as f:
-                past = [s["train/hours"] for s in json.load(f) if "train/hours" in s]
-            self.hours = past[-1] if past else 0.0
+        self.hours = RunDir(logger.get_logger_dir()).last("train/hours", 0.0)
         self._paused = PausedTime()
         self._last = time.monotonic() - self._paused.seconds
 
     def _trigger_epoch(self):
+        self.put()
+
+    def put(self):
+        """Write ``train/hours`` up to now to the monitors."""
         now = time.monotonic() - self._paused.seconds
         self.hours += (now - self._last) / 3600
         self._last = now
         self.trainer.monitors.put_scalar("train/hours", self.hours)
+
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stops a person (Ctrl-C) or a scheduler (preemption) sends
+
+
+_fork_hook = False
+
+
+def _default_signals_in_child():
+    """A forked data worker does not inherit SignalStop's handlers: it ignores Ctrl-C (the trainer stops it, as
+    tensorpack intends) and ends on SIGTERM (tensorpack's clean-up, or a scheduler signalling every process)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+class SignalStop(Callback):
+    """SIGINT (Ctrl-C) and SIGTERM (a scheduler preempting the job) stop training cleanly: the step in progress
+    finishes, a checkpoint of it is saved with the training clock in stats.json, the data workers stop with the
+    process, and it exits with status 128 + the signal (130, 143) after one line. A second signal ends the process
+    at once (the signal's own default action: no traceback, no save); the previous checkpoint is still complete.
+
+    The handlers are installed when this is made, so a signal while the run is set up (data read, graph built,
+    session started) ends the process at once with one line: there is nothing to save yet. ``attach`` names what
+    to save; ``restore`` puts the previous handlers back once training is over.
+    """
+
+    _chief_only = False
+
+    def __init__(self):
+        self.saver = self.clock = self.stats = None
+        self.signum, self.error, self._training = None, None, False
+        self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        global _fork_hook
+        if not _fork_hook:
+            os.register_at_fork(after_in_child=_default_signals_in_child)
+            _fork_hook = True
+
+    def attach(self, saver, clock, stats):
+        """The run's TimedModelSaver, TrainingClock and StatsWriter."""
+        self.saver, self.clock, self.stats = saver, clock, stats
+
+    def _handle(self, signum, _frame):
+        for s in SIGNALS:  # the next one takes the default action: the process ends, whatever it is doing
+            signal.signal(s, signal.SIG_DFL)
+        name = signal.Signals(signum).name
+        if not self._training:
+            raise Interrupted(f"{name} before training started: nothing was saved; the same command starts again",
+                              signum)
+        self.signum = signum
+        print(f"{name}: stopping after this step with a checkpoint ({name} again to stop at once, without one)",
+              file=sys.stderr, flush=True)
+
+    def _before_train(self):
+        self._training = True
+
+    def _trigger_step(self):
+        if self.signum is None:
+            return
+        name, start, step = signal.Signals(self.signum).name, time.perf_counter(), self.global_step
+        if self.trainer.is_chief:
+            path = self.saver.save()
+            self.clock.put()
+            self.stats.flush()
+            done = f"saved {os.path.basename(path)} at step {step} in {time.perf_counter() - start:.1f} s"
+        else:  # a cluster's other workers keep no checkpoints
+            done = f"stopped at step {step} (the chief keeps the checkpoints)"
+        self.error = Interrupted(f"{name}: {done}; the same command resumes", self.signum)
+        raise StopTraining(str(self.error))
+
+    def _after_train(self):
+        self._training = False
+
+    def restore(self):
+        """Put back the handlers that were there before (once training is over)."""
+        if self.signum is None:
+            for s, handler in self._previous.items():
+                signal.signal(s, handler)

@@ -1,5 +1,4 @@
 """Assemble and launch tensorpack training of a CPM: run directory, data, callbacks, trainer."""
-import json
 import math
 import os
 import time
@@ -13,13 +12,14 @@ from tensorpack import (
     TrainConfig,
     launch_train_with_config,
 )
-from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, ScheduledHyperParamSetter
+from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, ScalarPrinter, ScheduledHyperParamSetter
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
-from cpm.checkpoint import BEST_CHECKPOINT, CONFIG_FILE, fine_tune_weights, load_run_config
+from cpm.checkpoint import BEST_CHECKPOINT, fine_tune_weights, load_run_config
 from cpm.config import flatten
 from cpm.errors import UserError
+from cpm.files import disk_full, is_disk_full
 from cpm.model import CPMModel
 from cpm.parts import part_names
 from cpm.precision import SessionCreator, cpu_description
@@ -39,12 +39,12 @@ from engine.resume import (
     BestSaver,
     ClusterResume,
     ShortenFirstEpoch,
+    SignalStop,
     TimedModelSaver,
     TrainingClock,
-    align_stats,
-    latest_checkpoint,
     resume_point,
 )
+from engine.rundir import EventWriter, RunDir, StatsWriter, WriteFailure, quiet_on_full_disk
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import format_report, pose_scores
 
@@ -69,31 +69,25 @@ def split_validation(records, fraction):
 
 
 def prepare_logdir(logdir, cfg, meta):
-    """Create or reopen a run directory and save the run's config there.
+    """Create or reopen a run directory, hold its lock, and save the run's config there.
 
-    A directory that holds a run with a different model, data or optimiser config is refused instead of overwritten;
-    other TRAIN.* changes (epochs, learning rate, ...) are allowed and logged, so a run can be extended or calmed.
+    A directory that a live trainer holds is refused (engine.rundir.RunBusy). A directory that holds a run with a
+    different model, data or optimiser config is refused instead of overwritten; other TRAIN.* changes (epochs,
+    learning rate, ...) are allowed and logged, so a run can be extended or calmed.
 
     Returns:
-        True if the directory already held a run (tensorpack will resume from its last checkpoint).
+        (the locked RunDir, True if the directory already held a run, which then resumes from its last checkpoint).
     """
-    try:
-        os.makedirs(logdir, exist_ok=True)
-        probe = os.path.join(logdir, ".write-test")
-        with open(probe, "w"):
-            pass
-        os.remove(probe)
-    except OSError as e:
-        raise UserError(f"logdir {logdir} is not writable: {e.strerror}") from None
-    path = os.path.join(logdir, CONFIG_FILE)
-    resumed = os.path.isfile(path)
+    run = RunDir(logdir)
+    run.create()
+    run.lock()
+    resumed = run.has_config()
     sessions = []
     if resumed:
         # Read as loading reads it: keys added since the run take their defaults, renamed keys their new names; a
         # damaged config.json is a one-line error there.
         old = flatten(load_run_config(logdir).to_dict())
-        with open(path) as f:
-            sessions = json.load(f).get("sessions", [])
+        sessions = run.read_meta().get("sessions", [])
         new = flatten(cfg.to_dict())
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fatal = [k for k in changed if _fixed_for_a_run(k)]
@@ -104,12 +98,9 @@ def prepare_logdir(logdir, cfg, meta):
             logger.info(f"continuing the run in {logdir} with changed {', '.join(changed)}")
     # every process that trained the run: when, on which CPU, in which precision, from which step
     sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu": cpu_description(),
-                     "precision": meta.get("precision"), "from_step": latest_checkpoint(logdir)[1]})
-    tmp = path + ".tmp"
-    with open(tmp, "w") as f:
-        json.dump({"config": cfg.to_dict(), **meta, "sessions": sessions}, f, indent=2)
-    os.replace(tmp, path)
-    return resumed
+                     "precision": meta.get("precision"), "from_step": run.latest_checkpoint()[1]})
+    run.write_meta({"config": cfg.to_dict(), **meta, "sessions": sessions})
+    return run, resumed
 
 
 def lr_schedule(lr, decay_epochs, factor):
@@ -181,8 +172,10 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
                          "first": str(train_records[0].image)}
         if not cluster.is_chief:
             logdir = os.path.join(logdir, f"worker{cluster.task}")
-    resumed = prepare_logdir(logdir, cfg, meta)
+    signals = SignalStop()  # from here on, Ctrl-C and SIGTERM stop the run cleanly
+    run, resumed = prepare_logdir(logdir, cfg, meta)
     logger.set_logger_dir(logdir, action="k")
+    quiet_on_full_disk()
     logger.info(f"config:\n{cfg}")
     if cluster:
         k = cluster.task
@@ -197,30 +190,35 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     checkpoint, starting_epoch, done = resume_point(logdir, steps * workers)
     if checkpoint:
         logger.info(f"resuming from {checkpoint}: epoch {starting_epoch}, {done} of its {steps} steps done")
-        align_stats(logdir, starting_epoch)
+        run.cut_stats((starting_epoch - 1) * steps * workers + done)
+    saver = TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6)
+    clock, stats = TrainingClock(), StatsWriter()
+    monitors = [EventWriter(), stats, ScalarPrinter()]
+    signals.attach(saver, clock, stats)
     callbacks = [
         StepSpeed(t.BATCH_SIZE * max(1, gpus), t.SUMMARY_PERIOD),
         ClusterResume(steps, workers) if cluster else ShortenFirstEpoch(done // workers),
-        TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6),
+        saver,
         PoseValidation(val_records, cfg),
         BestSaver("val/pcp", BEST_CHECKPOINT),
         lr_setter(t, steps * workers).set_chief_only(cluster is not None),  # one writer of the shared rate
         TrainingImages(codec, t.SUMMARY_PERIOD, parts=parts is not None),
         StopOnNonFiniteLoss(),
-        TrainingClock(),
+        clock,
         EstimatedTimeLeft(),
         HostMemoryTracker(),
     ]
     if gpus > 1:
         callbacks.append(ReplicaCheck())
     train_flow = build_train_dataflow(train_records, cfg, seed=seed)
-    callbacks.append(BadSampleReport(train_flow.bad_samples))
+    callbacks += [BadSampleReport(train_flow.bad_samples), signals]  # signals last: the step's own work is done
     # resuming continues the run's own checkpoint; --load starts a new run from a model's weights only
     init = checkpoint or (fine_tune_weights(load) if load else None)
     config = TrainConfig(
         model=CPMModel.from_config(cfg),
         data=QueueInput(train_flow),
         callbacks=callbacks,
+        monitors=monitors,
         steps_per_epoch=steps,
         max_epoch=t.EPOCHS,
         session_creator=SessionCreator(precision),
@@ -236,22 +234,21 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
             trainer = ClusterTrainer(list(range(max(1, gpus))), cluster.server, patience=cluster.patience)
         else:
             trainer = SimpleTrainer() if gpus <= 1 else SyncMultiGPUTrainerReplicated(gpus)
-        launch_train_with_config(config, trainer)
+        try:
+            launch_train_with_config(config, trainer)
+        except (OSError, RuntimeError, tf.errors.OpError) as e:  # a write no writer of ours guards
+            if not is_disk_full(e):
+                raise
+            raise disk_full(logdir) from None
+        finally:
+            signals.restore()
         if train_flow.bad_samples.count:
             logger.warn(train_flow.bad_samples.summary())
-        # a stop by a callback or the data (its input thread ends the queue) is raised here, as one line
-        for error in [c.error for c in callbacks if isinstance(c, RunStopper)] + [train_flow.bad_samples.error]:
+        # a stop by a signal, a callback, a writer or the data (its input thread ends the queue) is raised here, as
+        # one line; the signal's first (it ends the process with its own status)
+        stoppers = [signals] + [c for c in callbacks + monitors if isinstance(c, (RunStopper, WriteFailure))]
+        for error in [c.error for c in stoppers] + [train_flow.bad_samples.error]:
             if error is not None:
                 raise error
-    return {"baseline": baseline, "final": _last_scores(logdir)}
-
-
-def _last_scores(logdir):
-    """The last epoch's validation scalars from tensorpack's stats.json ({} if none)."""
-    path = os.path.join(logdir, "stats.json")
-    if not os.path.isfile(path):
-        return {}
-    with open(path) as f:
-        stats = json.load(f)
-    return {k: v for k, v in stats[-1].items() if k.startswith("val/") or k in ("epoch_num", "global_step")} \
-        if stats else {}
+    signals.restore()
+    return {"baseline": baseline, "final": run.last_scores()}

@@ -6,8 +6,9 @@
         print(person.box, person.joints["left_wrist"])  # (x, y, score) in the image's own px
 
 Without a box, people are found in the image (MediaPipe's BlazePose person detector, eval.blazepose; the whole image
-if it finds none); with
-``box=(x, y, w, h)`` that one person is posed. scripts/predict.py is built on it.
+if it finds none: ``estimator.detected`` is then False); with ``box=(x, y, w, h)`` that one person is posed. Each
+person is posed from a first crop of its box and then ``refine`` more, each cut where the previous crop's joints put
+the person. scripts/predict.py is built on it, and ``evaluate.py --boxes detected`` scores it (docs/evaluation.md).
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -16,9 +17,14 @@ import numpy as np
 
 from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError
-from cpm.joints import JOINT_NAMES
+from cpm.joints import JOINT_NAMES, VISIBLE
+from dataflow.records import center_scale_from_joints
 from eval.inference import PosePredictor
-from eval.people import box_center_scale, find_people
+from eval.people import box_center_scale, people_to_pose
+
+#: Crops per person after the first: each is cut where the previous crop's joints put the person, with the rule
+#: training crops use (dataflow.records.center_scale_from_joints), so a detector's box need not match that rule.
+REFINE = 1
 
 
 @dataclass
@@ -50,16 +56,26 @@ class PoseEstimator:
         model: run directory, checkpoint prefix or exported weights.npz; None for the shipped model.
         precision: "fp32" or "bf16" (CPUs with bf16 instructions).
         flip: also average the mirrored crop (twice the work, a point or so of PCK).
+        refine: crops per person after the first (REFINE; 0 is fastest): docs/evaluation.md has the measurements.
+        predictor: instead of ``model``, an eval.inference.PosePredictor already loaded (evaluate.py's).
     Attributes:
         part_names: names of the part labels (background excluded), or None for a model without part stages.
         weights, config: what was loaded.
+        detected: after a call without a box, whether people were found (False: the whole image was posed).
     """
 
-    def __init__(self, model=None, precision="fp32", flip=False):
-        self.weights, self.config = resolve_checkpoint(model)
-        self._predictor = PosePredictor(self.config, self.weights, precision, flip=flip)
+    def __init__(self, model=None, precision="fp32", flip=False, refine=REFINE, *, predictor=None):
+        if predictor is None:
+            self.weights, self.config = resolve_checkpoint(model)
+            predictor = PosePredictor(self.config, self.weights, precision, flip=flip)
+        else:  # an already loaded eval.inference.PosePredictor (evaluate.py's)
+            self.weights, self.config = predictor.weights, predictor.cfg
+        if int(refine) < 0:
+            raise UserError(f"refine {refine}: crops after the first cannot be negative")
+        self._predictor, self.refine = predictor, int(refine)
         names = self._predictor.part_names
         self.part_names = list(names[:-1]) if names else None  # the last channel is the whole body
+        self.detected = None
 
     def __call__(self, image, box=None, rgb=False, parts=False, beliefs=False):
         """Pose the people of ``image``.
@@ -84,6 +100,12 @@ class PoseEstimator:
         people = []
         for found, center, scale in self._boxes(image, box):
             joints, fused, labels = self._predictor.pose(image, center, scale)
+            for _ in range(self.refine):  # re-crop where the joints say the person is, as training crops
+                try:
+                    center, scale = center_scale_from_joints(np.c_[joints[:, :2], np.full(len(joints), VISIBLE)])
+                except ValueError:  # every joint at one point (a 1 px image): the first crop stands
+                    break
+                joints, fused, labels = self._predictor.pose(image, center, scale)
             joints[:, 0] = np.clip(joints[:, 0], 0, width - 1)  # a joint placed in the crop's padding: nearest px
             joints[:, 1] = np.clip(joints[:, 1], 0, height - 1)
             people.append(Person(tuple(float(v) for v in found),
@@ -91,15 +113,12 @@ class PoseEstimator:
                                  labels if parts else None, fused if beliefs else None))
         return people
 
-    @staticmethod
-    def _boxes(image, box):
+    def _boxes(self, image, box):
         """(box, centre, scale) of each person to pose: the given box, detections, or the whole image."""
         if box is not None:
             if len(box) != 4 or box[2] <= 0 or box[3] <= 0:
                 raise UserError(f"box {box!r}: expected (x, y, w, h) with positive width and height")
+            self.detected = None
             return [(box, *box_center_scale(box))]
-        found = find_people(image)
-        if found:
-            return found
-        whole = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
-        return [(whole, *box_center_scale(whole))]
+        found, self.detected = people_to_pose(image)
+        return found

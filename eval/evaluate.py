@@ -6,8 +6,9 @@ import time
 import numpy as np
 from tensorpack.utils.utils import get_tqdm
 
-from cpm.joints import JOINT_NAMES, NUM_JOINTS, to_coco_keypoints
+from cpm.joints import JOINT_NAMES, NUM_JOINTS, UNANNOTATED, to_coco_keypoints
 from dataflow.pipeline import check_joints, make_mapper, read_image
+from dataflow.records import SCALE_UNIT_PX
 from dataflow.transforms import apply_affine, crop_affine, transform_joints
 from eval.metrics import (
     PCKH_ALPHA,
@@ -58,6 +59,75 @@ def predict_records(predictor, records, batch_people=8, progress=True):
                         inter, union, scored = inter + i, union + u, scored + 1
             bar.update(len(chunk))
     return pred, time.perf_counter() - start, ((inter, union, scored) if parts else None)
+
+
+#: A detected person matches an annotated one if its predicted joints lie, on average over the annotated joints,
+#: within this share of the annotated person's size (SCALE_UNIT_PX * scale, about its height) of the truth.
+MATCH_MAX_DISTANCE = 0.5
+
+
+def match_people(predicted, annotated, max_distance=MATCH_MAX_DISTANCE):
+    """Pair the people found in one image with its annotated people.
+
+    The cost of a pair is the mean distance from the annotated person's annotated joints to the predicted ones,
+    divided by the annotated person's size (SCALE_UNIT_PX * scale). The pairs are the assignment of least total cost
+    (scipy's Hungarian solver), less those costing ``max_distance`` or more.
+
+    Args:
+        predicted: [P, K, >=2] joints of the people found, original px.
+        annotated: the image's PersonRecords.
+    Returns:
+        list of (annotated index, predicted index), in annotated order.
+    """
+    from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
+
+    predicted = np.asarray(predicted, np.float64).reshape(-1, NUM_JOINTS, np.shape(predicted)[-1])
+    if not len(predicted) or not annotated:
+        return []
+    cost = np.full((len(annotated), len(predicted)), np.inf)
+    for a, r in enumerate(annotated):
+        seen = r.joints[:, 2] != UNANNOTATED
+        if seen.any():
+            err = np.linalg.norm(predicted[:, seen, :2] - r.joints[None, seen, :2], axis=2).mean(axis=1)
+            cost[a] = err / (SCALE_UNIT_PX * r.scale)
+    rows, cols = linear_sum_assignment(np.where(np.isfinite(cost), cost, 1e9))
+    return [(int(a), int(p)) for a, p in zip(rows, cols, strict=True) if cost[a, p] < max_distance]
+
+
+def predict_detected(estimator, records, progress=True):
+    """Joints of every record's person as a user without a box gets them: the people eval.api.PoseEstimator finds
+    in each image (BlazePose's detector; the whole image where it finds none), matched to the annotated people of
+    that image (match_people). An annotated person without a match is a miss: NaN joints, which every metric counts
+    wrong.
+
+    Returns:
+        (pred float32 [N, K, 3] with NaN rows for misses, seconds taken, {"people": N, "matched", "images",
+        "images_without_detection", "found": people found in all images}).
+    """
+    pred = np.full((len(records), NUM_JOINTS, 3), np.nan, np.float32)
+    by_image = {}
+    for i, r in enumerate(records):
+        by_image.setdefault(r.image, []).append(i)
+    info = {"people": len(records), "matched": 0, "images": len(by_image), "images_without_detection": 0, "found": 0}
+    start = time.perf_counter()
+    with get_tqdm(total=len(by_image), desc="images", disable=not progress) as bar:
+        for image, indices in by_image.items():
+            found = np.array([p.array() for p in estimator(read_image(image))], np.float32).reshape(-1, NUM_JOINTS, 3)
+            info["found"] += len(found)
+            info["images_without_detection"] += not estimator.detected
+            for a, p in match_people(found, [records[i] for i in indices]):
+                pred[indices[a]] = found[p]
+                info["matched"] += 1
+            bar.update(1)
+    return pred, time.perf_counter() - start, info
+
+
+def format_match(info):
+    """One line on how the people were found (predict_detected's info)."""
+    return (f"detected people: {info['matched']} of {info['people']} annotated matched "
+            f"({100 * info['matched'] / max(1, info['people']):.1f} %; the rest scored wrong), "
+            f"{info['found']} found in {info['images']} images, {info['images_without_detection']} images without a "
+            f"detection (posed whole)")
 
 
 def evaluate(pred, records, input_size, target_dist):

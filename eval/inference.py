@@ -123,7 +123,7 @@ class PosePredictor:
     """
 
     def __init__(self, cfg, weights=None, precision="fp32", zooms=(1.0,), flip=False, *, predict_fn=None):
-        self.cfg = cfg
+        self.cfg, self.weights = cfg, weights
         self.codec = make_codec(cfg)
         self.target_dist = cfg.DATA.TARGET_DIST
         self.center_sigma = cfg.DATA.CENTER_SIGMA

@@ -1,7 +1,8 @@
 """Pose metrics, pure numpy. All coordinates in the same pixel frame (original image px for reported numbers).
 
 Per-item results are float arrays holding 1 (correct), 0 (wrong) or NaN (not scored: unannotated ground truth or
-no normaliser), so that means over any axis are ``np.nanmean`` and counts are ``np.isfinite(...).sum()``.
+no normaliser), so that means over any axis are ``np.nanmean`` and counts are ``np.isfinite(...).sum()``. A missing
+prediction (NaN, e.g. for a person the detector did not find) of an annotated joint is wrong, never left out.
 """
 import numpy as np
 
@@ -70,8 +71,8 @@ def pck_correct(pred, gt, normaliser, alpha=PCK_ALPHA):
     gxy = _annotated_xy(gt)
     err = np.linalg.norm(np.asarray(pred, dtype=np.float64)[..., :2] - gxy, axis=2)
     threshold = alpha * np.asarray(normaliser, dtype=np.float64)[:, None]
-    out = (err <= threshold).astype(np.float64)
-    out[~np.isfinite(err) | ~np.isfinite(threshold) | ~(threshold > 0)] = np.nan
+    out = (err <= threshold).astype(np.float64)  # a missing (NaN) prediction is wrong
+    out[np.isnan(gxy[..., 0]) | ~np.isfinite(threshold) | ~(threshold > 0)] = np.nan
     return out
 
 
@@ -81,9 +82,10 @@ def within_radius(pred_crop, gt_crop, radius):
     Args:
         pred_crop, gt_crop: [N, K, >=2] and [N, K, 3] in the person's normalised crop px.
     """
-    err = np.linalg.norm(np.asarray(pred_crop, dtype=np.float64)[..., :2] - _annotated_xy(gt_crop), axis=2)
-    out = (err <= radius).astype(np.float64)
-    out[~np.isfinite(err)] = np.nan
+    gxy = _annotated_xy(gt_crop)
+    err = np.linalg.norm(np.asarray(pred_crop, dtype=np.float64)[..., :2] - gxy, axis=2)
+    out = (err <= radius).astype(np.float64)  # a missing (NaN) prediction is wrong
+    out[np.isnan(gxy[..., 0])] = np.nan
     return out
 
 

@@ -67,6 +67,16 @@ def find_people(image):
     return [(b, *box_center_scale(b, HOG_PERSON_FRACTION)) for b, _ in detect_people(image)]
 
 
+def people_to_pose(image):
+    """What a user's photo without a box is posed as: (list of (box [x, y, w, h], centre, scale), detected). The
+    people find_people finds, or, where it finds none, the whole image as one person (``detected`` False)."""
+    found = find_people(image)
+    if found:
+        return found, True
+    whole = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
+    return [(whole, *box_center_scale(whole))], False
+
+
 def box_center_scale(box, person_fraction=1.0):
     """Person centre and scale (PersonRecord units) of a box [x, y, w, h] whose longer side is the person's
     length divided by ``person_fraction`` (1.0 for a tight box)."""

@@ -3,7 +3,8 @@ timed in the same run: given the peer's figure (--peer), train and predict print
 
     python scripts/benchmark.py data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
     python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N] [--peer S S]
-    python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50] [--peer MS]
+    python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50] [--boxes detected]
+        [--peer MS]
     python scripts/benchmark.py resume [--kills 10] [--kill-in-save] [--logdir DIR] [--config KEY=VALUE ...]
     python scripts/benchmark.py detect [--coco DIR] [--jhmdb DIR]
 
@@ -15,9 +16,10 @@ where one sample's time goes (decode, warp + photometric augmentation, targets).
 ``train``: seconds per training step (forward, backward, update) and per inference batch of the CPM, on real
 batches from the shipped sample fed from memory, after warm-up steps.
 ``predict``: milliseconds per person from an image file to joints (and part labels, if the model has part stages)
-through the predictor that predict.py uses, given the person's box: decode, crop, network, decoding. The shipped
-model unless --load names another; --preset times that preset's network with random weights instead (as fast as a
-trained one).
+through the predictor that predict.py uses, given the person's box: decode, crop, network, decoding; with
+``--boxes detected`` per person found without a box, as predict.py finds them (detector, then 1 + ``--refine``
+crops per person). The shipped model unless --load names another; --preset times that preset's network with random
+weights instead (as fast as a trained one).
 ``resume``: a short training run on the shipped sample with 2 data workers, SIGKILLed ``--kills`` times at random
 moments (one of them inside a checkpoint save with --kill-in-save) and restarted each time until it finishes. Checks
 that each restart resumes from the newest checkpoint, that no process of the killed run stays alive, that the run
@@ -43,6 +45,7 @@ from engine.cli import (
     add_precision_argument,
     records_from_args,
 )
+from eval.api import REFINE
 
 # Speed targets against the yardsticks of ../shared/tools, timed in the same run on the same machine: a training step
 # and an inference batch in at most 0.8x the time of the same network in PyTorch (peer_cpm_torch.py), one person from
@@ -151,6 +154,7 @@ def bench_train(args):
 def bench_predict(args):
     from cpm.checkpoint import resolve_checkpoint
     from dataflow.datasets import SAMPLE_LSP_DIR, load_records
+    from eval.api import PoseEstimator
     from eval.inference import PosePredictor
 
     if args.preset:
@@ -159,18 +163,28 @@ def bench_predict(args):
         weights, cfg = resolve_checkpoint(args.load)  # None: the shipped model
     predictor = PosePredictor(cfg, weights, args.precision)
     records = load_records("lsp", SAMPLE_LSP_DIR, "train")[:args.n]
+    if args.boxes == "detected":  # the user's photo without a box: detector, then 1 + refine crops per person
+        estimator = PoseEstimator(predictor=predictor, refine=args.refine)
+
+        def pose(r):
+            return len(estimator(read_image(r.image)))
+        flow = f"no box: BlazePose's detector, then {1 + args.refine} crop(s) per person found (eval.api)"
+    else:
+        def pose(r):  # the box is the record's annotated centre / scale
+            predictor.pose(read_image(r.image), r.center, r.scale)
+            return 1
+        flow = "the annotated box, one crop"
     for r in records[:3]:  # warm-up: first session runs pick and cache oneDNN kernels
-        predictor.pose(read_image(r.image), r.center, r.scale)
+        pose(r)
     start = time.perf_counter()
-    for r in records:
-        predictor.pose(read_image(r.image), r.center, r.scale)  # the box is the record's annotated centre / scale
-    ms = 1000 * (time.perf_counter() - start) / len(records)
+    people = sum(pose(r) for r in records)
+    ms = 1000 * (time.perf_counter() - start) / max(1, people)
     parts = cfg.MODEL.PART_STAGES
     print(cpu_line())
     model = f"preset {cfg.PRESET} (random weights)" if args.preset else args.load or "the shipped model"
     print(f"predict: {model}, {cfg.DATA.INPUT_SIZE}px input, "
           f"{args.precision}, {parts} part stages{' (part labels decoded too)' if parts else ''}, one view, "
-          f"{len(records)} people of the shipped LSP sample")
+          f"{len(records)} images of the shipped LSP sample, {people} people; {flow}")
     versus = f"  {_versus(ms, args.peer, PREDICT_TARGET)}" if args.peer else ""
     print(f"  image file -> joints: {ms:7.1f} ms/person  ({1000 / ms:6.1f} people/s){versus}")
 
@@ -244,7 +258,6 @@ def bench_detect(args):
 
 
 def bench_resume(args):
-    import json
     import random
     import signal
     import subprocess
@@ -252,6 +265,7 @@ def bench_resume(args):
     import tempfile
 
     from engine.resume import KILL_IN_SAVE_ENV, latest_checkpoint
+    from engine.rundir import RunDir
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="cpm-kill-")
     cmd = [sys.executable, os.path.join(os.path.dirname(os.path.abspath(__file__)), "train.py"), "--logdir", logdir,
@@ -303,13 +317,11 @@ def bench_resume(args):
         path, expected_start = latest_checkpoint(logdir)
         saved_at = os.path.getmtime(os.path.join(logdir, "checkpoint")) if path else started
         lost = max(lost, killed_at - max(saved_at, started))
-        with open(os.path.join(logdir, "config.json")) as f:
-            now = json.load(f)["config"]
+        now = RunDir(logdir).read_meta()["config"]
         if config is not None and now != config:
             failures.append(f"config.json changed after attempt {attempt}")
         config = now
-    with open(os.path.join(logdir, "stats.json")) as f:
-        final = json.load(f)[-1]["global_step"]
+    final = RunDir(logdir).stats()[-1]["global_step"]
     if final != 100:
         failures.append(f"the run ended at step {final}, not 100")
     print(cpu_line())
@@ -343,6 +355,11 @@ def main():
     add_config_arguments(predict, preset=None, preset_help="instead of a model: this preset's network, random weights")
     add_precision_argument(predict)
     predict.add_argument("--n", type=int, default=50, help="people to time (default 50)")
+    predict.add_argument("--boxes", choices=["annotated", "detected"], default="annotated",
+                         help="annotated (default): each person's annotated box; detected: the people found in "
+                              "each image, as predict.py without --bbox")
+    predict.add_argument("--refine", type=int, default=REFINE, help=f"with --boxes detected: crops after the first "
+                                                                    f"(default {REFINE}, predict.py's)")
     predict.add_argument("--peer", type=float, metavar="MS",
                          help="peer_mediapipe.py's ms per image from this run: print ratio and target")
     detect = sub.add_parser("detect", help="person detector recall on real photos (COCO and JHMDB samples)")

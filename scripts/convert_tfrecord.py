@@ -10,7 +10,7 @@ import argparse
 from cpm.config import build_config
 from cpm.errors import run_main
 from dataflow.tfrecord import write_tfrecord
-from engine.cli import add_config_argument, add_dataset_arguments, records_from_args
+from engine.cli import add_config_argument, add_dataset_arguments, prepare_outputs, records_from_args
 
 
 def main():
@@ -19,6 +19,7 @@ def main():
     parser.add_argument("--out", required=True, help="TFRecord file to write")
     add_config_argument(parser, help="reader options (READER.*)")
     args = parser.parse_args()
+    prepare_outputs(args)
     records = records_from_args(args, build_config(overrides=args.config).READER)
     images = write_tfrecord(records, args.out)
     masks = sum(r.mask is not None for r in records)

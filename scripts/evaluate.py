@@ -2,13 +2,15 @@
 and with part stages per-part IoU against the skeleton-derived part targets.
 
     python scripts/evaluate.py [--load RUN_DIR|CKPT|weights.npz] --data lsp --datadir DIR --split test \\
-        [--json OUT] [--plots DIR] [--save-predictions P.json] [--flip] [--scales 0.7,1.0,1.3]
+        [--json OUT] [--plots DIR] [--save-predictions P.json] [--flip] [--scales 0.7,1.0,1.3] [--boxes detected]
+
+--boxes detected scores what a user without a box gets: the people predict.py finds, matched to the annotated ones
+(eval.evaluate.match_people); an annotated person without a match counts as all joints wrong.
 
 The model's config is read from the run's config.json; no training flags are needed.
 """
 import argparse
 import json
-import os
 
 from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError, run_main
@@ -17,9 +19,19 @@ from engine.cli import (
     add_load_argument,
     add_output_argument,
     add_precision_argument,
+    prepare_outputs,
     records_from_args,
 )
-from eval.evaluate import coco_results, evaluate, predict_records, predictions_json, write_plots
+from eval.api import REFINE, PoseEstimator
+from eval.evaluate import (
+    coco_results,
+    evaluate,
+    format_match,
+    predict_detected,
+    predict_records,
+    predictions_json,
+    write_plots,
+)
 from eval.inference import PosePredictor
 from eval.metrics import format_part_report, format_report, json_safe, part_iou
 
@@ -35,7 +47,6 @@ def parse_scales(text):
 
 
 def write_json(path, content):
-    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     with open(path, "w") as f:
         json.dump(json_safe(content), f, indent=2, allow_nan=False)
 
@@ -54,23 +65,42 @@ def main():
     parser.add_argument("--scales", default="1.0", help="test-time zooms to average, e.g. 0.7,1.0,1.3 (default 1.0)")
     add_precision_argument(parser)
     parser.add_argument("--batch", type=int, default=8, help="people per network batch (default 8)")
+    parser.add_argument("--boxes", choices=["annotated", "detected"], default="annotated",
+                        help="annotated (default): crop each person at its annotated joints, the standard protocol; "
+                             "detected: find the people as predict.py does without --bbox (BlazePose's detector, "
+                             "the whole image where it finds none), match them to the annotated people and count "
+                             "the unmatched as wrong (docs/evaluation.md)")
+    parser.add_argument("--refine", type=int, default=REFINE,
+                        help=f"with --boxes detected: crops per person after the first, each where the previous "
+                             f"one's joints put the person, as predict.py does (default {REFINE})")
     args = parser.parse_args()
+    prepare_outputs(args, folders=("out_plots",))
     scales = parse_scales(args.scales)
     weights, cfg = resolve_checkpoint(args.load)
     records = records_from_args(args, cfg.READER)
     predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
-    pred, seconds, parts = predict_records(predictor, records, args.batch)
+    match = None
+    if args.boxes == "detected":
+        pred, seconds, match = predict_detected(PoseEstimator(predictor=predictor, refine=args.refine), records)
+        parts = None  # part IoU is scored against the annotated person's crop
+    else:
+        pred, seconds, parts = predict_records(predictor, records, args.batch)
     images = len({r.image for r in records})
     report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
-    title = f"{args.data} {args.split} ({weights}; flip={args.flip}, scales={','.join(map(str, scales))})"
+    title = (f"{args.data} {args.split} ({weights}; boxes {args.boxes}, flip={args.flip}, "
+             f"scales={','.join(map(str, scales))})")
     print(format_report(report, title))
+    if match is not None:
+        print(format_match(match))
+        report["match"] = match
     if parts is not None:
         report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])
         print(format_part_report(report) + f" ({parts[2]} people with every part's joints annotated; targets "
                                            f"derived from the skeleton)")
     print(f"{images} images, {len(records)} people in {seconds:.1f} s: {images / seconds:.1f} images/s, "
           f"{len(records) / seconds:.1f} people/s")
-    report.update(checkpoint=weights, data=args.data, datadir=args.datadir, split=args.split, flip=args.flip,
+    report.update(checkpoint=weights, data=args.data, datadir=args.datadir, split=args.split, boxes=args.boxes,
+                  flip=args.flip,
                   scales=list(scales), images_per_s=images / seconds, people_per_s=len(records) / seconds)
     if args.out_json:
         write_json(args.out_json, report)

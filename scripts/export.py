@@ -30,7 +30,7 @@ from cpm import names
 from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
 from cpm.model import CPMModel
-from engine.cli import add_load_argument
+from engine.cli import add_load_argument, prepare_outputs
 from eval.inference import PosePredictor
 
 ONNX_OPSET = 17
@@ -43,11 +43,11 @@ def main():
     parser.add_argument("--weights-only", action="store_true", help="only weights.npz and config.json")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
     args = parser.parse_args()
+    prepare_outputs(args, folders=("out",))
     weights, cfg = resolve_checkpoint(args.load)
     saved_model = os.path.join(args.out, "saved_model")
     if os.path.exists(saved_model) or (args.weights_only and os.path.exists(os.path.join(args.out, WEIGHTS_FILE))):
         raise UserError(f"{args.out} holds an export; choose another --out (exports are never overwritten)")
-    os.makedirs(args.out, exist_ok=True)
     outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if cfg.MODEL.PART_STAGES else [])
 
     def predict_config():

@@ -6,7 +6,9 @@
 PATH may be an image, a folder of images or a video. Without --bbox, people are found with MediaPipe's BlazePose
 person detector (shipped in models/blazepose), falling back to the whole image; every person found gets a
 prediction. JSON (one object per image):
-    {"image": PATH, "people": [{"bbox": [x, y, w, h], "joints": [{"name", "x", "y", "score"}, ...]}]}
+    {"image": PATH, "people": [{"bbox": [x, y, w, h], "joints": [{"name", "x", "y", "score"}, ...]}],
+     "detected": true}
+("detected" is false where nobody was found and the whole image was posed as one person; absent with --bbox)
 with the 14 joints in original image px; a model with part stages adds "part_names", draws the parts in colour and,
 with --part-masks, writes each person's part labels as a PNG (path in the person's "part_mask"). For a folder or
 video, --out-json writes JSON lines (one image or frame per line), and --out-image is a folder of annotated images
@@ -22,8 +24,8 @@ import numpy as np
 from cpm.errors import UserError, run_main
 from cpm.joints import to_coco_keypoints
 from dataflow.pipeline import read_image
-from engine.cli import add_load_argument, add_output_argument, add_precision_argument
-from eval.api import PoseEstimator
+from engine.cli import add_load_argument, add_output_argument, add_precision_argument, prepare_outputs
+from eval.api import REFINE, PoseEstimator
 from eval.draw import belief_montage, draw_skeleton, part_overlay
 from eval.evaluate import image_id
 from eval.metrics import json_safe
@@ -66,13 +68,18 @@ def pose_image(estimator, image, bbox):
 
 def write_part_masks(folder, name, people, part_masks):
     """Write each person's part labels as ``<folder>/<image stem>_person<k>.png`` and note the path in its JSON."""
-    os.makedirs(folder, exist_ok=True)
     stem = os.path.splitext(os.path.basename(name))[0].replace("#", "_")
     for k, (person, labels) in enumerate(zip(people, part_masks, strict=True)):
         path = os.path.join(folder, f"{stem}_person{k}.png")
         if not cv2.imwrite(path, labels):
             raise UserError(f"cannot write {path}")
         person["part_mask"] = path
+
+
+def write_image(path, image):
+    """cv2.imwrite, with a failure (a full disk, an unknown extension) as one line."""
+    if not cv2.imwrite(path, image):
+        raise UserError(f"cannot write {path} (a full disk, or an extension OpenCV does not write?)")
 
 
 def frames(path):
@@ -117,11 +124,15 @@ def main():
                         "(0 background, k + 1 = part_names[k]); needs a model with part stages",
                         aliases=["--part-masks"])
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop")
+    parser.add_argument("--refine", type=int, default=REFINE,
+                        help=f"crops per person after the first, each cut where the previous one's joints put the "
+                             f"person (default {REFINE}; 0 is the fastest: docs/evaluation.md has the trade-off)")
     add_precision_argument(parser)
     args = parser.parse_args()
     bbox = parse_bbox(args.bbox) if args.bbox else None
     many = os.path.isdir(args.image) or args.image.lower().endswith(VIDEO_EXTENSIONS)
-    estimator = PoseEstimator(args.load, args.precision, flip=args.flip)
+    prepare_outputs(args, folders=("out_part_masks",) + (("out_image",) if os.path.isdir(args.image) else ()))
+    estimator = PoseEstimator(args.load, args.precision, flip=args.flip, refine=args.refine)
     if args.out_part_masks and not estimator.part_names:
         raise UserError(f"--out-part-masks: {estimator.weights} was trained without part stages (MODEL.PART_STAGES=0)")
     json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)
@@ -136,6 +147,8 @@ def main():
             if args.out_part_masks and part_masks is not None:
                 write_part_masks(args.out_part_masks, name, people, part_masks)
             result = json_safe({"image": name, "people": people})
+            if bbox is None:  # False: nobody was found and the whole image was posed as one person
+                result["detected"] = estimator.detected
             if estimator.part_names:
                 result["part_names"] = estimator.part_names  # label k + 1 in the masks is part k
             if json_out:
@@ -144,17 +157,16 @@ def main():
             if not args.out_json:
                 print(json.dumps(result, allow_nan=False))
             if args.out_image and not many:
-                cv2.imwrite(args.out_image, drawn)
+                write_image(args.out_image, drawn)
             elif args.out_image and os.path.isdir(args.image):
-                os.makedirs(args.out_image, exist_ok=True)
-                cv2.imwrite(os.path.join(args.out_image, os.path.basename(name)), drawn)
+                write_image(os.path.join(args.out_image, os.path.basename(name)), drawn)
             elif args.out_image:
                 if video_out is None:
                     video_out = cv2.VideoWriter(args.out_image, cv2.VideoWriter_fourcc(*"mp4v"), 25,
                                                 (drawn.shape[1], drawn.shape[0]))
                 video_out.write(drawn)
             if args.out_beliefs and not many:
-                cv2.imwrite(args.out_beliefs, belief_montage(np.clip(maps, 0, 1), 96))
+                write_image(args.out_beliefs, belief_montage(np.clip(maps, 0, 1), 96))
             print(f"{name}: {len(people)} people", flush=True)
         if args.out_coco:
             with open(args.out_coco, "w") as f:

@@ -8,7 +8,6 @@ float32), OUT/config.json, OUT/curve.png (validation PCK@0.2 and training loss a
 OUT/README.md, the model card: data, recipe, training hours and CPUs, PCK@0.2 per joint, PCP per limb, part IoU.
 """
 import argparse
-import json
 import os
 import shutil
 import tempfile
@@ -18,7 +17,8 @@ import tensorflow as tf
 
 from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
-from engine.cli import add_dataset_arguments, records_from_args
+from engine.cli import add_dataset_arguments, prepare_outputs, records_from_args
+from engine.rundir import RunDir
 from eval.evaluate import evaluate, predict_records
 from eval.inference import PosePredictor
 from eval.metrics import part_iou
@@ -122,11 +122,11 @@ def main():
     parser.add_argument("--out", default="models/cpm-lsp", help="model folder (default models/cpm-lsp)")
     add_dataset_arguments(parser, role="eval")
     args = parser.parse_args()
+    prepare_outputs(args, folders=("out",))
     weights, cfg = resolve_checkpoint(args.run)
-    with open(os.path.join(args.run, CONFIG_FILE)) as f:
-        meta = json.load(f)
-    with open(os.path.join(args.run, "stats.json")) as f:
-        stats = [s for s in json.load(f) if "val/pck@0.2" in s]
+    run = RunDir(args.run)
+    meta = run.read_meta()
+    stats = [s for s in run.stats() if "val/pck@0.2" in s]
     if not stats:
         raise UserError(f"{args.run}/stats.json has no validation yet")
     step = int(tf.train.load_variable(weights, "global_step")) if not weights.endswith(".npz") else None
@@ -134,7 +134,6 @@ def main():
     records = records_from_args(args, cfg.READER)
     full, predictor = score(cfg, weights, records)
     variables = predictor.variables()
-    os.makedirs(args.out, exist_ok=True)
     with tempfile.TemporaryDirectory() as tmp:  # the float16 copy, scored as it would be shipped
         shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(tmp, CONFIG_FILE))
         save_weights(os.path.join(tmp, WEIGHTS_FILE), variables, fp16=True)

@@ -7,7 +7,6 @@ same affine (left), the belief maps over it (middle) and, with part stages, the 
 cells (right).
 """
 import argparse
-import os
 
 import cv2
 import numpy as np
@@ -16,7 +15,7 @@ from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.pipeline import make_mapper, read_image
 from dataflow.transforms import warp_mask
-from engine.cli import add_config_arguments, add_dataset_arguments, records_from_args
+from engine.cli import add_config_arguments, add_dataset_arguments, prepare_outputs, records_from_args
 from eval.draw import belief_overlay, draw_skeleton, grid, mask_overlay, part_overlay
 
 
@@ -28,6 +27,7 @@ def main():
     parser.add_argument("--seed", type=int, default=0, help="augmentation seed (default 0)")
     add_config_arguments(parser, preset_help="crop size and targets of")
     args = parser.parse_args()
+    prepare_outputs(args)
     if args.n < 1:
         raise UserError("--n must be at least 1")
     cfg = build_config(args.preset, args.config)
@@ -48,7 +48,6 @@ def main():
             tile.append(part_overlay(crop, mapper.part_targets(record, image.shape, m, raw_joints)[0]))
         tiles.append(np.hstack(tile))
     image = grid(tiles, columns=2 if len(tiles) > 1 else 1)
-    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     if not cv2.imwrite(args.out, image):
         raise UserError(f"cannot write {args.out}")
     print(f"wrote {args.out}: {len(tiles)} crops of {args.data} {args.split} ({len(records)} people)")

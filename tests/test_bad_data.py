@@ -14,7 +14,7 @@ from cpm.errors import BadSample
 from cpm.joints import MODEL_JOINTS
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
-from dataflow.pipeline import build_train_dataflow, check_joints, read_image
+from dataflow.pipeline import BAD_SAMPLE, build_train_dataflow, check_joints, is_marker, make_mapper, read_image
 from eval.evaluate import predict_records
 from eval.inference import PosePredictor
 from tests.helpers import SMALL_CPM, run
@@ -74,13 +74,19 @@ def _records(folder, kinds=BAD_IMAGES):
 
 @pytest.mark.parametrize("kind, message", [
     ("truncated", "truncated JPEG"), ("empty", "empty file"), ("text", "not a decodable image"),
-    ("tiny", "1x1 px is too small"), ("deleted", r"cannot read \(No such file or directory\)"),
+    ("tiny", "1x1 px is too small to train on"), ("deleted", r"cannot read \(No such file or directory\)"),
 ])
-def test_unusable_images_raise_bad_sample_naming_the_file(bad_folder, kind, message):
+def test_unusable_images_are_bad_training_samples_naming_the_file(bad_folder, kind, message):
+    records = read_lsp(bad_folder, "all")
     path = _corrupt(bad_folder, 1, kind)
-    with pytest.raises(BadSample, match=message) as e:
-        read_image(path)
-    assert str(e.value).startswith(path)
+    marker = make_mapper(records[:1], build_config("cpu"), train=True)(0)
+    assert is_marker(marker) and marker[0] == BAD_SAMPLE
+    assert re.search(message, marker[1]) and marker[1].startswith(path)
+    if kind != "tiny":  # any geometry is read: a 1x1 image is only too small to train on (predict poses it)
+        with pytest.raises(BadSample, match=message):
+            read_image(path)
+    else:
+        assert read_image(path).shape == (1, 1, 3)
 
 
 def test_nan_and_far_outside_joints_are_bad_but_a_few_px_outside_is_kept(bad_folder):

@@ -11,11 +11,11 @@ import tensorflow as tf
 
 from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError
-from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, VISIBLE
+from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, UNANNOTATED, VISIBLE
 from cpm.parts import part_names
 from dataflow.lsp import read_lsp
 from dataflow.records import PersonRecord
-from eval.evaluate import evaluate, predictions_json
+from eval.evaluate import evaluate, match_people, predictions_json
 from eval.inference import PosePredictor, fuse_views
 from eval.metrics import within_radius
 from eval.people import box_center_scale, suppress
@@ -280,3 +280,60 @@ def test_blazepose_finds_the_skier_and_boxes_the_whole_person():
     gx, gy, gw, gh = 280.6, 44.6, 218.0, 346.4  # the annotation's bbox
     assert box[0] <= gx and box[1] <= gy + 10 and box[0] + box[2] >= gx + gw and box[1] + box[3] >= gy + gh - 10
     assert abs(center[0] - (gx + gw / 2)) < 40 and 0.8 < scale * 200 / gh < 1.6  # the person, at its size
+
+
+def _person_at(dx, dy, scale=0.6):
+    """The stick person shifted by (dx, dy) px, as a record of image "a.jpg" (size 0.6 x 200 = 120 px)."""
+    joints = stick_person().astype(np.float32)
+    joints[:, :2] += (dx, dy)
+    return PersonRecord("a.jpg", joints, np.array([50 + dx, 60 + dy], np.float32), scale, "test")
+
+
+def test_people_are_matched_by_mean_joint_distance_over_the_person_size():
+    near, far = _person_at(0, 0), _person_at(300, 0)
+    found = np.stack([far.joints + [[6, 0, 0]], near.joints + [[0, 24, 0]], near.joints + [[0, 90, 0]]])
+    # costs: near: 300/120 = 2.5, 24/120 = 0.2, 90/120 = 0.75; far: 6/120 = 0.05, 324/120 = 2.7, ...
+    assert match_people(found, [near, far]) == [(0, 1), (1, 0)]
+    # the best assignment, not the greedy one; a pair at the threshold or beyond is no match
+    assert match_people(found[2:], [near]) == []  # 0.75 >= 0.5
+    assert match_people(found[2:], [near], max_distance=0.8) == [(0, 0)]
+    assert match_people(np.zeros((0, NUM_JOINTS, 3)), [near]) == []
+    # only annotated joints count: an unannotated joint far off changes nothing
+    half = _person_at(0, 0)
+    half.joints[JOINT_INDEX["left_ankle"], 2] = UNANNOTATED
+    off = half.joints.copy()
+    off[JOINT_INDEX["left_ankle"], :2] = (5000, 5000)
+    assert match_people(off[None], [half]) == [(0, 0)]
+
+
+class _FakeEstimator:
+    """eval.api.PoseEstimator's interface with answers given per image: {image: [K, 3] arrays}."""
+
+    def __init__(self, answers, detected):
+        self.answers, self.detected_images, self.detected = answers, detected, None
+
+    def __call__(self, image):
+        self.detected = self._current in self.detected_images
+        return [type("P", (), {"array": lambda self, j=j: j})() for j in self.answers[self._current]]
+
+
+def test_detected_evaluation_scores_misses_as_wrong_and_counts_matches(monkeypatch):
+    """Three annotated people in two images: in a.jpg both are found (one exactly, one 40 px off: matched, as 40 /
+    120 px < 0.5, but every joint wrong at PCK@0.2's 0.2 x 43.1 px), in b.jpg the detector finds nobody and the
+    whole-image guess lands 400 px off: a miss. PCK@0.2 = 14 right of 42 = 1/3; PCP = 10 of 30 limbs."""
+    import eval.evaluate as ev
+
+    a1, a2 = _person_at(0, 0), _person_at(200, 0)
+    b = _person_at(0, 0)
+    b.image = "b.jpg"
+    estimator = _FakeEstimator({"a.jpg": [a2.joints + [[0, 40, 0]], a1.joints.copy()],
+                                "b.jpg": [b.joints + [[400, 0, 0]]]}, detected={"a.jpg"})
+    monkeypatch.setattr(ev, "read_image", lambda path: setattr(estimator, "_current", path) or np.zeros((9, 9, 3)))
+    pred, _, info = ev.predict_detected(estimator, [a1, a2, b], progress=False)
+    assert info == {"people": 3, "matched": 2, "images": 2, "images_without_detection": 1, "found": 3}
+    np.testing.assert_array_equal(pred[0], a1.joints)
+    assert np.isnan(pred[2]).all()
+    report = evaluate(pred, [a1, a2, b], 184, 41 / 70)
+    assert report["pck@0.2"] == pytest.approx(14 / 42) and report["pcp"] == pytest.approx(10 / 30)
+    assert report["count"] == {"people": 3, "limbs": 30, "joints": 42}  # the miss is scored, not left out
+    assert "2 of 3 annotated matched (66.7 %" in ev.format_match(info)

@@ -143,7 +143,8 @@ def test_a_different_run_in_the_same_logdir_is_refused(two_epoch_run):
     (["--config", "TRAIN.EPOCH=3"], "error: unknown config key 'TRAIN.EPOCH'"),
     (["--datadir", "/nonexistent/lsp"], "error: LSP folder /nonexistent/lsp does not exist"),
     (["--split", "test"], "error: split 'test' (im1001-im2000) is not in"),
-    (["--logdir", "/dev/null/run"], "error: logdir /dev/null/run is not writable"),
+    (["--logdir", "/dev/null/run"],
+     "error: --logdir /dev/null/run: cannot create the folder /dev/null/run (Not a directory)"),
     (["--load", "/nonexistent/model-8"], "error: --load /nonexistent/model-8: no such checkpoint"),
 ])
 @pytest.mark.slow
@@ -179,7 +180,7 @@ def _saved_run(tmp_path, drop=(), rename=None):
     """A run directory whose config.json lacks the keys in ``drop`` (as if saved before they existed) and has
     ``rename`` = (new, old) saved under its old name."""
     logdir = str(tmp_path / "run")
-    assert prepare_logdir(logdir, build_config("cpu"), {}) is False
+    assert prepare_logdir(logdir, build_config("cpu"), {})[1] is False
     path = os.path.join(logdir, "config.json")
     with open(path) as f:
         saved = json.load(f)
@@ -198,7 +199,7 @@ def test_a_run_saved_before_keys_were_added_or_renamed_resumes(tmp_path, monkeyp
     logdir = _saved_run(tmp_path, drop=("TRAIN.LR_SCHEDULE", "MODEL.PART_GRADIENT"),
                         rename=("MODEL.STAGE_KERNEL", "MODEL.OLD_KERNEL"))
     monkeypatch.setitem(checkpoint.RENAMED_KEYS, "MODEL.OLD_KERNEL", "MODEL.STAGE_KERNEL")
-    assert prepare_logdir(logdir, build_config("cpu"), {}) is True
+    assert prepare_logdir(logdir, build_config("cpu"), {})[1] is True
     # the renamed key is still compared: a different value under its new name is a different network
     logdir = _saved_run(tmp_path / "b", rename=("MODEL.STAGE_KERNEL", "MODEL.OLD_KERNEL"))
     with pytest.raises(UserError, match="MODEL.STAGE_KERNEL differ"):

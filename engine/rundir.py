@@ -1,0 +1,245 @@
+"""A training run's directory: its lock, config.json, stats.json and checkpoints, and the tensorpack writers that
+fill it, each written so that a stop of any kind (a signal, kill -9, a full disk) leaves a directory that resumes.
+
+Layout of ``RUN``:
+    train.lock                  held (flock) by the one trainer writing the run; names it (pid, host, start)
+    config.json                 the run's config, data selection, command line and sessions (written atomically)
+    stats.json                  one entry per epoch end (and per signal stop): scalars with epoch_num, global_step
+    checkpoint, model-N.*       TensorFlow's checkpoints; ``checkpoint`` names the newest complete one
+    max-val-pcp.*               the best validation checkpoint
+    events.out.tfevents.*       TensorBoard
+    log.log                     tensorpack's log
+"""
+import fcntl
+import json
+import os
+import socket
+import time
+
+import tensorflow as tf
+from tensorpack.callbacks import JSONWriter, TFEventWriter
+from tensorpack.train.base import StopTraining
+from tensorpack.utils import logger
+
+from cpm.checkpoint import CONFIG_FILE, latest_in
+from cpm.errors import UserError
+from cpm.files import disk_full, is_disk_full, make_dirs, write_json
+
+STATS_FILE = JSONWriter.FILENAME
+LOCK_FILE = "train.lock"
+
+_held_locks = {}  # run directory (real path) -> lock fd held by this process; a forked child closes its copies
+
+
+def _close_locks_in_child():
+    for fd in _held_locks.values():
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    _held_locks.clear()
+
+
+os.register_at_fork(after_in_child=_close_locks_in_child)
+
+
+class RunBusy(UserError):
+    """Another live process holds the run directory."""
+
+
+class RunDir:
+    """The files of one run directory (see the module docstring); nothing else opens them."""
+
+    def __init__(self, path):
+        self.path = path
+        self.config_path = os.path.join(path, CONFIG_FILE)
+        self.stats_path = os.path.join(path, STATS_FILE)
+        self._lock_fd = None
+
+    def create(self):
+        """Make the directory (``mkdir -p``); a one-line error if it cannot be made or written."""
+        make_dirs(self.path, f"--logdir {self.path}")
+        if not os.access(self.path, os.W_OK | os.X_OK):
+            raise UserError(f"logdir {self.path} is not writable")
+
+    def lock(self):
+        """Hold the run for this process (until it exits, however it ends: the kernel drops an flock with its
+        holder, so a trainer killed with -9 blocks no one). Raises RunBusy naming the holder if a live process has
+        it. A process that holds the run already (a test training twice) keeps it."""
+        key = os.path.realpath(self.path)
+        if key in _held_locks:
+            self._lock_fd = _held_locks[key]
+            return
+        path = os.path.join(self.path, LOCK_FILE)
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except OSError as e:
+            raise disk_full(path) if is_disk_full(e) else UserError(f"cannot open {path}: {e.strerror}") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 1024).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise RunBusy(f"run directory {self.path} is in use by {holder}; wait for it to end or use another "
+                          f"--logdir") from None
+        _held_locks[key] = self._lock_fd = fd
+        os.ftruncate(fd, 0)
+        try:  # on a full disk the lock holds all the same, unnamed
+            os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()} since {time.strftime('%Y-%m-%d %H:%M:%S')}"
+                          .encode(), 0)
+        except OSError:
+            pass
+
+    def unlock(self):
+        if self._lock_fd is not None:
+            _held_locks.pop(os.path.realpath(self.path), None)
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # config.json
+    def has_config(self):
+        return os.path.isfile(self.config_path)
+
+    def read_meta(self):
+        """config.json as saved: {"config": ..., "data": ..., "argv": ..., "sessions": [...], ...}."""
+        try:
+            with open(self.config_path) as f:
+                return json.load(f)
+        except (OSError, ValueError) as e:
+            raise UserError(f"{self.config_path} is not a run config: {e}") from None
+
+    def write_meta(self, meta):
+        write_json(self.config_path, meta, indent=2)
+
+    # stats.json
+    def stats(self):
+        """stats.json's entries, oldest first ([] if there is none)."""
+        if not os.path.isfile(self.stats_path):
+            return []
+        try:
+            with open(self.stats_path) as f:
+                return json.load(f)
+        except ValueError as e:
+            raise UserError(f"{self.stats_path} is damaged: {e}") from None
+
+    def write_stats(self, stats):
+        write_json(self.stats_path, stats)
+
+    def cut_stats(self, step):
+        """Drop the entries newer than global step ``step`` (the checkpoint a run resumes from): they describe
+        training that the checkpoint lost."""
+        stats = self.stats()
+        kept = [s for s in stats if s.get("global_step", 0) <= step]
+        if len(kept) != len(stats):
+            logger.info(f"{STATS_FILE}: dropped {len(stats) - len(kept)} entries newer than the checkpoint")
+            self.write_stats(kept)
+
+    def last(self, key, default=None):
+        """The newest value of ``key`` in stats.json."""
+        return next((s[key] for s in reversed(self.stats()) if key in s), default)
+
+    def last_scores(self):
+        """The last epoch's validation scalars with its epoch_num and global_step ({} if none)."""
+        stats = self.stats()
+        return {k: v for k, v in stats[-1].items() if k.startswith("val/") or k in ("epoch_num", "global_step")} \
+            if stats else {}
+
+    # checkpoints
+    def latest_checkpoint(self):
+        """(checkpoint prefix, its global step) of the newest checkpoint, or (None, 0)."""
+        path = latest_in(self.path)
+        if path is None:
+            return None, 0
+        return path, int(tf.train.load_variable(path, "global_step"))
+
+
+class WriteFailure:
+    """Mixin of the run's writers: a failed write (a full disk above all) stops training with one line.
+
+    The writer keeps the error in ``error`` (engine.hooks.RunStopper's convention, for the trainer to raise as one
+    line) and raises tensorpack's StopTraining; it writes nothing more afterwards."""
+
+    error = None
+
+    def failed(self, path, e):
+        if self.error is None:
+            self.error = e if isinstance(e, UserError) else \
+                disk_full(path) if is_disk_full(e) else UserError(f"cannot write {path}: {e}")
+        raise StopTraining(str(self.error))
+
+
+class StatsWriter(WriteFailure, JSONWriter):
+    """tensorpack's JSONWriter (stats.json), written atomically through RunDir; a failed write stops the run with
+    one line. It continues the history as the trainer cut it back to the checkpoint (RunDir.cut_stats), whose last
+    entry may be a signal stop's inside the epoch that resumes, or an epoch before the last if a kill came between
+    a checkpoint and its stats (tensorpack's would move such a history aside and start a new one)."""
+
+    def _before_train(self):
+        self._run = RunDir(logger.get_logger_dir())
+        self._fname = self._run.stats_path
+        self._stats = self._run.stats()
+        self._trigger()
+
+    def flush(self):
+        """Write what the monitors were given since the last write (at a stop inside an epoch)."""
+        self._trigger()
+
+    def _write_stat(self):
+        if self.error is not None:
+            return
+        try:
+            self._run.write_stats(self._stats)
+        except UserError as e:
+            self.failed(self._fname, e)
+
+
+class EventWriter(WriteFailure, TFEventWriter):
+    """tensorpack's TFEventWriter (TensorBoard); a failed write or flush stops the run with one line instead of a
+    traceback per event."""
+
+    def _guard(self, write, *args):
+        if self.error is not None:
+            return
+        try:
+            write(*args)
+        except (OSError, RuntimeError, tf.errors.OpError) as e:
+            self.failed(self._logdir, e)
+
+    def process_summary(self, summary):
+        self._guard(super().process_summary, summary)
+
+    def process_event(self, evt):
+        self._guard(super().process_event, evt)
+
+    def _trigger(self):
+        self._guard(super()._trigger)
+
+    def _after_train(self):
+        try:
+            self._writer.close()
+        except (OSError, RuntimeError, tf.errors.OpError):
+            pass  # already reported, or the run is stopping for another reason
+
+
+def quiet_on_full_disk():
+    """Keep a full disk to the one line the run's writers stop it with. tensorpack's log.log handler would print a
+    traceback for every record it fails to write: it drops the file instead (the console log goes on). TensorFlow's
+    event-writer thread would log the error and die with a traceback: the error reaches EventWriter, which reports
+    it, so both stay quiet."""
+    import logging  # noqa: PLC0415
+    import threading  # noqa: PLC0415
+
+    handler = getattr(logger, "_FILE_HANDLER", None)
+    if handler is not None:
+        handler.handleError = lambda record: setattr(handler, "emit", lambda record: None)
+    if getattr(threading.excepthook, "quiet_on_full_disk", False):
+        return
+    previous = threading.excepthook
+
+    def excepthook(args):
+        if not is_disk_full(args.exc_value):
+            previous(args)
+
+    excepthook.quiet_on_full_disk = True
+    threading.excepthook = excepthook
+    logging.getLogger("tensorflow").addFilter(lambda record: not is_disk_full(record.getMessage()))

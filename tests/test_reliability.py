@@ -1,0 +1,298 @@
+"""Crash consistency: every stop saves or loses nothing, one trainer per run directory, a full disk, images of any
+geometry and output folders that do not exist (docs/reliability.md has the table of faults and these tests)."""
+import errno
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cpm.config import build_config
+from cpm.errors import UserError
+from cpm.files import DiskFull, make_parent, write_json
+from dataflow.pipeline import BAD_SAMPLE, make_mapper
+from dataflow.records import PersonRecord
+from dataflow.transforms import crop_affine, image_mask, warp_image
+from engine.rundir import RunBusy, RunDir
+from tests.helpers import ROOT, SMALL_CPM, run
+
+STEPS = 500  # one long epoch, so that every signal lands inside it
+TRAIN_ARGS = [*SMALL_CPM, "TRAIN.EPOCHS=1", f"TRAIN.STEPS_PER_EPOCH={STEPS}", "TRAIN.BATCH_SIZE=4",
+              "TRAIN.VAL_MAX_PEOPLE=8", "TRAIN.NUM_WORKERS=2", "TRAIN.CHECKPOINT_MINUTES=0"]
+SAVED = re.compile(r"^SIG(INT|TERM): saved model-(\d+) at step (\d+) in ([\d.]+) s; the same command resumes$")
+
+
+def _start(logdir, tmp_path, name):
+    """train.py on ``logdir`` in the background; stdout and stderr go to files (read while it runs)."""
+    out, err = open(tmp_path / f"{name}.out", "w"), open(tmp_path / f"{name}.err", "w")  # noqa: SIM115
+    env = {**os.environ, "TENSORPACK_PROGRESS_REFRESH": "0.2"}  # the progress bar, read to see how far it got
+    proc = subprocess.Popen([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--logdir", logdir,
+                             "--seed", "0", *TRAIN_ARGS], stdout=out, stderr=err, text=True, start_new_session=True,
+                            env=env)
+    proc.files = (tmp_path / f"{name}.out", tmp_path / f"{name}.err")
+    return proc
+
+
+def _text(proc):
+    return "".join(p.read_text() for p in proc.files)
+
+
+def _wait_for_steps(proc, steps, timeout=300):
+    """Wait until the process's progress bar shows that it has taken ``steps`` steps (a resumed epoch's bar counts
+    the steps left)."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        done = [int(n) for n in re.findall(r"\|(\d+)/\d+\[", proc.files[1].read_text())]
+        if done and max(done) >= steps:
+            return
+        assert proc.poll() is None, _text(proc)[-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"no progress to step {steps}: {_text(proc)[-3000:]}")
+
+
+def _children(pid):
+    """Pids whose parent is ``pid`` (the data workers)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                pass
+    return found
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _last_line(proc):
+    lines = [line for line in proc.files[1].read_text().splitlines() if line.strip()]
+    return lines[-1]
+
+
+def _resumed_from(proc):
+    found = re.search(r"resuming from \S*model-(\d+): epoch 1, (\d+) of its", _text(proc))
+    return int(found.group(1)) if found else None
+
+
+@pytest.mark.slow
+def test_signals_save_and_stop_a_second_trainer_is_refused_and_every_stop_resumes(tmp_path):
+    logdir = str(tmp_path / "run")
+    # 1. Ctrl-C mid-epoch: the step finishes, model-N is saved, one line, status 130, workers gone
+    first = _start(logdir, tmp_path, "first")
+    _wait_for_steps(first, 20)
+    workers = _children(first.pid)
+    assert len(workers) >= 2
+    first.send_signal(signal.SIGINT)
+    assert first.wait(timeout=120) == 130, _text(first)[-3000:]
+    saved = SAVED.match(_last_line(first))
+    assert saved and saved.group(1) == "INT", _last_line(first)
+    step = int(saved.group(2))
+    assert 20 <= step < STEPS and float(saved.group(4)) <= 10.0
+    assert "Traceback" not in _text(first)
+    assert RunDir(logdir).latest_checkpoint() == (os.path.join(logdir, f"model-{step}"), step)
+    last = RunDir(logdir).stats()[-1]  # the clock of the steps done is kept with the checkpoint
+    assert last["global_step"] == step and last["train/hours"] > 0
+    time.sleep(1.0)
+    assert not [w for w in workers if _alive(w)]
+
+    # 2. the same command resumes from that step; a second trainer on the live run is refused naming it
+    second = _start(logdir, tmp_path, "second")
+    _wait_for_steps(second, 10)
+    assert _resumed_from(second) == step
+    refused = run("train.py", "--logdir", logdir, "--seed", "0", *TRAIN_ARGS)
+    assert refused.returncode == 2
+    assert refused.stderr.strip().splitlines()[-1] == (
+        f"error: run directory {logdir} is in use by pid {second.pid} on {os.uname().nodename} since "
+        f"{refused.stderr.split(' since ')[1].split(';')[0]}; wait for it to end or use another --logdir")
+    assert "Traceback" not in refused.stderr
+    # ... and SIGTERM, as a scheduler preempts, saves and stops the same way, with status 143
+    second.send_signal(signal.SIGTERM)
+    assert second.wait(timeout=120) == 143, _text(second)[-3000:]
+    saved = SAVED.match(_last_line(second))
+    assert saved and saved.group(1) == "TERM" and int(saved.group(2)) > step + 10
+    step = int(saved.group(2))
+    assert "Traceback" not in _text(second)
+
+    # 3. a second Ctrl-C stops at once (the signal's own action), without a traceback; the checkpoint is the last
+    third = _start(logdir, tmp_path, "third")
+    _wait_for_steps(third, 5)
+    third.send_signal(signal.SIGINT)
+    third.send_signal(signal.SIGINT)
+    assert third.wait(timeout=60) in (-signal.SIGINT, 130)
+    assert "Traceback" not in _text(third)
+    latest, latest_step = RunDir(logdir).latest_checkpoint()
+    assert latest_step >= step and tf.train.load_variable(latest, "global_step") == latest_step
+
+    # 4. the run lock went with the stopped process: the same command resumes from the newest checkpoint and
+    # finishes the epoch (kill -9 and its resume: test_train.py::test_sigkilled_runs_resume_leak_nothing_and_finish)
+    last = _start(logdir, tmp_path, "last")
+    assert last.wait(timeout=600) == 0, _text(last)[-3000:]
+    assert _resumed_from(last) == latest_step
+    assert RunDir(logdir).stats()[-1]["global_step"] == STEPS and "val/pcp" in RunDir(logdir).stats()[-1]
+
+
+def test_the_run_lock_is_one_per_directory_and_names_its_holder(tmp_path):
+    """The lock is an flock held by a live process: another process is refused with its pid and host; once that
+    process is gone (killed with -9 here), the lock is free without any clean-up."""
+    run_dir = RunDir(str(tmp_path / "run"))
+    run_dir.create()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from engine.rundir import RunDir; RunDir(sys.argv[1]).lock(); "
+         "print('locked', flush=True); time.sleep(60)", run_dir.path], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "locked"
+    with pytest.raises(RunBusy, match=rf"in use by pid {holder.pid} on {re.escape(os.uname().nodename)} since"):
+        run_dir.lock()
+    holder.kill()
+    holder.wait()
+    run_dir.lock()  # free again: nothing was left to clean up
+    run_dir.lock()  # a process holding it already keeps it
+    assert open(os.path.join(run_dir.path, "train.lock")).read().startswith(f"pid {os.getpid()} on ")
+    run_dir.unlock()
+
+
+def test_json_is_replaced_atomically_and_a_full_disk_keeps_the_old_file(tmp_path, monkeypatch):
+    path = str(tmp_path / "stats.json")
+    write_json(path, [{"a": 1}])
+    real_fsync = os.fsync
+
+    def full(fd):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(DiskFull, match=rf"^no space left on the device writing {re.escape(path)} \(.* free\)"):
+        write_json(path, [{"a": 1}, {"a": 2}])
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert json.load(open(path)) == [{"a": 1}]
+    assert os.listdir(tmp_path) == ["stats.json"]  # no temporary file left behind
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 48 MB tmpfs (CI runs as root); skipped where it cannot be mounted."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+    yield mount
+    subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _fill(disk, leave):
+    """Fill ``disk`` but ``leave`` bytes."""
+    with open(disk / "filler", "wb") as f:  # emptied first
+        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
+        f.write(b"\0" * max(0, free - leave))
+
+
+@pytest.mark.slow
+def test_a_full_disk_is_one_line_keeps_the_checkpoint_and_resumes_once_freed(small_disk):
+    logdir = str(small_disk / "run")
+    args = ["train.py", "--logdir", logdir, "--seed", "0", *SMALL_CPM, "TRAIN.STEPS_PER_EPOCH=20",
+            "TRAIN.BATCH_SIZE=4", "TRAIN.VAL_MAX_PEOPLE=8", "TRAIN.SUMMARY_PERIOD=1000"]
+    assert run(*args, "TRAIN.EPOCHS=1").returncode == 0
+    before = RunDir(logdir).stats()
+    config = open(os.path.join(logdir, "config.json")).read()
+
+    def refused(proc):
+        assert proc.returncode == 2, proc.stderr[-3000:]
+        assert "Traceback" not in proc.stderr and "Logging error" not in proc.stderr
+        line = proc.stderr.strip().splitlines()[-1]
+        assert re.match(rf"^error: no space left on the device writing {re.escape(logdir)}/\S+ \(.+ free\); ", line)
+        assert RunDir(logdir).latest_checkpoint() == (os.path.join(logdir, "model-20"), 20)  # still loadable
+        assert tf.train.load_variable(os.path.join(logdir, "model-20"), "global_step") == 20
+        assert RunDir(logdir).stats() == before
+        return line
+
+    _fill(small_disk, 0)  # full before the start: config.json is the first write
+    assert "config.json" in refused(run(*args, "TRAIN.EPOCHS=2"))
+    assert open(os.path.join(logdir, "config.json")).read() == config
+    _fill(small_disk, 300_000)  # full during the run: the next checkpoint (0.8 MB) does not fit
+    refused(run(*args, "TRAIN.EPOCHS=2"))
+    os.remove(small_disk / "filler")
+    resumed = run(*args, "TRAIN.EPOCHS=2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert re.search(r"resuming from \S*model-20: epoch 2", resumed.stdout + resumed.stderr)
+    assert RunDir(logdir).stats()[-1]["global_step"] == 40
+
+
+ODD_SHAPES = [(12, 6000), (6000, 12), (1, 1), (2, 50), (50, 2), (3, 3000)]
+
+
+@pytest.mark.parametrize("shape", ODD_SHAPES)
+def test_crops_and_masks_of_any_geometry(shape):
+    """The crop of a person box over an image of any shape is a full crop (showing the image where it is at least a
+    crop pixel thick), and its mask of the crop pixels that show the image is never empty (decoding needs one)."""
+    image = np.full(shape + (3,), 200, np.uint8)
+    h, w = shape
+    m = crop_affine([(w - 1) / 2, (h - 1) / 2], max(h, w) / 200, 96, 41 / 70)
+    crop = warp_image(image, m, 96)
+    assert crop.shape == (96, 96, 3) and crop.dtype == np.uint8
+    if min(h, w) * np.sqrt(abs(np.linalg.det(m[:, :2]))) >= 2:
+        assert (crop > 164).any()  # the image (200), against the 128 padding (cubic: rings a little)
+    assert image_mask(shape, m, 96).sum() >= 1
+
+
+def test_a_training_record_of_odd_geometry_is_a_sample_or_a_counted_bad_one(tmp_path):
+    records = []
+    for k, shape in enumerate([(12, 6000), (3, 3000), (6000, 12)]):
+        path = str(tmp_path / f"im{k}.png")
+        cv2.imwrite(path, np.full(shape + (3,), 120, np.uint8))
+        joints = np.zeros((14, 3), np.float32)
+        joints[:, 0], joints[:, 1], joints[:, 2] = np.linspace(0, shape[1] - 1, 14), shape[0] / 2, 1
+        records.append(PersonRecord(path, joints, np.array([shape[1] / 2, shape[0] / 2], np.float32),
+                                    max(shape) / 200, "test"))
+    mapper = make_mapper(records, build_config("cpu"), train=True, seed=0)
+    out = [mapper(i) for i in range(3)]
+    assert out[0][0].shape == (184, 184, 3) and out[2][0].shape == (184, 184, 3)
+    assert out[1][0] == BAD_SAMPLE and "3000x3 px is too small to train on" in out[1][1]
+
+
+@pytest.mark.slow
+def test_predict_poses_images_of_any_geometry_into_folders_it_makes(trained_run, tmp_path):
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    for h, w in ODD_SHAPES:
+        cv2.imwrite(str(folder / f"{h}x{w}.png"), np.random.default_rng(h * w).integers(0, 255, (h, w, 3), np.uint8))
+    out = tmp_path / "new" / "sub"
+    proc = run("predict.py", "--load", trained_run, "--image", str(folder), "--out-json", str(out / "p.jsonl"),
+               "--out-image", str(out / "drawn"), "--out-coco", str(out / "coco" / "c.json"))
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = [json.loads(line) for line in (out / "p.jsonl").read_text().splitlines()]
+    assert len(lines) == len(ODD_SHAPES)
+    for line in lines:
+        h, w = (int(v) for v in os.path.basename(line["image"])[:-4].split("x"))
+        (person,) = line["people"]
+        xy = np.array([[j["x"], j["y"]] for j in person["joints"]])
+        assert len(xy) == 14 and ((xy >= 0) & (xy <= [w - 1, h - 1])).all()
+        assert all(j["score"] is not None for j in person["joints"])
+        if (h, w) == (1, 1):
+            assert line["detected"] is False  # nobody found: the whole image was posed, and the JSON says so
+    assert sorted(os.listdir(out / "drawn")) == sorted(f"{h}x{w}.png" for h, w in ODD_SHAPES)
+    assert len(json.loads((out / "coco" / "c.json").read_text())) == len(ODD_SHAPES)
+    # a folder that cannot be made (a file is in the way): one line naming the flag, before any model is loaded
+    blocked = run("predict.py", "--load", trained_run, "--image", str(folder), "--out-json",
+                  str(out / "p.jsonl" / "x.json"))
+    assert blocked.returncode == 2
+    assert blocked.stderr.strip().splitlines()[-1] == (
+        f"error: --out-json {out / 'p.jsonl' / 'x.json'}: cannot create the folder {out / 'p.jsonl'} (File exists)")
+
+
+def test_a_folder_that_cannot_be_made_is_a_user_error(tmp_path):
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UserError, match=r"^--out-json .*/file/a/b.json: cannot create the folder .*/file/a \("):
+        make_parent(str(tmp_path / "file" / "a" / "b.json"), f"--out-json {tmp_path / 'file' / 'a' / 'b.json'}")
