@@ -99,13 +99,13 @@ class PoseEstimator:
         height, width = image.shape[:2]
         people = []
         for found, center, scale in self._boxes(image, box):
-            joints, fused, labels = self._predictor.pose(image, center, scale)
-            for _ in range(self.refine):  # re-crop where the joints say the person is, as training crops
+            for _ in range(self.refine):  # a first look, then the crop where its joints say the person is
+                joints = self._predictor.locate(image, center, scale)
                 try:
                     center, scale = center_scale_from_joints(np.c_[joints[:, :2], np.full(len(joints), VISIBLE)])
-                except ValueError:  # every joint at one point (a 1 px image): the first crop stands
+                except ValueError:  # every joint at one point (a 1 px image): the box's crop stands
                     break
-                joints, fused, labels = self._predictor.pose(image, center, scale)
+            joints, fused, labels = self._predictor.pose(image, center, scale)
             joints[:, 0] = np.clip(joints[:, 0], 0, width - 1)  # a joint placed in the crop's padding: nearest px
             joints[:, 1] = np.clip(joints[:, 1], 0, height - 1)
             people.append(Person(tuple(float(v) for v in found),

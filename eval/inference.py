@@ -145,6 +145,28 @@ class PosePredictor:
             first = str(e).strip().splitlines()[0] if str(e).strip() else ""
             raise UserError(f"cannot load the weights {weights}: {type(e).__name__}: {first}") from None
         self.graph, self.session = self._predict.graph, self._predict.sess
+        self._locators = {}  # stage -> callable of the network up to that stage's beliefs (locate)
+
+    def locate(self, image, center, scale, stage=None):
+        """A first look at one person, for where it is rather than for the answer: joints [K, 3] in original px from
+        the plain crop's final belief maps (or stage ``stage``'s, 1-based), the network run only as far as they
+        need (TensorFlow prunes the part stages, and the later belief stages). The full prediction where the
+        network is not this predictor's own session (the trainer's)."""
+        if self.session is None:
+            return self.predict(image, center, scale)
+        stage = self.cfg.MODEL.STAGES if stage is None else min(stage, self.cfg.MODEL.STAGES)
+        if stage not in self._locators:
+            inputs = [self.graph.get_tensor_by_name(f"{n}:0") for n in names.PREDICT_INPUTS]
+            name = names.FINAL_BELIEFS if stage == self.cfg.MODEL.STAGES else names.stage_beliefs(stage)
+            self._locators[stage] = self.session.make_callable(self.graph.get_tensor_by_name(f"{name}:0"), inputs)
+        size = self.codec.input_size
+        base = crop_affine(center, scale, size, self.target_dist)
+        crop = warp_image(image, base, size, self.pad_value)
+        cmap = center_map(np.full(2, (size - 1) / 2.0), size, self.codec.stride, self.center_sigma)
+        # decoded as the answer is (on crop px that show the image): a coarser decode on the maps, joints clipped to
+        # the image, lost 2 points of validation PCK@0.2 for 4 ms
+        fused = fuse_views(self.codec, list(self._locators[stage](crop[None], cmap[None])), [1.0], [False])
+        return decode_in_image(self.codec, fused, image_mask(image.shape, base, size), base)
 
     def variables(self):
         """{name: value} of every variable of the inference graph (batch norm's moving statistics included, which

@@ -161,7 +161,8 @@ def bench_predict(args):
         weights, cfg = None, build_config(args.preset, args.config)
     else:
         weights, cfg = resolve_checkpoint(args.load)  # None: the shipped model
-    predictor = PosePredictor(cfg, weights, args.precision)
+    zooms = tuple(float(z) for z in args.scales.split(","))
+    predictor = PosePredictor(cfg, weights, args.precision, zooms=zooms, flip=args.flip)
     records = load_records("lsp", SAMPLE_LSP_DIR, "train")[:args.n]
     if args.boxes == "detected":  # the user's photo without a box: detector, then 1 + refine crops per person
         estimator = PoseEstimator(predictor=predictor, refine=args.refine)
@@ -183,7 +184,8 @@ def bench_predict(args):
     print(cpu_line())
     model = f"preset {cfg.PRESET} (random weights)" if args.preset else args.load or "the shipped model"
     print(f"predict: {model}, {cfg.DATA.INPUT_SIZE}px input, "
-          f"{args.precision}, {parts} part stages{' (part labels decoded too)' if parts else ''}, one view, "
+          f"{args.precision}, {parts} part stages{' (part labels decoded too)' if parts else ''}, "
+          f"{len(predictor.views)} view(s) (scales {args.scales}, flip {args.flip}), "
           f"{len(records)} images of the shipped LSP sample, {people} people; {flow}")
     versus = f"  {_versus(ms, args.peer, PREDICT_TARGET)}" if args.peer else ""
     print(f"  image file -> joints: {ms:7.1f} ms/person  ({1000 / ms:6.1f} people/s){versus}")
@@ -360,6 +362,8 @@ def main():
                               "each image, as predict.py without --bbox")
     predict.add_argument("--refine", type=int, default=REFINE, help=f"with --boxes detected: crops after the first "
                                                                     f"(default {REFINE}, predict.py's)")
+    predict.add_argument("--flip", action="store_true", help="also the mirrored crop, as evaluate/predict --flip")
+    predict.add_argument("--scales", default="1.0", help="test-time zooms, as evaluate.py --scales (default 1.0)")
     predict.add_argument("--peer", type=float, metavar="MS",
                          help="peer_mediapipe.py's ms per image from this run: print ratio and target")
     detect = sub.add_parser("detect", help="person detector recall on real photos (COCO and JHMDB samples)")

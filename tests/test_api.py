@@ -47,3 +47,37 @@ def test_parts_beliefs_greyscale_and_detection(estimator):
 def test_bad_calls_are_user_errors(estimator, image, box, message):
     with pytest.raises(UserError, match=message.replace("(", r"\(").replace(")", r"\)")):
         estimator(image, box=box)
+
+
+class _RecordingPredictor:
+    """PosePredictor's interface: ``locate`` answers a fixed pose; ``pose`` records the crop it was asked for."""
+
+    part_names, weights, cfg = None, "fake", None
+
+    def __init__(self, located):
+        self.located, self.crops = located, []
+
+    def locate(self, image, center, scale):
+        self.crops.append(("locate", tuple(np.round(center, 3)), round(float(scale), 4)))
+        return self.located.copy()
+
+    def pose(self, image, center, scale):
+        self.crops.append(("pose", tuple(np.round(center, 3)), round(float(scale), 4)))
+        return self.located.copy(), None, None
+
+
+def test_each_person_is_posed_again_where_the_first_look_put_it():
+    """refine=1: the box's crop is a first look; the answer comes from the crop the training rule cuts around the
+    first look's joints (joints spanning x 10-50, y 20-120: centre (30, 70), scale 100 / 200 = 0.5)."""
+    located = np.zeros((len(JOINT_NAMES), 3), np.float32)
+    located[:, 0], located[:, 1], located[:, 2] = np.linspace(10, 50, 14), np.linspace(20, 120, 14), 0.5
+    box = (0, 0, 80, 160)  # centre (40, 80), scale 160 / 200
+    fake = _RecordingPredictor(located)
+    (person,) = PoseEstimator(predictor=fake, refine=1)(np.zeros((200, 100, 3), np.uint8), box=box)
+    assert fake.crops == [("locate", (40.0, 80.0), 0.8), ("pose", (30.0, 70.0), 0.5)]
+    np.testing.assert_allclose(person.array(), located)
+    fake.crops = []
+    PoseEstimator(predictor=fake, refine=0)(np.zeros((200, 100, 3), np.uint8), box=box)
+    assert fake.crops == [("pose", (40.0, 80.0), 0.8)]  # the fastest path: the box's crop is the answer
+    with pytest.raises(UserError, match="refine -1"):
+        PoseEstimator(predictor=fake, refine=-1)
