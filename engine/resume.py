@@ -217,7 +217,8 @@ class TrainingClock(Callback):
         self.trainer.monitors.put_scalar("train/hours", self.hours)
 
 
-SIGNALS = (signal.SIGINT, signal.SIGTERM)  # the stops a person (Ctrl-C) or a scheduler (preemption) sends
+# the stops a person (Ctrl-C, a closed terminal) or a scheduler (preemption) sends
+SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 _fork_hook = False
@@ -225,15 +226,19 @@ _fork_hook = False
 
 def _default_signals_in_child():
     """A forked data worker does not inherit SignalStop's handlers: it ignores Ctrl-C (the trainer stops it, as
-    tensorpack intends) and ends on SIGTERM (tensorpack's clean-up, or a scheduler signalling every process)."""
+    tensorpack intends) and ends on SIGTERM or SIGHUP (tensorpack's clean-up, a scheduler signalling every process,
+    a closed terminal)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(s) is not signal.SIG_IGN:
+            signal.signal(s, signal.SIG_DFL)
 
 
 class SignalStop(Callback):
-    """SIGINT (Ctrl-C) and SIGTERM (a scheduler preempting the job) stop training cleanly: the step in progress
-    finishes, a checkpoint of it is saved with the training clock in stats.json, the data workers stop with the
-    process, and it exits with status 128 + the signal (130, 143) after one line. A second signal ends the process
+    """SIGINT (Ctrl-C), SIGTERM (a scheduler preempting the job) and SIGHUP (a closed terminal; left alone where it
+    is ignored, as under nohup) stop training cleanly: the step in progress finishes, a checkpoint of it is saved
+    with the training clock in stats.json, the data workers stop with the process, and it exits with status 128 +
+    the signal (130, 143, 129) after one line. A second signal ends the process
     at once (the signal's own default action: no traceback, no save); the previous checkpoint is still complete.
 
     The handlers are installed when this is made, so a signal while the run is set up (data read, graph built,
@@ -246,7 +251,9 @@ class SignalStop(Callback):
     def __init__(self):
         self.saver = self.clock = self.stats = None
         self.signum, self.error, self._training = None, None, False
-        self._previous = {s: signal.signal(s, self._handle) for s in SIGNALS}
+        # a signal ignored at the start stays ignored (SIGHUP under nohup)
+        self._signals = [s for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
+        self._previous = {s: signal.signal(s, self._handle) for s in self._signals}
         global _fork_hook
         if not _fork_hook:
             os.register_at_fork(after_in_child=_default_signals_in_child)
@@ -257,7 +264,7 @@ class SignalStop(Callback):
         self.saver, self.clock, self.stats = saver, clock, stats
 
     def _handle(self, signum, _frame):
-        for s in SIGNALS:  # the next one takes the default action: the process ends, whatever it is doing
+        for s in self._signals:  # the next one takes the default action: the process ends, whatever it is doing
             signal.signal(s, signal.SIG_DFL)
         name = signal.Signals(signum).name
         if not self._training:

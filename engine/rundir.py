@@ -122,6 +122,16 @@ class RunDir:
         except ValueError as e:
             raise UserError(f"{self.stats_path} is damaged: {e}") from None
 
+    def set_aside_damaged_stats(self):
+        """A stats.json that does not parse (damaged outside the trainer: its writes are atomic) is renamed to
+        stats.json.damaged-<time> with a warning, so that the run resumes from its checkpoint with a new history."""
+        try:
+            self.stats()
+        except UserError as e:
+            aside = f"{self.stats_path}.damaged-{time.strftime('%Y%m%d-%H%M%S')}"
+            os.replace(self.stats_path, aside)
+            logger.warn(f"{e}; moved to {aside}, the history starts again (the checkpoints are untouched)")
+
     def write_stats(self, stats):
         write_json(self.stats_path, stats)
 

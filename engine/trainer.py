@@ -81,6 +81,7 @@ def prepare_logdir(logdir, cfg, meta):
     run = RunDir(logdir)
     run.create()
     run.lock()
+    run.set_aside_damaged_stats()
     resumed = run.has_config()
     sessions = []
     if resumed:

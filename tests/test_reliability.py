@@ -296,3 +296,17 @@ def test_a_folder_that_cannot_be_made_is_a_user_error(tmp_path):
     (tmp_path / "file").write_text("")
     with pytest.raises(UserError, match=r"^--out-json .*/file/a/b.json: cannot create the folder .*/file/a \("):
         make_parent(str(tmp_path / "file" / "a" / "b.json"), f"--out-json {tmp_path / 'file' / 'a' / 'b.json'}")
+
+
+def test_a_damaged_stats_json_is_set_aside_and_the_run_resumes_with_a_new_history(tmp_path):
+    run_dir = RunDir(str(tmp_path))
+    (tmp_path / "stats.json").write_text('[{"epoch_num": 1, "glob')
+    with pytest.raises(UserError, match=r"stats.json is damaged"):
+        run_dir.stats()
+    run_dir.set_aside_damaged_stats()
+    assert run_dir.stats() == []
+    (aside,) = [p for p in os.listdir(tmp_path) if p.startswith("stats.json.damaged-")]
+    assert (tmp_path / aside).read_text() == '[{"epoch_num": 1, "glob'
+    run_dir.write_stats([{"epoch_num": 1, "global_step": 5}])
+    run_dir.set_aside_damaged_stats()  # a sound history stays
+    assert run_dir.stats() == [{"epoch_num": 1, "global_step": 5}]
