@@ -35,7 +35,11 @@ def test_parts_beliefs_greyscale_and_detection(estimator):
     assert person.part_mask.shape == IMAGE.shape[:2] and person.part_mask.max() <= len(estimator.part_names)
     assert person.beliefs.shape[-1] == len(JOINT_NAMES) + 1
     assert len(estimator(cv2.cvtColor(IMAGE, cv2.COLOR_BGR2GRAY), box=BOX)) == 1
-    assert len(estimator(IMAGE)) >= 1  # no box: detected people, or the whole image as one
+    # no box: BlazePose finds the one person of im0003 (its square ROI, 178 px, reaching past the image's left edge)
+    (found,) = estimator(IMAGE)
+    assert estimator.detected is True and np.allclose(found.box, (-31.6, -6.2, 178.1, 178.1), atol=0.5)
+    (whole,) = estimator(np.full((60, 40, 3), 128, np.uint8))  # nobody in a grey image: the whole image, said so
+    assert estimator.detected is False and whole.box == (0.0, 0.0, 40.0, 60.0)
 
 
 @pytest.mark.slow
