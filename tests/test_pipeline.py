@@ -8,6 +8,7 @@ from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
 from dataflow.pipeline import BAD_SAMPLE, build_train_dataflow, make_mapper
 from dataflow.records import PersonRecord
+from dataflow.transforms import apply_affine, crop_affine
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +59,18 @@ def test_training_targets_follow_the_crop(records):
     gy, gx = np.unravel_index(cmap[:, :, 0].argmax(), (46, 46))
     assert abs(gx - 22.5) <= 1 and abs(gy - 22.5) <= 1  # no shift by default: person centre = crop centre
     assert decoded.shape == (NUM_JOINTS, 3)
+
+
+def test_belief_peaks_sit_on_the_joints_of_the_evaluation_crop(records):
+    """The deterministic crop's belief maps decode back to the annotated joints through the crop's affine map: the
+    peak cell plus a quarter-cell step is at most a quarter of the 8 px stride (2 px) from the truth."""
+    cfg = _cfg()
+    mapper = make_mapper(records, cfg, train=False)
+    for i in range(5):
+        r = records[i]
+        expected = apply_affine(crop_affine(r.center, r.scale, 368, cfg.DATA.TARGET_DIST), r.joints)[:, :2]
+        decoded = mapper.codec.decode(mapper(i)[1])[:, :2]
+        assert np.abs(decoded - expected).max() <= 2.0 + 1e-3
 
 
 def test_corrupt_image_names_the_file(tmp_path, records):
