@@ -1,7 +1,9 @@
 """Training across machines on TensorFlow's gRPC runtime, with tensorpack's DistributedTrainerReplicated.
 
 tensorpack 0.11's distributed graph builder does not run as shipped on TensorFlow 2.21 (failures measured with one
-parameter server and two workers on 127.0.0.1); the fixes here are the smallest that make it run:
+parameter server and two workers on 127.0.0.1); the fixes here are the smallest that make it run. Fixes 1 and 2 patch
+tensorpack's modules, so ``install()`` applies them, and only ClusterTrainer calls it: importing this module changes
+nothing for other runs.
 
 1. ``tensorpack/graph_builder/distributed.py`` calls TF1 names on the ``tensorflow`` module
    (``tf.train.replica_device_setter``, ``tf.FIFOQueue``, ``tf.get_variable``, ...), which TF 2 keeps only under
@@ -60,8 +62,6 @@ from tensorpack.utils.argtools import memoized
 from cpm.errors import UserError
 from cpm.precision import session_config
 
-tp_distributed.tf = tf.compat.v1  # fix 1
-
 
 def _replace_global_by_local(kwargs):  # fix 2: tensorpack's, with discard for remove
     collections = set(kwargs.get("collections") or [tf.compat.v1.GraphKeys.GLOBAL_VARIABLES])
@@ -70,7 +70,11 @@ def _replace_global_by_local(kwargs):  # fix 2: tensorpack's, with discard for r
     kwargs["collections"] = list(collections)
 
 
-tp_graph_utils._replace_global_by_local = _replace_global_by_local
+def install():
+    """Apply fixes 1 and 2 to tensorpack's modules. Only a distributed run calls it (ClusterTrainer does): other runs
+    use tensorpack as shipped. Idempotent."""
+    tp_distributed.tf = tf.compat.v1  # fix 1
+    tp_graph_utils._replace_global_by_local = _replace_global_by_local
 
 
 class _ReplicatedBuilder(tp_distributed.DistributedReplicatedBuilder):
@@ -195,6 +199,7 @@ class ClusterTrainer(DistributedTrainerReplicated):
     """
 
     def __init__(self, gpus, server, patience=60.0):
+        install()
         super().__init__(gpus, server)
         self._builder = _ReplicatedBuilder(gpus, server)
         self.is_chief = self._builder.is_chief

@@ -140,3 +140,15 @@ def test_cluster_trains_one_model_survives_a_killed_worker_and_resumes(tmp_path)
 
     (person,) = PoseEstimator(chief)(np.zeros((120, 80, 3), np.uint8), box=(0, 0, 80, 120))
     assert len(person.joints) == 14
+
+
+def test_the_cluster_patches_apply_only_when_installed():
+    """Importing engine.distributed (the trainer does, for every run) leaves tensorpack as shipped; install(), which
+    only ClusterTrainer calls, patches its distributed builder's TF names and its collection helper."""
+    probe = ("import tensorflow as tf, tensorpack.graph_builder.distributed as d, tensorpack.graph_builder.utils as u\n"
+             "import engine.trainer, engine.distributed as ed\n"
+             "before = (d.tf is tf.compat.v1, u._replace_global_by_local is ed._replace_global_by_local)\n"
+             "ed.install()\n"
+             "print(before, (d.tf is tf.compat.v1, u._replace_global_by_local is ed._replace_global_by_local))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "(False, False) (True, True)"
