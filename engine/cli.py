@@ -44,6 +44,21 @@ def add_precision_argument(parser):
                         help="fp32 | bf16 (oneDNN mixed precision on CPUs with AVX512-BF16/AMX)")
 
 
+def add_verbose_argument(parser):
+    """``--verbose``: tensorpack's log (layer table, variables restored, ...) on the console; without it a tool prints
+    only what a person reads (what was loaded and written, the scores) and warnings."""
+    parser.add_argument("--verbose", action="store_true", help="also print tensorpack's log (layers, variables)")
+
+
+def apply_verbosity(args):
+    """Hold tensorpack's log to warnings unless ``args.verbose``."""
+    import logging  # noqa: PLC0415
+
+    from tensorpack.utils import logger  # noqa: PLC0415
+
+    logger._logger.setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
+
+
 def add_output_argument(parser, kind, help, aliases=()):
     """``--out-<kind>`` (``kind`` None: ``--out``), with older spellings as aliases; the value lands in
     ``args.out_<kind>`` (``args.out``)."""

@@ -19,6 +19,8 @@ from engine.cli import (
     add_load_argument,
     add_output_argument,
     add_precision_argument,
+    add_verbose_argument,
+    apply_verbosity,
     prepare_outputs,
     records_from_args,
 )
@@ -73,7 +75,9 @@ def main():
     parser.add_argument("--refine", type=int, default=REFINE,
                         help=f"with --boxes detected: crops per person after the first, each where the previous "
                              f"one's joints put the person, as predict.py does (default {REFINE})")
+    add_verbose_argument(parser)
     args = parser.parse_args()
+    apply_verbosity(args)
     prepare_outputs(args, folders=("out_plots",))
     scales = parse_scales(args.scales)
     weights, cfg = resolve_checkpoint(args.load)

@@ -30,7 +30,7 @@ from cpm import names
 from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, load_weights, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
 from cpm.model import CPMModel
-from engine.cli import add_load_argument, prepare_outputs
+from engine.cli import add_load_argument, add_verbose_argument, apply_verbosity, prepare_outputs
 from eval.inference import PosePredictor
 
 ONNX_OPSET = 17
@@ -42,7 +42,9 @@ def main():
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--weights-only", action="store_true", help="only weights.npz and config.json")
     parser.add_argument("--fp16", action="store_true", help="store the weights as float16")
+    add_verbose_argument(parser)
     args = parser.parse_args()
+    apply_verbosity(args)
     prepare_outputs(args, folders=("out",))
     weights, cfg = resolve_checkpoint(args.load)
     saved_model = os.path.join(args.out, "saved_model")

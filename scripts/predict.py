@@ -24,7 +24,14 @@ import numpy as np
 from cpm.errors import UserError, run_main
 from cpm.joints import to_coco_keypoints
 from dataflow.pipeline import read_image
-from engine.cli import add_load_argument, add_output_argument, add_precision_argument, prepare_outputs
+from engine.cli import (
+    add_load_argument,
+    add_output_argument,
+    add_precision_argument,
+    add_verbose_argument,
+    apply_verbosity,
+    prepare_outputs,
+)
 from eval.api import REFINE, PoseEstimator
 from eval.draw import belief_montage, draw_skeleton, part_overlay
 from eval.evaluate import image_id
@@ -128,7 +135,9 @@ def main():
                         help=f"crops per person after the first, each cut where the previous one's joints put the "
                              f"person (default {REFINE}; 0 is the fastest: docs/evaluation.md has the trade-off)")
     add_precision_argument(parser)
+    add_verbose_argument(parser)
     args = parser.parse_args()
+    apply_verbosity(args)
     bbox = parse_bbox(args.bbox) if args.bbox else None
     many = os.path.isdir(args.image) or args.image.lower().endswith(VIDEO_EXTENSIONS)
     prepare_outputs(args, folders=("out_part_masks",) + (("out_image",) if os.path.isdir(args.image) else ()))

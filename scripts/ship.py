@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
-from engine.cli import add_dataset_arguments, prepare_outputs, records_from_args
+from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
 from engine.rundir import RunDir
 from eval.evaluate import evaluate, predict_records
 from eval.inference import PosePredictor
@@ -121,7 +121,9 @@ def main():
     parser.add_argument("--run", required=True, help="the run directory to ship")
     parser.add_argument("--out", default="models/cpm-lsp", help="model folder (default models/cpm-lsp)")
     add_dataset_arguments(parser, role="eval")
+    add_verbose_argument(parser)
     args = parser.parse_args()
+    apply_verbosity(args)
     prepare_outputs(args, folders=("out",))
     weights, cfg = resolve_checkpoint(args.run)
     run = RunDir(args.run)
