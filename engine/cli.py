@@ -8,6 +8,7 @@ import os
 
 from cpm.checkpoint import ROOT, SHIPPED_MODEL
 from cpm.config import PRESETS
+from cpm.errors import UserError
 from cpm.files import make_dirs, make_parent
 from cpm.precision import PRECISIONS
 from dataflow.datasets import DATASETS, load_selection, selections
@@ -56,7 +57,7 @@ def apply_verbosity(args):
 
     from tensorpack.utils import logger  # noqa: PLC0415
 
-    logger._logger.setLevel(logging.DEBUG if getattr(args, "verbose", False) else logging.WARNING)
+    logger._logger.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
 
 
 def add_output_argument(parser, kind, help, aliases=()):
@@ -75,6 +76,17 @@ def prepare_outputs(args, folders=()):
         if (dest == "out" or dest.startswith("out_")) and isinstance(path, str) and path:
             flag = f"--{dest.replace('_', '-')} {path}"
             make_dirs(path, flag) if dest in folders else make_parent(path, flag)
+
+
+def parse_scales(text):
+    """``--scales`` text, e.g. "0.7,1.0,1.3", as a tuple of positive zooms; a one-line error otherwise."""
+    try:
+        scales = tuple(float(s) for s in text.split(","))
+    except ValueError:
+        raise UserError(f"--scales {text!r}: expected comma-separated numbers such as 0.7,1.0,1.3") from None
+    if not scales or min(scales) <= 0:
+        raise UserError(f"--scales {text!r}: scales must be positive")
+    return scales
 
 
 def add_dataset_arguments(parser, role="train"):

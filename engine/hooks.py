@@ -21,7 +21,7 @@ from eval.metrics import format_part_report, format_report, part_iou, pose_score
 
 
 class RunStopper(Callback):
-    """Base of callbacks that end a run with a UserError.
+    """Base of callbacks that end a run with an error: a UserError, or cpm.errors.Interrupted for a signal.
 
     tensorpack's main loop prints a traceback for any exception but its own StopTraining (a clean stop after which
     nothing more is saved), so these raise that and keep the error in ``error`` for the trainer to raise as one line.

@@ -19,21 +19,16 @@ import time
 
 import tensorflow as tf
 from tensorpack.callbacks import Callback, MaxSaver, ModelSaver
-from tensorpack.train.base import StopTraining
 from tensorpack.utils import logger
 
 from cpm.checkpoint import latest_in
 from cpm.errors import Interrupted
+from engine.hooks import RunStopper
 from engine.rundir import RunDir, WriteFailure
 
 #: Fault injection for tests: SIGKILL the process in its k-th checkpoint save (counting from 1), after the
 #: checkpoint's files are written and before the ``checkpoint`` file names it.
 KILL_IN_SAVE_ENV = "CPM_TEST_KILL_IN_SAVE"
-
-
-def latest_checkpoint(logdir):
-    """(checkpoint prefix, its global step) named by ``logdir/checkpoint``, or (None, 0) if there is none."""
-    return RunDir(logdir).latest_checkpoint()
 
 
 def resume_point(logdir, steps_per_epoch):
@@ -42,7 +37,7 @@ def resume_point(logdir, steps_per_epoch):
     Returns:
         (checkpoint prefix or None, starting epoch (1-based), steps of that epoch already done).
     """
-    path, step = latest_checkpoint(logdir)
+    path, step = RunDir(logdir).latest_checkpoint()
     return path, step // steps_per_epoch + 1, step % steps_per_epoch
 
 
@@ -234,7 +229,7 @@ def _default_signals_in_child():
             signal.signal(s, signal.SIG_DFL)
 
 
-class SignalStop(Callback):
+class SignalStop(RunStopper):
     """SIGINT (Ctrl-C), SIGTERM (a scheduler preempting the job) and SIGHUP (a closed terminal; left alone where it
     is ignored, as under nohup) stop training cleanly: the step in progress finishes, a checkpoint of it is saved
     with the training clock in stats.json, the data workers stop with the process, and it exits with status 128 +
@@ -250,7 +245,7 @@ class SignalStop(Callback):
 
     def __init__(self):
         self.saver = self.clock = self.stats = None
-        self.signum, self.error, self._training = None, None, False
+        self.signum, self._training = None, False
         # a signal ignored at the start stays ignored (SIGHUP under nohup)
         self._signals = [s for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
         self._previous = {s: signal.signal(s, self._handle) for s in self._signals}
@@ -288,8 +283,7 @@ class SignalStop(Callback):
             done = f"saved {os.path.basename(path)} at step {step} in {time.perf_counter() - start:.1f} s"
         else:  # a cluster's other workers keep no checkpoints
             done = f"stopped at step {step} (the chief keeps the checkpoints)"
-        self.error = Interrupted(f"{name}: {done}; the same command resumes", self.signum)
-        raise StopTraining(str(self.error))
+        self.stop(Interrupted(f"{name}: {done}; the same command resumes", self.signum))
 
     def _after_train(self):
         self._training = False

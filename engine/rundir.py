@@ -18,12 +18,12 @@ import time
 
 import tensorflow as tf
 from tensorpack.callbacks import JSONWriter, TFEventWriter
-from tensorpack.train.base import StopTraining
 from tensorpack.utils import logger
 
 from cpm.checkpoint import CONFIG_FILE, latest_in
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full, make_dirs, write_json
+from engine.hooks import RunStopper
 
 STATS_FILE = JSONWriter.FILENAME
 LOCK_FILE = "train.lock"
@@ -163,19 +163,13 @@ class RunDir:
         return path, int(tf.train.load_variable(path, "global_step"))
 
 
-class WriteFailure:
-    """Mixin of the run's writers: a failed write (a full disk above all) stops training with one line.
-
-    The writer keeps the error in ``error`` (engine.hooks.RunStopper's convention, for the trainer to raise as one
-    line) and raises tensorpack's StopTraining; it writes nothing more afterwards."""
-
-    error = None
+class WriteFailure(RunStopper):
+    """Base of the run's writers: a failed write (a full disk above all) stops training with one line, as every
+    RunStopper does; the writer writes nothing more afterwards."""
 
     def failed(self, path, e):
-        if self.error is None:
-            self.error = e if isinstance(e, UserError) else \
-                disk_full(path) if is_disk_full(e) else UserError(f"cannot write {path}: {e}")
-        raise StopTraining(str(self.error))
+        self.stop(self.error or (e if isinstance(e, UserError) else
+                                 disk_full(path) if is_disk_full(e) else UserError(f"cannot write {path}: {e}")))
 
 
 class StatsWriter(WriteFailure, JSONWriter):

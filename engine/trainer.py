@@ -44,7 +44,7 @@ from engine.resume import (
     TrainingClock,
     resume_point,
 )
-from engine.rundir import EventWriter, RunDir, StatsWriter, WriteFailure, quiet_on_full_disk
+from engine.rundir import EventWriter, RunDir, StatsWriter, quiet_on_full_disk
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import format_report, pose_scores
 
@@ -247,7 +247,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
             logger.warn(train_flow.bad_samples.summary())
         # a stop by a signal, a callback, a writer or the data (its input thread ends the queue) is raised here, as
         # one line; the signal's first (it ends the process with its own status)
-        stoppers = [signals] + [c for c in callbacks + monitors if isinstance(c, (RunStopper, WriteFailure))]
+        stoppers = [signals] + [c for c in callbacks + monitors if isinstance(c, RunStopper)]
         for error in [c.error for c in stoppers] + [train_flow.bad_samples.error]:
             if error is not None:
                 raise error

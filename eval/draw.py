@@ -2,6 +2,7 @@
 import cv2
 import numpy as np
 
+from cpm.errors import UserError
 from cpm.joints import JOINT_NAMES, SKELETON, UNANNOTATED
 
 # Right side warm, left side cool, centre line white: mirrored people are easy to spot.
@@ -10,6 +11,12 @@ _SIDE_COLORS = {"right": (0, 128, 255), "left": (255, 160, 0), "centre": (255, 2
 
 def _side(name):
     return "right" if name.startswith("right_") else "left" if name.startswith("left_") else "centre"
+
+
+def write_image(path, image):
+    """cv2.imwrite, with a failure (a full disk, an extension OpenCV does not write) as a one-line UserError."""
+    if not cv2.imwrite(path, image):
+        raise UserError(f"cannot write {path} (a full disk, or an extension OpenCV does not write?)")
 
 
 def draw_skeleton(image, joints, thickness=2, color=None):

@@ -159,14 +159,11 @@ class PosePredictor:
             inputs = [self.graph.get_tensor_by_name(f"{n}:0") for n in names.PREDICT_INPUTS]
             name = names.FINAL_BELIEFS if stage == self.cfg.MODEL.STAGES else names.stage_beliefs(stage)
             self._locators[stage] = self.session.make_callable(self.graph.get_tensor_by_name(f"{name}:0"), inputs)
-        size = self.codec.input_size
-        base = crop_affine(center, scale, size, self.target_dist)
-        crop = warp_image(image, base, size, self.pad_value)
-        cmap = center_map(np.full(2, (size - 1) / 2.0), size, self.codec.stride, self.center_sigma)
         # decoded as the answer is (on crop px that show the image): a coarser decode on the maps, joints clipped to
         # the image, lost 2 points of validation PCK@0.2 for 4 ms
-        fused = fuse_views(self.codec, list(self._locators[stage](crop[None], cmap[None])), [1.0], [False])
-        return decode_in_image(self.codec, fused, image_mask(image.shape, base, size), base)
+        plain = [(1.0, False)]
+        crops, cmaps, base, valid = self.crop_views(image, center, scale, plain)
+        return self.decode(self._locators[stage](crops, cmaps), base, valid, plain)[0]
 
     def variables(self):
         """{name: value} of every variable of the inference graph (batch norm's moving statistics included, which
@@ -191,8 +188,8 @@ class PosePredictor:
                            self.part_order)
         return decode_parts(fused, valid)
 
-    def crop_views(self, image, center, scale):
-        """The crops of one person, one per view.
+    def crop_views(self, image, center, scale, views=None):
+        """The crops of one person, one per view (of ``views``, (zoom, flip) pairs; default: the predictor's).
 
         Returns:
             (crops uint8 [V, S, S, 3], centre maps [V, H, H, 1], base (zoom-1) affine [2, 3], valid [S, S] of the
@@ -201,14 +198,15 @@ class PosePredictor:
         size = self.codec.input_size
         cmap = center_map(np.full(2, (size - 1) / 2.0), size, self.codec.stride, self.center_sigma)
         crops = [warp_image(image, crop_affine(center, scale, size, self.target_dist, zoom=z, flip=f), size,
-                            self.pad_value) for z, f in self.views]
+                            self.pad_value) for z, f in (views or self.views)]
         base = crop_affine(center, scale, size, self.target_dist)
         return np.stack(crops), np.stack([cmap] * len(crops)), base, image_mask(image.shape, base, size)
 
-    def decode(self, view_beliefs, base_affine, valid):
+    def decode(self, view_beliefs, base_affine, valid, views=None):
         """Joints [K, 3] (x, y, score) in original px, and the fused maps [S, S, K + 1] in base-crop px, from the
-        beliefs of one person's views."""
-        fused = fuse_views(self.codec, list(view_beliefs), [z for z, _ in self.views], [f for _, f in self.views])
+        beliefs of one person's views (``views`` as crop_views took them)."""
+        views = views or self.views
+        fused = fuse_views(self.codec, list(view_beliefs), [z for z, _ in views], [f for _, f in views])
         return decode_in_image(self.codec, fused, valid, base_affine), fused
 
     def predict(self, image, center, scale):

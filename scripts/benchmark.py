@@ -43,6 +43,7 @@ from engine.cli import (
     add_dataset_arguments,
     add_load_argument,
     add_precision_argument,
+    parse_scales,
     records_from_args,
 )
 from eval.api import REFINE
@@ -161,8 +162,7 @@ def bench_predict(args):
         weights, cfg = None, build_config(args.preset, args.config)
     else:
         weights, cfg = resolve_checkpoint(args.load)  # None: the shipped model
-    zooms = tuple(float(z) for z in args.scales.split(","))
-    predictor = PosePredictor(cfg, weights, args.precision, zooms=zooms, flip=args.flip)
+    predictor = PosePredictor(cfg, weights, args.precision, zooms=parse_scales(args.scales), flip=args.flip)
     records = load_records("lsp", SAMPLE_LSP_DIR, "train")[:args.n]
     if args.boxes == "detected":  # the user's photo without a box: detector, then 1 + refine crops per person
         estimator = PoseEstimator(predictor=predictor, refine=args.refine)
@@ -266,7 +266,7 @@ def bench_resume(args):
     import sys
     import tempfile
 
-    from engine.resume import KILL_IN_SAVE_ENV, latest_checkpoint
+    from engine.resume import KILL_IN_SAVE_ENV
     from engine.rundir import RunDir
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="cpm-kill-")
@@ -316,7 +316,7 @@ def bench_resume(args):
         leaked += len(stray)
         for k in stray:
             os.kill(k, signal.SIGKILL)
-        path, expected_start = latest_checkpoint(logdir)
+        path, expected_start = RunDir(logdir).latest_checkpoint()
         saved_at = os.path.getmtime(os.path.join(logdir, "checkpoint")) if path else started
         lost = max(lost, killed_at - max(saved_at, started))
         now = RunDir(logdir).read_meta()["config"]

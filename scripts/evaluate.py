@@ -13,7 +13,7 @@ import argparse
 import json
 
 from cpm.checkpoint import resolve_checkpoint
-from cpm.errors import UserError, run_main
+from cpm.errors import run_main
 from engine.cli import (
     add_dataset_arguments,
     add_load_argument,
@@ -21,6 +21,7 @@ from engine.cli import (
     add_precision_argument,
     add_verbose_argument,
     apply_verbosity,
+    parse_scales,
     prepare_outputs,
     records_from_args,
 )
@@ -36,16 +37,6 @@ from eval.evaluate import (
 )
 from eval.inference import PosePredictor
 from eval.metrics import format_part_report, format_report, json_safe, part_iou
-
-
-def parse_scales(text):
-    try:
-        scales = tuple(float(s) for s in text.split(","))
-    except ValueError:
-        raise UserError(f"--scales {text!r}: expected comma-separated numbers such as 0.7,1.0,1.3") from None
-    if not scales or min(scales) <= 0:
-        raise UserError(f"--scales {text!r}: scales must be positive")
-    return scales
 
 
 def write_json(path, content):

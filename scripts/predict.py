@@ -33,7 +33,7 @@ from engine.cli import (
     prepare_outputs,
 )
 from eval.api import REFINE, PoseEstimator
-from eval.draw import belief_montage, draw_skeleton, part_overlay
+from eval.draw import belief_montage, draw_skeleton, part_overlay, write_image
 from eval.evaluate import image_id
 from eval.metrics import json_safe
 
@@ -81,12 +81,6 @@ def write_part_masks(folder, name, people, part_masks):
         if not cv2.imwrite(path, labels):
             raise UserError(f"cannot write {path}")
         person["part_mask"] = path
-
-
-def write_image(path, image):
-    """cv2.imwrite, with a failure (a full disk, an unknown extension) as one line."""
-    if not cv2.imwrite(path, image):
-        raise UserError(f"cannot write {path} (a full disk, or an extension OpenCV does not write?)")
 
 
 def frames(path):

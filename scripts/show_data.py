@@ -8,7 +8,6 @@ cells (right).
 """
 import argparse
 
-import cv2
 import numpy as np
 
 from cpm.config import build_config
@@ -16,7 +15,7 @@ from cpm.errors import UserError, run_main
 from dataflow.pipeline import make_mapper, read_image
 from dataflow.transforms import warp_mask
 from engine.cli import add_config_arguments, add_dataset_arguments, prepare_outputs, records_from_args
-from eval.draw import belief_overlay, draw_skeleton, grid, mask_overlay, part_overlay
+from eval.draw import belief_overlay, draw_skeleton, grid, mask_overlay, part_overlay, write_image
 
 
 def main():
@@ -48,8 +47,7 @@ def main():
             tile.append(part_overlay(crop, mapper.part_targets(record, image.shape, m, raw_joints)[0]))
         tiles.append(np.hstack(tile))
     image = grid(tiles, columns=2 if len(tiles) > 1 else 1)
-    if not cv2.imwrite(args.out, image):
-        raise UserError(f"cannot write {args.out}")
+    write_image(args.out, image)
     print(f"wrote {args.out}: {len(tiles)} crops of {args.data} {args.split} ({len(records)} people)")
 
 
