@@ -1,4 +1,5 @@
 """Find a model and its run's config from a run directory, a checkpoint prefix or an exported weights file."""
+import hashlib
 import json
 import os
 import re
@@ -7,6 +8,7 @@ import numpy as np
 
 from cpm.config import RENAMED_KEYS, finalize, flatten, get_config
 from cpm.errors import UserError
+from cpm.files import write_json
 
 #: The model shipped with the repository: what evaluate.py, predict.py and export.py use without --load.
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -14,6 +16,7 @@ SHIPPED_MODEL = os.path.join(ROOT, "models", "cpm-lsp")
 CONFIG_FILE = "config.json"
 BEST_CHECKPOINT = "max-val-pcp"  # MaxSaver's name for the checkpoint with the best validation PCP
 WEIGHTS_FILE = "weights.npz"  # written by scripts/export.py
+LITE_FILE = "model.tflite"  # the same network for LiteRT, beside the weights it was converted from (eval.network)
 
 
 def latest_in(run_dir):
@@ -118,3 +121,36 @@ def load_run_config(run_dir):
         if key in known:  # keys this version no longer has are skipped
             cfg.set(key, value)
     return finalize(cfg)
+
+
+def _digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def record_lite_model(folder):
+    """Note in ``folder/config.json`` that ``folder/model.tflite`` was converted from ``folder/weights.npz`` (the
+    weights' SHA-256), so that lite_model trusts it until the weights change."""
+    path = os.path.join(folder, CONFIG_FILE)
+    with open(path) as f:
+        meta = json.load(f)
+    meta["lite"] = {"file": LITE_FILE, "weights_sha256": _digest(os.path.join(folder, WEIGHTS_FILE))}
+    write_json(path, meta, indent=2)
+
+
+def lite_model(weights):
+    """The model.tflite beside an exported ``weights`` .npz if config.json records it as converted from exactly
+    these weights (record_lite_model), else None: a checkpoint, a folder without it, or weights replaced since."""
+    if not str(weights).endswith(".npz"):
+        return None
+    folder = os.path.dirname(os.path.abspath(weights))
+    path = os.path.join(folder, LITE_FILE)
+    if not os.path.isfile(path):
+        return None
+    try:
+        with open(os.path.join(folder, CONFIG_FILE)) as f:
+            recorded = json.load(f).get("lite", {})
+    except (OSError, ValueError):
+        return None
+    ok = recorded.get("file") == LITE_FILE and recorded.get("weights_sha256") == _digest(weights)
+    return path if ok else None

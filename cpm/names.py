@@ -30,3 +30,8 @@ def stage_loss(stage):
 def part_stage_loss(stage):
     """Scalar loss of part stage ``stage`` (1-based): weighted mean cross-entropy of the parts and the body."""
     return f"part{stage}/loss"
+
+
+def predict_outputs(part_stages):
+    """The outputs a predictor fetches, in order: FINAL_BELIEFS, and FINAL_PARTS for a model with part stages."""
+    return (FINAL_BELIEFS,) + ((FINAL_PARTS,) if part_stages else ())

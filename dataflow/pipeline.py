@@ -12,13 +12,10 @@ Training flow (``build_train_dataflow``), one datapoint after batching:
 Evaluation predicts from the records themselves (eval.evaluate.predict_records); its mapper (``make_mapper(...,
 train=False)``) gives the deterministic crop's part targets on every crop pixel.
 """
-import io
 import os
-import warnings
 
 import cv2
 import numpy as np
-import PIL.Image
 from tensorpack.dataflow import (
     BatchData,
     DataFlowTerminated,
@@ -29,11 +26,11 @@ from tensorpack.dataflow import (
 )
 
 from cpm.errors import BadSample, UserError
-from cpm.joints import MODEL_JOINTS, UNANNOTATED
+from cpm.joints import UNANNOTATED
 from dataflow import workers
+from dataflow.images import read_image
 from dataflow.records import SCALE_UNIT_PX
-from dataflow.targets import BeliefCodec, PartCodec, center_map, joint_weights
-from dataflow.tfrecord import read_image_bytes
+from dataflow.targets import center_map, joint_weights, make_codec, make_part_codec
 from dataflow.transforms import (
     Augment,
     apply_affine,
@@ -47,49 +44,8 @@ MIN_IMAGE_SIDE = 8  # px: a smaller training image holds no person to learn from
 # An annotated joint further outside its image than this share of the image's larger side is an annotation error
 # (LSPET has joints a few px outside; its one joint beyond 1 % of the side, im08075's left shoulder, is 61 % out).
 MAX_OUTSIDE = 0.25
-# Largest image decoded, checked from its header before decoding: 50 MP is 150 MB as BGR, so a request stays well
-# under 2 GB with its copies, while phone photos (12-48 MP) pass.
-MAX_PIXELS = 50_000_000
 BAD_SAMPLE = "bad-sample"  # first element of the marker a mapper returns for a record it cannot use
 FAILED_SAMPLE = "failed-sample"  # ... and for an unexpected error while mapping (always stops the run)
-
-
-def read_image(image):
-    """Read a record's image (a path, or an image inside a container such as a TFRecordImage) as uint8 HxWx3 BGR.
-
-    Greyscale, 16-bit and RGBA images become 8-bit BGR, CMYK JPEGs BGR, and EXIF orientation is applied (OpenCV's
-    IMREAD_COLOR), so px are those of the image as seen. Raises BadSample naming the image if it is missing, empty,
-    larger than MAX_PIXELS (refused from its header, before decoding), a JPEG cut short (OpenCV would decode the part
-    that is there and grey out the rest) or not a decodable image. Any geometry is read (1x1, 3x3000): prediction
-    handles it, training refuses images under MIN_IMAGE_SIDE (CropMapper).
-    """
-    data = read_image_bytes(image)
-    if not data:
-        raise BadSample(f"{image}: empty file")
-    size = _header_size(data)
-    if size is not None and size[0] * size[1] > MAX_PIXELS:
-        raise BadSample(f"{image}: {size[0]}x{size[1]} px is above the {MAX_PIXELS // 10**6} MP limit")
-    if data[:2] == b"\xff\xd8" and b"\xff\xd9" not in data[-1024:]:
-        raise BadSample(f"{image}: truncated JPEG (no end-of-image marker)")
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
-    if decoded is None:
-        raise BadSample(f"{image}: not a decodable image")
-    return decoded
-
-
-def _header_size(data):
-    """(width, height) from an encoded image's header without decoding it (Pillow reads headers lazily); None if
-    Pillow does not know the format (OpenCV then decides)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", PIL.Image.DecompressionBombWarning)
-        previous, PIL.Image.MAX_IMAGE_PIXELS = PIL.Image.MAX_IMAGE_PIXELS, None  # our own limit applies instead
-        try:
-            with PIL.Image.open(io.BytesIO(data)) as im:
-                return im.size
-        except (PIL.UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            return None
-        finally:
-            PIL.Image.MAX_IMAGE_PIXELS = previous
 
 
 def check_joints(record, image_shape):
@@ -244,23 +200,6 @@ class CropMapper:
             return [BAD_SAMPLE, str(e)]
         except Exception as e:  # reported to the trainer, which stops the run with it
             return [FAILED_SAMPLE, f"error mapping {self.records[index].image}: {type(e).__name__}: {e}"]
-
-
-def make_codec(cfg):
-    """The BeliefCodec of a config's DATA group."""
-    d = cfg.DATA
-    sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA * s for s in MODEL_JOINTS.sigma_scale]
-    return BeliefCodec(d.INPUT_SIZE, d.STRIDE, sigmas)
-
-
-def make_part_codec(cfg, dense):
-    """The PartCodec of a config's part scheme on the belief-map cells, or on every crop pixel if ``dense``; None
-    without part stages."""
-    if not cfg.MODEL.PART_STAGES:
-        return None
-    codec = make_codec(cfg)
-    grid = np.arange(codec.input_size, dtype=np.float64) if dense else codec.grid
-    return PartCodec(cfg.MODEL.PART_SCHEME, grid, cfg.DATA.PART_WIDTH)
 
 
 def make_mapper(records, cfg, train, seed=None):

@@ -20,7 +20,7 @@ class PersonRecord:
 
     Attributes:
         image: path of the image file, or an object with ``read_bytes()`` and a readable ``str()`` for images stored
-            inside a container (dataflow.tfrecord.TFRecordImage); dataflow.pipeline.read_image takes both.
+            inside a container (dataflow.tfrecord.TFRecordImage); dataflow.images.read_image takes both.
         joints: float32 [14, 3], model joint order (cpm.joints.JOINT_NAMES); x, y in 0-based original image px;
             visibility 0 unannotated / 1 occluded / 2 visible (cpm.joints).
         center: float32 [2], person centre in original px; the crop is cut around it.

@@ -3,7 +3,7 @@ centre map and joint weights."""
 import cv2
 import numpy as np
 
-from cpm.joints import UNANNOTATED
+from cpm.joints import MODEL_JOINTS, UNANNOTATED
 from cpm.parts import SCHEMES
 
 #: Map values whose exponent exceeds this are set to 0: exp(-4.6052) = 1 %, the reference release's cut-off.
@@ -204,3 +204,20 @@ def _polygon_mask(points, grid):
     canvas = np.zeros((len(grid), len(grid)), np.uint8)
     cv2.fillPoly(canvas, [idx], 1, lineType=cv2.LINE_8, shift=4)
     return canvas.astype(bool)
+
+
+def make_codec(cfg):
+    """The BeliefCodec of a config's DATA group."""
+    d = cfg.DATA
+    sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA * s for s in MODEL_JOINTS.sigma_scale]
+    return BeliefCodec(d.INPUT_SIZE, d.STRIDE, sigmas)
+
+
+def make_part_codec(cfg, dense):
+    """The PartCodec of a config's part scheme on the belief-map cells, or on every crop pixel if ``dense``; None
+    without part stages."""
+    if not cfg.MODEL.PART_STAGES:
+        return None
+    codec = make_codec(cfg)
+    grid = np.arange(codec.input_size, dtype=np.float64) if dense else codec.grid
+    return PartCodec(cfg.MODEL.PART_SCHEME, grid, cfg.DATA.PART_WIDTH)

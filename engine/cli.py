@@ -4,6 +4,7 @@ Naming: ``--load`` a model to use, ``--preset`` / ``--config`` the settings, ``-
 selection, ``--precision`` fp32 | bf16, ``--out`` a script's main output and ``--out-<kind>`` each further output
 (older spellings stay as aliases).
 """
+import logging
 import os
 
 from cpm.checkpoint import ROOT, SHIPPED_MODEL
@@ -51,13 +52,18 @@ def add_verbose_argument(parser):
     parser.add_argument("--verbose", action="store_true", help="also print tensorpack's log (layers, variables)")
 
 
+def _warnings_only(record):
+    return record.levelno >= logging.WARNING
+
+
 def apply_verbosity(args):
-    """Hold tensorpack's log to warnings unless ``args.verbose``."""
-    import logging  # noqa: PLC0415
-
-    from tensorpack.utils import logger  # noqa: PLC0415
-
-    logger._logger.setLevel(logging.INFO if getattr(args, "verbose", False) else logging.WARNING)
+    """Hold tensorpack's log to warnings unless ``args.verbose``: a filter on its logger, which holds whether or not
+    tensorpack is imported yet (importing it to set its level would cost the LiteRT prediction path seconds, and
+    tensorpack sets its level to INFO when imported)."""
+    logger = logging.getLogger("tensorpack")
+    logger.removeFilter(_warnings_only)
+    if not getattr(args, "verbose", False):
+        logger.addFilter(_warnings_only)
 
 
 def add_output_argument(parser, kind, help, aliases=()):

@@ -60,7 +60,7 @@ from tensorpack.utils import logger
 from tensorpack.utils.argtools import memoized
 
 from cpm.errors import UserError
-from cpm.precision import session_config
+from cpm.session import session_config
 
 
 def _replace_global_by_local(kwargs):  # fix 2: tensorpack's, with discard for remove
@@ -226,7 +226,7 @@ class ClusterTrainer(DistributedTrainerReplicated):
         return callbacks
 
     def initialize(self, session_creator, session_init):
-        """``session_creator``: ours (cpm.precision.SessionCreator), whose config the workers' sessions take."""
+        """``session_creator``: ours (cpm.session.SessionCreator), whose config the workers' sessions take."""
         config = getattr(session_creator, "config", None)
         session_init._setup_graph()
         creator = _SessionCreator(self.server, session_init if self.is_chief else None, config)

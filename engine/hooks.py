@@ -56,9 +56,9 @@ class PoseValidation(RunStopper):
         self.gt = np.stack([r.joints for r in records])
 
     def _setup_graph(self):
-        outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
-        predict_fn = self.trainer.get_predictor(list(names.PREDICT_INPUTS), outputs)
-        self.predictor = PosePredictor(self.cfg, predict_fn=predict_fn)
+        outputs = list(names.predict_outputs(self.cfg.MODEL.PART_STAGES))
+        network = self.trainer.get_predictor(list(names.PREDICT_INPUTS), outputs)
+        self.predictor = PosePredictor(self.cfg, network=network)
 
     def _trigger_epoch(self):
         start = time.perf_counter()

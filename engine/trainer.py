@@ -22,8 +22,10 @@ from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
 from cpm.model import CPMModel
 from cpm.parts import part_names
-from cpm.precision import SessionCreator, cpu_description
-from dataflow.pipeline import build_train_dataflow, make_codec
+from cpm.precision import cpu_description
+from cpm.session import SessionCreator
+from dataflow.pipeline import build_train_dataflow
+from dataflow.targets import make_codec
 from dataflow.transforms import crop_affine
 from engine.distributed import ClusterTrainer
 from engine.hooks import (

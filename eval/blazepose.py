@@ -1,5 +1,5 @@
 """MediaPipe's BlazePose person detector (models/blazepose/pose_detection.tflite, Apache-2.0, from the mediapipe
-0.10.21 wheel), run with TensorFlow's TFLite interpreter: nothing to download at run time.
+0.10.21 wheel), run with LiteRT (ai-edge-litert, TFLite's successor): nothing to download at run time.
 
 The model takes a 224 x 224 letterboxed RGB image in [-1, 1] and scores 2254 SSD anchors; each detection has a box
 (around the face) and 4 keypoints, of which the first is the middle of the hips and the second lies on the circle
@@ -9,10 +9,11 @@ person ROI: a square centred on the hips, 2 x 1.25 times the circle's radius on 
 """
 import os
 import threading
-import warnings
 
 import cv2
 import numpy as np
+
+from eval.network import open_interpreter
 
 MODEL = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "models", "blazepose",
                      "pose_detection.tflite")
@@ -47,13 +48,7 @@ _ANCHORS = anchors()
 
 def _interpreter():
     if not _INTERPRETER:
-        import tensorflow as tf  # noqa: PLC0415  (only detection needs the interpreter)
-
-        with warnings.catch_warnings():  # "tf.lite.Interpreter is deprecated": it still ships with TF 2.21
-            warnings.simplefilter("ignore", UserWarning)
-            interpreter = tf.lite.Interpreter(model_path=MODEL, num_threads=os.cpu_count())
-        interpreter.allocate_tensors()
-        _INTERPRETER.append(interpreter)
+        _INTERPRETER.append(open_interpreter(MODEL))
     return _INTERPRETER[0]
 
 

@@ -1,13 +1,13 @@
 """Scoring a predictor on a dataset split: predictions, the metric report and its JSON form."""
 import os
-import re
 import time
 
 import numpy as np
 from tensorpack.utils.utils import get_tqdm
 
 from cpm.joints import JOINT_NAMES, NUM_JOINTS, UNANNOTATED, to_coco_keypoints
-from dataflow.pipeline import check_joints, make_mapper, read_image
+from dataflow.images import image_id, read_image
+from dataflow.pipeline import check_joints, make_mapper
 from dataflow.records import SCALE_UNIT_PX
 from dataflow.transforms import apply_affine, crop_affine, transform_joints
 from eval.metrics import (
@@ -173,12 +173,6 @@ def coco_results(pred, records):
     """
     return [{"image_id": image_id(r.image, i), "category_id": 1, "keypoints": to_coco_keypoints(p),
              "score": float(np.mean(p[:, 2]))} for i, (p, r) in enumerate(zip(pred, records, strict=True))]
-
-
-def image_id(image, fallback):
-    """The integer in an image's file name (its last run of digits), or ``fallback + 1``."""
-    digits = re.findall(r"\d+", os.path.splitext(os.path.basename(str(image)))[0])
-    return int(digits[-1]) if digits else fallback + 1
 
 
 def pck_curve(pred, records, thresholds):

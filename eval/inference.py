@@ -4,26 +4,15 @@ Test-time augmentation follows the CPM release: each person is cropped at severa
 maps of every view are upsampled to crop px, brought into the frame of the plain zoom-1 crop and averaged, and each
 joint is the arg-max of the average.
 """
-import zipfile
-
 import cv2
 import numpy as np
-import tensorflow as tf
-from tensorpack.predict import OfflinePredictor, PredictConfig
-from tensorpack.tfutils import SmartInit
-from tensorpack.tfutils.sessinit import SessionInit
 
-from cpm import names
-from cpm.checkpoint import load_weights
-from cpm.errors import UserError
 from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
-from cpm.model import CPMModel
 from cpm.parts import flip_permutation as parts_flip_permutation
 from cpm.parts import part_names
-from cpm.precision import SessionCreator
-from dataflow.pipeline import make_codec
-from dataflow.targets import center_map
+from dataflow.targets import center_map, make_codec
 from dataflow.transforms import apply_affine, crop_affine, image_mask, invert_affine, warp_image
+from eval.network import open_network
 
 
 def joints_to_original(crop_joints, affine):
@@ -103,13 +92,6 @@ def labels_to_original(labels, base_affine, image_shape):
                           flags=cv2.INTER_NEAREST | cv2.WARP_INVERSE_MAP, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
 
 
-class _FreshWeights(SessionInit):
-    """Randomly initialised variables: a predictor of the right shape and speed for benchmarks, with no checkpoint."""
-
-    def _run_init(self, sess):
-        sess.run(tf.compat.v1.global_variables_initializer())
-
-
 class PosePredictor:
     """A trained CPM that maps people in images to joints in original image px.
 
@@ -118,11 +100,12 @@ class PosePredictor:
         weights: checkpoint prefix or .npz; None initialises the weights at random (for benchmarks).
         precision: "fp32" or "bf16".
         zooms: test-time zooms (the release averages 0.7-1.3); flip: also average the mirrored crops.
-        predict_fn: instead of weights, a function of (images, centre maps) -> [beliefs, (part probabilities)] that
-            runs a model built elsewhere, e.g. a trainer's ``get_predictor`` (the epoch report): no session of its own.
+        network: instead of weights, a function of (images, centre maps) -> [beliefs, (part probabilities)] that
+            runs a model built elsewhere, e.g. a trainer's ``get_predictor`` (the epoch report). Default: the
+            network eval.network.open_network opens for ``weights`` (LiteRT or a TensorFlow session).
     """
 
-    def __init__(self, cfg, weights=None, precision="fp32", zooms=(1.0,), flip=False, *, predict_fn=None):
+    def __init__(self, cfg, weights=None, precision="fp32", zooms=(1.0,), flip=False, *, network=None):
         self.cfg, self.weights = cfg, weights
         self.codec = make_codec(cfg)
         self.target_dist = cfg.DATA.TARGET_DIST
@@ -131,54 +114,28 @@ class PosePredictor:
         self.views = [(z, f) for z in zooms for f in ((False, True) if flip else (False,))]
         self.part_names = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
         self.part_order = part_flip_order(cfg.MODEL.PART_SCHEME) if self.part_names else None
-        if predict_fn is not None:
-            self._predict, self.graph, self.session = predict_fn, None, None
-            return
-        outputs = [names.FINAL_BELIEFS] + ([names.FINAL_PARTS] if self.part_names else [])
-        try:
-            init = SmartInit(load_weights(weights)) if weights else _FreshWeights()
-            self._predict = OfflinePredictor(PredictConfig(
-                model=CPMModel.from_config(cfg), session_init=init,
-                input_names=list(names.PREDICT_INPUTS), output_names=outputs,
-                session_creator=SessionCreator(precision)))
-        except (tf.errors.OpError, ValueError, OSError, KeyError, zipfile.BadZipFile) as e:  # a damaged file
-            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-            raise UserError(f"cannot load the weights {weights}: {type(e).__name__}: {first}") from None
-        self.graph, self.session = self._predict.graph, self._predict.sess
-        self._locators = {}  # stage -> callable of the network up to that stage's beliefs (locate)
+        self.network = network if network is not None else open_network(cfg, weights, precision)
 
     def locate(self, image, center, scale, stage=None):
         """A first look at one person, for where it is rather than for the answer: joints [K, 3] in original px from
         the plain crop's final belief maps (or stage ``stage``'s, 1-based), the network run only as far as they
-        need (TensorFlow prunes the part stages, and the later belief stages). The full prediction where the
-        network is not this predictor's own session (the trainer's)."""
-        if self.session is None:
-            return self.predict(image, center, scale)
+        need where it can stop early (eval.tf_network.TFNetwork.stage_beliefs; other networks run whole)."""
         stage = self.cfg.MODEL.STAGES if stage is None else min(stage, self.cfg.MODEL.STAGES)
-        if stage not in self._locators:
-            inputs = [self.graph.get_tensor_by_name(f"{n}:0") for n in names.PREDICT_INPUTS]
-            name = names.FINAL_BELIEFS if stage == self.cfg.MODEL.STAGES else names.stage_beliefs(stage)
-            self._locators[stage] = self.session.make_callable(self.graph.get_tensor_by_name(f"{name}:0"), inputs)
         # decoded as the answer is (on crop px that show the image): a coarser decode on the maps, joints clipped to
         # the image, lost 2 points of validation PCK@0.2 for 4 ms
         plain = [(1.0, False)]
         crops, cmaps, base, valid = self.crop_views(image, center, scale, plain)
-        return self.decode(self._locators[stage](crops, cmaps), base, valid, plain)[0]
-
-    def variables(self):
-        """{name: value} of every variable of the inference graph (batch norm's moving statistics included, which
-        tensorpack's dump_session_params leaves out): what an exported weights.npz holds."""
-        with self.graph.as_default():
-            variables = tf.compat.v1.global_variables()
-        return dict(zip([v.name for v in variables], self.session.run(variables), strict=True))
+        stage_beliefs = getattr(self.network, "stage_beliefs", None)
+        beliefs = stage_beliefs(stage, crops, cmaps) if stage_beliefs else self.network(crops, cmaps)[0]
+        return self.decode(beliefs, base, valid, plain)[0]
 
     def beliefs(self, images, center_maps):
         """Final belief maps of a batch of crops: uint8 [B, S, S, 3], [B, H, H, 1] -> float32 [B, H, H, K + 1]."""
-        return self._predict(images, center_maps)[0]
+        return self.network(images, center_maps)[0]
 
     def outputs(self, images, center_maps):
         """(beliefs [B, H, H, K + 1], part probabilities [B, H, H, P + 2] or None without part stages)."""
-        out = self._predict(images, center_maps)
+        out = self.network(images, center_maps)
         return out[0], (out[1] if self.part_names else None)
 
     def decode_parts(self, view_parts, valid):

@@ -60,7 +60,7 @@ BLAZEPOSE_PERSON_FRACTION = 0.8
 def find_people(image):
     """(box [x, y, w, h], centre, scale) of each person found in a BGR image, best first: BlazePose's person ROIs,
     or HOG's boxes if the BlazePose model file is missing; [] if none is found."""
-    from eval import blazepose  # noqa: PLC0415  (TensorFlow's TFLite interpreter, loaded when first needed)
+    from eval import blazepose  # noqa: PLC0415  (LiteRT's interpreter, loaded when first needed)
 
     if blazepose.available():
         return [(b, *box_center_scale(b, BLAZEPOSE_PERSON_FRACTION)) for b, _ in blazepose.detect(image)]

@@ -7,6 +7,7 @@ timed in the same run: given the peer's figure (--peer), train and predict print
         [--peer MS]
     python scripts/benchmark.py resume [--kills 10] [--kill-in-save] [--logdir DIR] [--config KEY=VALUE ...]
     python scripts/benchmark.py detect [--coco DIR] [--jhmdb DIR]
+    python scripts/benchmark.py cold [--load MODEL] [--image PHOTO] [--repeat 5]
 
 Every figure is printed with the CPU it was measured on (model, cores, vector/matrix flags): speeds differ 3-4x
 between the machines we train on, so only figures from one run on one machine compare.
@@ -20,6 +21,10 @@ through the predictor that predict.py uses, given the person's box: decode, crop
 ``--boxes detected`` per person found without a box, as predict.py finds them (detector, then 1 + ``--refine``
 crops per person). The shipped model unless --load names another; --preset times that preset's network with random
 weights instead (as fast as a trained one).
+``cold``: seconds from the shell to one photo's answer, ``predict.py --image PHOTO`` in a new process each time
+(imports, loading the model and the detector, one prediction, writing the JSON), median of ``--repeat``, against
+COLD_TARGET; once as predict.py runs by default (LiteRT, where the model folder holds its model.tflite) and once with
+``--precision bf16``, which takes the TensorFlow path.
 ``resume``: a short training run on the shipped sample with 2 data workers, SIGKILLed ``--kills`` times at random
 moments (one of them inside a checkpoint save with --kill-in-save) and restarted each time until it finishes. Checks
 that each restart resumes from the newest checkpoint, that no process of the killed run stays alive, that the run
@@ -36,7 +41,9 @@ import numpy as np
 
 from cpm.config import build_config
 from cpm.errors import UserError, run_main
-from dataflow.pipeline import make_mapper, mapped_indices, read_image
+from dataflow.datasets import SAMPLE_LSP_DIR
+from dataflow.images import read_image
+from dataflow.pipeline import make_mapper, mapped_indices
 from engine.cli import (
     add_config_argument,
     add_config_arguments,
@@ -52,6 +59,7 @@ from eval.api import REFINE
 # and an inference batch in at most 0.8x the time of the same network in PyTorch (peer_cpm_torch.py), one person from
 # image file to joints no slower than MediaPipe's BlazePose on one image (peer_mediapipe.py).
 TRAIN_TARGET, PREDICT_TARGET = 0.8, 1.0
+COLD_TARGET = 2.0  # s from the shell to one photo's joints on 2 cores
 
 
 def _versus(ours, peer, target):
@@ -114,8 +122,8 @@ def bench_train(args):
 
     from cpm import names
     from cpm.model import CPMModel, count_parameters
-    from cpm.precision import session_config
-    from dataflow.datasets import SAMPLE_LSP_DIR, load_records
+    from cpm.session import session_config
+    from dataflow.datasets import load_records
 
     cfg = build_config(args.preset, [f"TRAIN.BATCH_SIZE={args.batch}", "TRAIN.NUM_WORKERS=0"] + args.config)
     mapper = make_mapper(load_records("lsp", SAMPLE_LSP_DIR, "train"), cfg, train=True, seed=0)
@@ -128,8 +136,7 @@ def bench_train(args):
         train_op = model.optimizer().minimize(cost)
         params = count_parameters()
         graph = tf.compat.v1.get_default_graph()
-        final = [graph.get_tensor_by_name(n + ":0") for n in [names.FINAL_BELIEFS]
-                 + ([names.FINAL_PARTS] if cfg.MODEL.PART_STAGES else [])]
+        final = [graph.get_tensor_by_name(n + ":0") for n in names.predict_outputs(cfg.MODEL.PART_STAGES)]
         feed = dict(zip(inputs, batch, strict=True))
         config = session_config(args.precision)  # what the trainer runs with
         with tf.compat.v1.Session(config=config) as sess:
@@ -154,7 +161,7 @@ def bench_train(args):
 
 def bench_predict(args):
     from cpm.checkpoint import resolve_checkpoint
-    from dataflow.datasets import SAMPLE_LSP_DIR, load_records
+    from dataflow.datasets import load_records
     from eval.api import PoseEstimator
     from eval.inference import PosePredictor
 
@@ -189,6 +196,34 @@ def bench_predict(args):
           f"{len(records)} images of the shipped LSP sample, {people} people; {flow}")
     versus = f"  {_versus(ms, args.peer, PREDICT_TARGET)}" if args.peer else ""
     print(f"  image file -> joints: {ms:7.1f} ms/person  ({1000 / ms:6.1f} people/s){versus}")
+
+
+def bench_cold(args):
+    import statistics  # noqa: PLC0415
+    import subprocess  # noqa: PLC0415
+    import sys  # noqa: PLC0415
+    import tempfile  # noqa: PLC0415
+
+    print(cpu_line())
+    print(f"cold start: scripts/predict.py --image {args.image}{' --load ' + args.load if args.load else ''}, "
+          f"a new process each time, median of {args.repeat}")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "predict.py")
+    for label, extra in (("default (LiteRT where the model has model.tflite)", []),
+                         ("--precision bf16 (TensorFlow)", ["--precision", "bf16"])):
+        seconds = []
+        with tempfile.TemporaryDirectory() as tmp:
+            for _ in range(args.repeat):
+                command = [sys.executable, script, "--image", args.image, "--out-json", os.path.join(tmp, "p.json")]
+                command += (["--load", args.load] if args.load else []) + extra
+                start = time.perf_counter()
+                done = subprocess.run(command, capture_output=True, text=True)
+                seconds.append(time.perf_counter() - start)
+                if done.returncode != 0:
+                    raise UserError(f"predict.py failed: {done.stderr.strip().splitlines()[-1:]}")
+        median = statistics.median(seconds)
+        verdict = "met" if median <= COLD_TARGET else "missed"
+        print(f"  {label:52s} {median:5.2f} s (min {min(seconds):.2f}; target <= {COLD_TARGET:g} s: {verdict}), "
+              f"{len(done.stdout.splitlines())} lines printed")
 
 
 # The run killed by ``resume``: 4 epochs of 25 steps, checkpoints every 3 s, small validation.
@@ -369,6 +404,11 @@ def main():
     detect = sub.add_parser("detect", help="person detector recall on real photos (COCO and JHMDB samples)")
     detect.add_argument("--coco", default="tests/fixtures/coco", help="COCO folder with test_coco.json")
     detect.add_argument("--jhmdb", default="tests/fixtures/jhmdb", help="JHMDB folder with test_jhmdb_sub1.json")
+    cold = sub.add_parser("cold", help="seconds from the shell to one photo's joints (predict.py, new process)")
+    add_load_argument(cold)
+    cold.add_argument("--image", default=os.path.join(SAMPLE_LSP_DIR, "images", "im0001.jpg"),
+                      help="the photo (default: the first image of the shipped LSP sample)")
+    cold.add_argument("--repeat", type=int, default=5, help="runs to take the median of (default 5)")
     resume = sub.add_parser("resume", help="SIGKILL a short training run repeatedly; check that it resumes")
     resume.add_argument("--kills", type=int, default=10, help="SIGKILLs at random moments (default 10)")
     resume.add_argument("--kill-in-save", action="store_true", help="make one of them land inside a checkpoint save")
@@ -387,6 +427,10 @@ def main():
         bench_predict(args)
     elif args.what == "detect":
         bench_detect(args)
+    elif args.what == "cold":
+        if args.repeat < 1:
+            raise UserError("--repeat must be at least 1")
+        bench_cold(args)
     elif args.what == "data":
         if args.n < 8:
             raise UserError("--n must be at least 8")

@@ -23,7 +23,7 @@ import numpy as np
 
 from cpm.errors import UserError, run_main
 from cpm.joints import to_coco_keypoints
-from dataflow.pipeline import read_image
+from dataflow.images import image_id, read_image
 from engine.cli import (
     add_load_argument,
     add_output_argument,
@@ -34,7 +34,6 @@ from engine.cli import (
 )
 from eval.api import REFINE, PoseEstimator
 from eval.draw import belief_montage, draw_skeleton, part_overlay, write_image
-from eval.evaluate import image_id
 from eval.metrics import json_safe
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")

@@ -4,8 +4,9 @@
 
 Takes the run's best-validation checkpoint (max-val-pcp, else its newest), scores it and its float16 copy on the
 validation people, and writes OUT/weights.npz in float16 if that changes PCK@0.2 by less than 0.1 point (else in
-float32), OUT/config.json, OUT/curve.png (validation PCK@0.2 and training loss against training hours) and
-OUT/README.md, the model card: data, recipe, training hours and CPUs, PCK@0.2 per joint, PCP per limb, part IoU.
+float32), OUT/model.tflite (the same network for LiteRT, which predict.py runs without TensorFlow), OUT/config.json,
+OUT/curve.png (validation PCK@0.2 and training loss against training hours) and OUT/README.md, the model card: data,
+recipe, training hours and CPUs, PCK@0.2 per joint, PCP per limb, part IoU.
 """
 import argparse
 import os
@@ -15,20 +16,21 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
-from cpm.checkpoint import CONFIG_FILE, WEIGHTS_FILE, resolve_checkpoint, save_weights
+from cpm.checkpoint import CONFIG_FILE, LITE_FILE, WEIGHTS_FILE, record_lite_model, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
 from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
 from engine.rundir import RunDir
 from eval.evaluate import evaluate, predict_records
 from eval.inference import PosePredictor
 from eval.metrics import part_iou
+from eval.tf_network import TFNetwork
 
 MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
 
 
 def score(cfg, weights, records):
     """The evaluation report of ``weights`` on ``records``, with part IoU."""
-    predictor = PosePredictor(cfg, weights)
+    predictor = PosePredictor(cfg, network=TFNetwork(cfg, weights))  # TensorFlow: ship converts it
     pred, seconds, parts = predict_records(predictor, records)
     report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
     if parts is not None:
@@ -135,7 +137,7 @@ def main():
     shipped = next((s for s in stats if s["global_step"] == step), stats[-1])
     records = records_from_args(args, cfg.READER)
     full, predictor = score(cfg, weights, records)
-    variables = predictor.variables()
+    variables = predictor.network.variables()
     with tempfile.TemporaryDirectory() as tmp:  # the float16 copy, scored as it would be shipped
         shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(tmp, CONFIG_FILE))
         save_weights(os.path.join(tmp, WEIGHTS_FILE), variables, fp16=True)
@@ -145,6 +147,9 @@ def main():
     fp16 = abs(delta) < MAX_FP16_LOSS
     save_weights(os.path.join(args.out, WEIGHTS_FILE), variables, fp16=fp16)
     shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(args.out, CONFIG_FILE))
+    with open(os.path.join(args.out, LITE_FILE), "wb") as f:  # what predict.py runs, without TensorFlow
+        f.write(predictor.network.tflite(cfg.DATA.INPUT_SIZE, cfg.DATA.STRIDE, fp16=fp16))
+    record_lite_model(args.out)
     plot_curve(stats, shipped, os.path.join(args.out, "curve.png"))
     data = "; ".join(f"{d} {p} {s}" for d, p, s in meta.get("data", []))
     val_text = f"{args.data} {args.datadir} {args.split}"

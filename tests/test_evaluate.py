@@ -7,9 +7,8 @@ import sys
 import cv2
 import numpy as np
 import pytest
-import tensorflow as tf
 
-from cpm.checkpoint import resolve_checkpoint
+from cpm.checkpoint import lite_model, resolve_checkpoint
 from cpm.errors import UserError
 from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, UNANNOTATED, VISIBLE
 from cpm.parts import part_names
@@ -18,7 +17,9 @@ from dataflow.records import PersonRecord
 from eval.evaluate import evaluate, match_people, predictions_json
 from eval.inference import PosePredictor, fuse_views
 from eval.metrics import within_radius
+from eval.network import LiteNetwork
 from eval.people import box_center_scale, suppress
+from eval.tf_network import TFNetwork
 from tests.helpers import run, stick_person
 
 
@@ -154,16 +155,9 @@ np.save({str(tmp_path / "parts.npy")!r}, parts)
     assert done.returncode == 0, done.stderr[-3000:]
     np.testing.assert_allclose(np.load(tmp_path / "saved.npy"), expected, atol=1e-4)
     np.testing.assert_allclose(np.load(tmp_path / "parts.npy"), predictor.outputs(crops, cmaps)[1], atol=1e-4)
-    # The TFLite model gives the same maps, one crop per call.
-    interpreter = tf.lite.Interpreter(model_path=str(out / "model.tflite"))
-    interpreter.allocate_tensors()
-    inputs = {d["name"]: d["index"] for d in interpreter.get_input_details()}
-    outputs = {d["name"]: d["index"] for d in interpreter.get_output_details()}
-    for k in range(len(crops)):
-        interpreter.set_tensor(inputs["image"], crops[k:k + 1])
-        interpreter.set_tensor(inputs["center_map"], cmaps[k:k + 1].astype(np.float32))
-        interpreter.invoke()
-        np.testing.assert_allclose(interpreter.get_tensor(outputs["final_beliefs"])[0], expected[k], atol=1e-4)
+    # The TFLite model gives the same maps in LiteRT, one crop per call.
+    lite = LiteNetwork(str(out / "model.tflite"), ["final_beliefs", "final_parts"])
+    np.testing.assert_allclose(lite(crops, cmaps)[0], expected, atol=1e-4)
     # So does the ONNX model in onnxruntime, for the whole batch.
     import onnxruntime
 
@@ -172,10 +166,19 @@ np.save({str(tmp_path / "parts.npy")!r}, parts)
                                            {"image:0": crops, "center_map:0": cmaps.astype(np.float32)})
     np.testing.assert_allclose(onnx_beliefs, expected, atol=1e-4)
     np.testing.assert_allclose(onnx_parts, predictor.outputs(crops, cmaps)[1], atol=1e-4)
-    # The exported weights load back into the predictor path too.
+    # The exported folder is predicted from with LiteRT (its model.tflite is recorded as converted from its
+    # weights), and its weights load back into TensorFlow too; once the weights change, the TFLite file is not used.
     w2, cfg2 = resolve_checkpoint(str(out / "weights.npz"))
     again = PosePredictor(cfg2, w2)
-    np.testing.assert_allclose(again.beliefs(crops, cmaps), expected, atol=1e-5)
+    assert isinstance(again.network, LiteNetwork)
+    np.testing.assert_allclose(again.beliefs(crops, cmaps), expected, atol=1e-4)
+    np.testing.assert_allclose(PosePredictor(cfg2, network=TFNetwork(cfg2, w2))
+                               .beliefs(crops, cmaps), expected, atol=1e-5)
+    assert lite_model(w2) == str(out / "model.tflite")
+    with np.load(w2) as data:
+        changed = {k: v * 2 if v.dtype.kind == "f" else v for k, v in data.items()}
+    np.savez(w2, **changed)
+    assert lite_model(w2) is None and isinstance(PosePredictor(cfg2, w2).network, TFNetwork)
 
 
 @pytest.mark.slow

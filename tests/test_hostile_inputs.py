@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from dataflow.datasets import SAMPLE_LSP_DIR
-from dataflow.pipeline import read_image
+from dataflow.images import read_image
 from eval.metrics import json_safe
 from tests.helpers import ROOT, run
 
@@ -104,7 +104,7 @@ def test_unusable_images_are_one_line(trained_run, tmp_path, make, message):
     proc = run("predict.py", "--load", trained_run, "--image", str(path))
     _one_line_error(proc, message)
     if "MP" in message:  # refused from its header: a process reading it never holds the 1.2 GB of its pixels
-        probe = ("import resource, sys; from dataflow.pipeline import read_image\ntry: read_image(sys.argv[1])\n"
+        probe = ("import resource, sys; from dataflow.images import read_image\ntry: read_image(sys.argv[1])\n"
                  "except Exception: pass\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)")
 
         def peak_kib(image):

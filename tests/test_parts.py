@@ -6,9 +6,9 @@ from cpm import names
 from cpm.config import build_config
 from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, VISIBLE
 from cpm.parts import SCHEMES, flip_permutation, part_names
-from dataflow.pipeline import CropMapper, make_codec, make_part_codec
+from dataflow.pipeline import CropMapper
 from dataflow.records import PersonRecord
-from dataflow.targets import PartCodec
+from dataflow.targets import PartCodec, make_codec, make_part_codec
 from dataflow.transforms import Augment
 from eval.metrics import part_counts, part_iou
 from tests.helpers import build_model

@@ -2,17 +2,21 @@
 20 validation people it never trained on (tests/fixtures/lsp_val: LSP im0801-0820)."""
 import json
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from cpm.checkpoint import SHIPPED_MODEL, resolve_checkpoint
+from cpm.checkpoint import SHIPPED_MODEL, lite_model, resolve_checkpoint
 from cpm.joints import FLIP_PERMUTATION
 from dataflow.lsp import read_lsp
 from eval.evaluate import predict_records
 from eval.inference import PosePredictor
 from eval.metrics import pose_scores
-from tests.helpers import FIXTURES, run
+from eval.network import LiteNetwork
+from eval.tf_network import TFNetwork
+from tests.helpers import FIXTURES, ROOT, run
 
 VAL_DIR = os.path.join(FIXTURES, "lsp_val")
 # PCK@0.2 on these 20 people when the model was shipped (2026-12-01, campaign step 36450): 76.1 as shipped; 60.0 with
@@ -23,12 +27,15 @@ MIN_PCK = 0.68
 
 @pytest.fixture(scope="module")
 def scored():
-    """(PCK@0.2 as shipped, with RGB input, with left/right swapped)."""
+    """(PCK@0.2 as shipped, with RGB input, with left/right swapped); the LiteRT and TensorFlow runs agree."""
     weights, cfg = resolve_checkpoint(None)
     predictor = PosePredictor(cfg, weights)
+    assert isinstance(predictor.network, LiteNetwork)
     records = read_lsp(VAL_DIR, "all")
     gt = np.stack([r.joints for r in records])
     pred = predict_records(predictor, records)[0]
+    in_tf = predict_records(PosePredictor(cfg, network=TFNetwork(cfg, weights)), records)[0]
+    np.testing.assert_allclose(pred, in_tf, atol=0.01)  # px and scores
     original = predictor.crop_views
     predictor.crop_views = lambda image, c, s: original(image[:, :, ::-1].copy(), c, s)  # a loader giving RGB
     rgb = predict_records(predictor, records)[0]
@@ -37,8 +44,10 @@ def scored():
 
 def test_the_shipped_model_holds_weights_config_card_and_curve():
     names = set(os.listdir(SHIPPED_MODEL))
-    assert {"weights.npz", "config.json", "README.md", "curve.png"} <= names
-    assert sum(os.path.getsize(os.path.join(SHIPPED_MODEL, n)) for n in names) < 20 * 2**20
+    assert {"weights.npz", "model.tflite", "config.json", "README.md", "curve.png"} <= names
+    assert sum(os.path.getsize(os.path.join(SHIPPED_MODEL, n)) for n in names) < 10 * 2**20
+    # predict.py runs the TFLite copy (LiteRT): config.json records it as converted from these very weights
+    assert lite_model(os.path.join(SHIPPED_MODEL, "weights.npz")) == os.path.join(SHIPPED_MODEL, "model.tflite")
     with open(os.path.join(SHIPPED_MODEL, "README.md")) as f:
         stored = np.float16 if "- Weights: float16" in f.read() else np.float32  # as the model card says
     with np.load(os.path.join(SHIPPED_MODEL, "weights.npz")) as w:
@@ -64,3 +73,18 @@ def test_scripts_use_the_shipped_model_without_load(tmp_path):
     assert "using the shipped model models/cpm-lsp" in proc.stdout
     people = json.loads(out.read_text())["people"]  # as many as the detector finds (at least the whole image)
     assert people and all(len(person["joints"]) == 14 for person in people)
+
+
+@pytest.mark.slow
+def test_predict_on_a_photo_imports_no_tensorflow(tmp_path):
+    # TensorFlow's import is most of a cold start: predict.py with the shipped model runs on LiteRT alone.
+    image = os.path.join(VAL_DIR, "images", "im0001.jpg")
+    script = ("import runpy, sys\n"
+              f"sys.argv = ['predict.py', '--image', {image!r}, '--out-json', {str(tmp_path / 'p.json')!r}]\n"
+              "runpy.run_path('scripts/predict.py', run_name='__main__')\n"
+              "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorpack')], 'imported'\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.splitlines() == ["using the shipped model models/cpm-lsp (--load to use another)",
+                                        f"{image}: 2 people"] and proc.stderr == ""
+    assert len(json.loads((tmp_path / "p.json").read_text())["people"]) == 2  # the detector finds two
