@@ -77,16 +77,15 @@ class BeliefCodec:
         y = self.grid[gy] + 0.25 * self.stride * dy
         return np.stack([x, y, score], axis=1).astype(np.float32)
 
-
     def upsample(self, beliefs):
         """Belief maps [H, W, C] resized to input px [S, S, C].
 
         Bilinear resizing by ``stride`` puts cell g's value at px stride * g + (stride - 1) / 2, the encoding grid,
         so the upsampled maps live in crop px.
         """
-        channels = [cv2.resize(np.ascontiguousarray(beliefs[:, :, c]), (self.input_size, self.input_size),
-                               interpolation=cv2.INTER_LINEAR) for c in range(beliefs.shape[2])]
-        return np.stack(channels, axis=2)
+        dense = cv2.resize(np.ascontiguousarray(beliefs), (self.input_size, self.input_size),
+                           interpolation=cv2.INTER_LINEAR)  # all channels in one call
+        return dense.reshape(self.input_size, self.input_size, beliefs.shape[2])
 
     def decode_dense(self, maps):
         """Joints from input-resolution maps [S, S, C >= K] (e.g. upsample's output): the arg-max pixel.

@@ -47,6 +47,9 @@ def fuse_views(codec, beliefs, zooms, flips, order=BELIEF_FLIP_ORDER):
     Returns:
         float32 [S, S, C] maps in crop px of the zoom-1 crop.
     """
+    if len(beliefs) == 1 and zooms[0] == 1.0:  # the plain view alone (the default): nothing to average
+        maps = unflip_beliefs(beliefs[0], order) if flips[0] else beliefs[0]
+        return codec.upsample(maps).astype(np.float32, copy=False)
     size = codec.input_size
     mid = (size - 1) / 2.0
     total = 0.0

@@ -33,32 +33,40 @@ def open_interpreter(path):
 
 
 class LiteNetwork:
-    """A model.tflite in LiteRT's interpreter: called like eval.tf_network.TFNetwork, one crop per invoke.
+    """A model.tflite in LiteRT's interpreter (eval.tf_network.TFNetwork.tflite writes it): called like
+    eval.tf_network.TFNetwork, one crop per invoke, through its ``pose`` signature; ``stage_beliefs`` of the final
+    stage runs its ``locate`` signature, which leaves the part stages out.
 
     Args:
-        path: the .tflite file (inputs names.PREDICT_INPUTS with batch 1, outputs names.predict_outputs).
-        output_names: the outputs to return, in order.
+        path: the .tflite file.
+        output_names: the outputs to return, in order (names.predict_outputs).
+        stages: the model's belief stages (MODEL.STAGES).
     """
 
-    def __init__(self, path, output_names):
-        self.path = path
+    def __init__(self, path, output_names, stages):
+        self.path, self.output_names, self.stages = path, list(output_names), stages
         self._interpreter = open_interpreter(path)
-        inputs = {d["name"]: d["index"] for d in self._interpreter.get_input_details()}
-        outputs = {d["name"]: d["index"] for d in self._interpreter.get_output_details()}
-        self._inputs = [inputs[n] for n in names.PREDICT_INPUTS]
-        self._outputs = [outputs[n] for n in output_names]
+        self._runs = {k: self._interpreter.get_signature_runner(k) for k in ("pose", "locate")}
         self._lock = threading.Lock()  # one interpreter, whose tensors a call owns until it has read them
 
-    def __call__(self, images, center_maps):
-        results = [[] for _ in self._outputs]
+    def _run(self, signature, output_names, images, center_maps):
+        results = [[] for _ in output_names]
         with self._lock:
             for image, center_map in zip(images, center_maps, strict=True):
-                self._interpreter.set_tensor(self._inputs[0], np.ascontiguousarray(image[None], np.uint8))
-                self._interpreter.set_tensor(self._inputs[1], np.ascontiguousarray(center_map[None], np.float32))
-                self._interpreter.invoke()
-                for out, index in zip(results, self._outputs, strict=True):
-                    out.append(self._interpreter.get_tensor(index)[0])
-        return [np.stack(out) for out in results]
+                out = self._runs[signature](**{names.IMAGE: np.ascontiguousarray(image[None], np.uint8),
+                                               names.CENTER_MAP: np.ascontiguousarray(center_map[None], np.float32)})
+                for kept, name in zip(results, output_names, strict=True):
+                    kept.append(out[name][0])
+        return [np.stack(kept) for kept in results]
+
+    def __call__(self, images, center_maps):
+        return self._run("pose", self.output_names, images, center_maps)
+
+    def stage_beliefs(self, stage, images, center_maps):
+        """Final belief maps [B, H, H, K + 1] without the part stages; the TFLite model holds no earlier stage's."""
+        if stage != self.stages:
+            raise ValueError(f"stage {stage}: {self.path} returns only the final stage's beliefs ({self.stages})")
+        return self._run("locate", [names.FINAL_BELIEFS], images, center_maps)[0]
 
 
 def open_network(cfg, weights, precision="fp32"):
@@ -68,7 +76,7 @@ def open_network(cfg, weights, precision="fp32"):
     output_names = list(names.predict_outputs(cfg.MODEL.PART_STAGES))
     lite = lite_model(weights) if weights and precision == "fp32" else None
     if lite:
-        return LiteNetwork(lite, output_names)
+        return LiteNetwork(lite, output_names, cfg.MODEL.STAGES)
     from eval.tf_network import TFNetwork  # noqa: PLC0415  (imports TensorFlow: seconds)
 
     return TFNetwork(cfg, weights, precision)

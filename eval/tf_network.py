@@ -2,8 +2,6 @@
 
 Imported only where TensorFlow is needed: eval.network runs a shipped or exported model without it.
 """
-import os
-import tempfile
 import zipfile
 
 import tensorflow as tf
@@ -75,18 +73,28 @@ class TFNetwork:
         return tf.compat.v1.graph_util.extract_sub_graph(frozen, self.output_names)
 
     def tflite(self, input_size, stride, fp16=False):
-        """The network as a TFLite flatbuffer (bytes) for LiteRT, one crop per call: inputs image [1, S, S, 3]
-        uint8 and center_map [1, S/stride, S/stride, 1], outputs as the graph's; ``fp16`` stores the weights as
+        """The network as a TFLite flatbuffer (bytes) for LiteRT, one crop per call, with two signatures that share
+        the weights: ``pose`` (inputs image [1, S, S, 3] uint8 and center_map [1, S/stride, S/stride, 1], every
+        output) and ``locate`` (the final beliefs only: the part stages are not run). ``fp16`` stores the weights as
         float16 (half the size; LiteRT computes in float32 either way)."""
+        frozen = self.frozen_graph()
+        graph_fn = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(frozen, name=""), [])
+        tensor = graph_fn.graph.get_tensor_by_name
+        inputs = [tensor(f"{n}:0") for n in names.PREDICT_INPUTS]
         cells = input_size // stride
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "frozen_graph.pb")
-            with open(path, "wb") as f:
-                f.write(self.frozen_graph().SerializeToString())
-            converter = tf.compat.v1.lite.TFLiteConverter.from_frozen_graph(
-                path, input_arrays=list(names.PREDICT_INPUTS), output_arrays=self.output_names,
-                input_shapes={names.IMAGE: [1, input_size, input_size, 3], names.CENTER_MAP: [1, cells, cells, 1]})
-            if fp16:
-                converter.optimizations = [tf.lite.Optimize.DEFAULT]
-                converter.target_spec.supported_types = [tf.float16]
-            return converter.convert()
+        spec = [tf.TensorSpec([1, input_size, input_size, 3], tf.uint8, names.IMAGE),
+                tf.TensorSpec([1, cells, cells, 1], tf.float32, names.CENTER_MAP)]
+        functions = []
+        for signature, outputs in (("pose", self.output_names), ("locate", [names.FINAL_BELIEFS])):
+            pruned = graph_fn.prune(inputs, [tensor(f"{n}:0") for n in outputs])
+
+            def run(image, center_map, pruned=pruned, outputs=outputs):
+                return dict(zip(outputs, pruned(image, center_map), strict=True))
+
+            run.__name__ = signature  # the converter names each signature after its function's graph
+            functions.append(tf.function(run, input_signature=spec).get_concrete_function())
+        converter = tf.lite.TFLiteConverter.from_concrete_functions(functions, tf.Module())
+        if fp16:
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]
+            converter.target_spec.supported_types = [tf.float16]
+        return converter.convert()

@@ -156,8 +156,10 @@ np.save({str(tmp_path / "parts.npy")!r}, parts)
     np.testing.assert_allclose(np.load(tmp_path / "saved.npy"), expected, atol=1e-4)
     np.testing.assert_allclose(np.load(tmp_path / "parts.npy"), predictor.outputs(crops, cmaps)[1], atol=1e-4)
     # The TFLite model gives the same maps in LiteRT, one crop per call.
-    lite = LiteNetwork(str(out / "model.tflite"), ["final_beliefs", "final_parts"])
+    lite = LiteNetwork(str(out / "model.tflite"), ["final_beliefs", "final_parts"], cfg.MODEL.STAGES)
     np.testing.assert_allclose(lite(crops, cmaps)[0], expected, atol=1e-4)
+    np.testing.assert_allclose(lite(crops, cmaps)[1], predictor.outputs(crops, cmaps)[1], atol=1e-4)
+    np.testing.assert_allclose(lite.stage_beliefs(cfg.MODEL.STAGES, crops, cmaps), expected, atol=1e-4)
     # So does the ONNX model in onnxruntime, for the whole batch.
     import onnxruntime
 
