@@ -92,7 +92,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         f"{', the whole run' if finished else ''})"
         + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
         + f" from scratch, in {max(1, len(sessions))} process(es) on: {'; '.join(cpus)}.",
-        f"- Weights: {'float16' if fp16 else 'float32'} ({WEIGHTS_FILE}); float16 changed validation PCK@0.2 by "
+        f"- Weights: {'float16' if fp16 else 'float32'} ({WEIGHTS_FILE}, and {LITE_FILE}: the same network for "
+        f"LiteRT, which predict.py runs); float16 changed validation PCK@0.2 by "
         f"{100 * delta:+.2f} points. Mean of the last three validations up to it: {pct(last3)} %; of the run's "
         f"last three: {pct(run_last3)} %.",
         "",
