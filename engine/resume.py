@@ -32,12 +32,13 @@ KILL_IN_SAVE_ENV = "CPM_TEST_KILL_IN_SAVE"
 
 
 def resume_point(logdir, steps_per_epoch):
-    """Where a run in ``logdir`` continues.
+    """Where a run in ``logdir`` continues (RunDir.resume_checkpoint: the newest checkpoint, or the last reported
+    epoch's end where the newest ends an epoch that was never reported).
 
     Returns:
         (checkpoint prefix or None, starting epoch (1-based), steps of that epoch already done).
     """
-    path, step = RunDir(logdir).latest_checkpoint()
+    path, step = RunDir(logdir).resume_checkpoint(steps_per_epoch)
     return path, step // steps_per_epoch + 1, step % steps_per_epoch
 
 

@@ -162,6 +162,18 @@ class RunDir:
             return None, 0
         return path, int(tf.train.load_variable(path, "global_step"))
 
+    def resume_checkpoint(self, steps_per_epoch):
+        """(checkpoint prefix, its global step) to continue from, or (None, 0): the newest checkpoint, except one
+        that ends an epoch whose report (validation, stats.json entry) was never written, the process having died
+        between the two; then the checkpoint of the last reported step, if it is still kept, so that the epoch runs
+        again and reports (else the newest, and that epoch goes unreported)."""
+        path, step = self.latest_checkpoint()
+        reported = self.last("global_step", 0)
+        earlier = os.path.join(self.path, f"model-{reported}")
+        if path and step % steps_per_epoch == 0 and 0 < reported < step and os.path.isfile(earlier + ".index"):
+            return earlier, reported
+        return path, step
+
 
 class WriteFailure(RunStopper):
     """Base of the run's writers: a failed write (a full disk above all) stops training with one line, as every

@@ -227,8 +227,10 @@ def bench_cold(args):
 
 
 # The run killed by ``resume``: 4 epochs of 25 steps, checkpoints every 3 s, small validation.
-KILL_RUN_CONFIG = ["TRAIN.EPOCHS=4", "TRAIN.STEPS_PER_EPOCH=25", "TRAIN.BATCH_SIZE=4", "TRAIN.VAL_MAX_PEOPLE=8",
-                   "TRAIN.CHECKPOINT_MINUTES=0.05", "TRAIN.SUMMARY_PERIOD=1000", "TRAIN.NUM_WORKERS=2"]
+KILL_RUN_STEPS = 25  # per epoch
+KILL_RUN_CONFIG = ["TRAIN.EPOCHS=4", f"TRAIN.STEPS_PER_EPOCH={KILL_RUN_STEPS}", "TRAIN.BATCH_SIZE=4",
+                   "TRAIN.VAL_MAX_PEOPLE=8", "TRAIN.CHECKPOINT_MINUTES=0.05", "TRAIN.SUMMARY_PERIOD=1000",
+                   "TRAIN.NUM_WORKERS=2"]
 
 
 def _descendants(pid):
@@ -351,7 +353,7 @@ def bench_resume(args):
         leaked += len(stray)
         for k in stray:
             os.kill(k, signal.SIGKILL)
-        path, expected_start = RunDir(logdir).latest_checkpoint()
+        path, expected_start = RunDir(logdir).resume_checkpoint(KILL_RUN_STEPS)
         saved_at = os.path.getmtime(os.path.join(logdir, "checkpoint")) if path else started
         lost = max(lost, killed_at - max(saved_at, started))
         now = RunDir(logdir).read_meta()["config"]

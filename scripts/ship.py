@@ -23,14 +23,16 @@ from engine.rundir import RunDir
 from eval.evaluate import evaluate, predict_records
 from eval.inference import PosePredictor
 from eval.metrics import part_iou
+from eval.network import open_network
 from eval.tf_network import TFNetwork
 
 MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
 
 
-def score(cfg, weights, records):
-    """The evaluation report of ``weights`` on ``records``, with part IoU."""
-    predictor = PosePredictor(cfg, network=TFNetwork(cfg, weights))  # TensorFlow: ship converts it
+def score(cfg, weights, records, network=None):
+    """The evaluation report of ``weights`` on ``records``, with part IoU; in a TensorFlow session (which ship
+    converts to TFLite) unless ``network`` is given."""
+    predictor = PosePredictor(cfg, network=network or TFNetwork(cfg, weights))
     pred, seconds, parts = predict_records(predictor, records)
     report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
     if parts is not None:
@@ -154,8 +156,12 @@ def main():
     plot_curve(stats, shipped, os.path.join(args.out, "curve.png"))
     data = "; ".join(f"{d} {p} {s}" for d, p, s in meta.get("data", []))
     val_text = f"{args.data} {args.datadir} {args.split}"
+    # the card's scores are the shipped folder's, run as predict.py and evaluate.py run it (LiteRT)
+    shipped_weights = os.path.join(args.out, WEIGHTS_FILE)
+    final, _ = score(cfg, shipped_weights, records, network=open_network(cfg, shipped_weights))
+    final["people"] = len(records)
     with open(os.path.join(args.out, "README.md"), "w") as f:
-        f.write(card(args.run, meta, stats, shipped, half if fp16 else full, fp16, delta, data, val_text))
+        f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text))
     print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
           f"PCP {100 * full['pcp']:.2f}; weights in {'float16' if fp16 else 'float32'}")
 

@@ -310,3 +310,25 @@ def test_a_damaged_stats_json_is_set_aside_and_the_run_resumes_with_a_new_histor
     run_dir.write_stats([{"epoch_num": 1, "global_step": 5}])
     run_dir.set_aside_damaged_stats()  # a sound history stays
     assert run_dir.stats() == [{"epoch_num": 1, "global_step": 5}]
+
+
+def test_an_epoch_whose_report_was_never_written_runs_again(tmp_path):
+    # A process killed between an epoch's checkpoint and its stats.json entry: the run resumes from the last reported
+    # epoch's end (if that checkpoint is kept), not from the unreported one, so that the epoch runs and reports.
+    with tf.Graph().as_default():
+        step = tf.compat.v1.Variable(0, name="global_step")
+        saver = tf.compat.v1.train.Saver(max_to_keep=5)
+        with tf.compat.v1.Session() as sess:
+            for value in (25, 50, 75):
+                sess.run(step.assign(value))
+                saver.save(sess, str(tmp_path / "model"), global_step=value)
+    run_dir = RunDir(str(tmp_path))
+    run_dir.write_stats([{"epoch_num": 1, "global_step": 25}, {"epoch_num": 2, "global_step": 50}])
+    newest = (str(tmp_path / "model-75"), 75)
+    assert run_dir.resume_checkpoint(25) == (str(tmp_path / "model-50"), 50)  # 75 ends epoch 3, never reported
+    assert run_dir.resume_checkpoint(30) == newest  # 75 is mid-epoch there: the newest
+    run_dir.write_stats([{"epoch_num": k, "global_step": 25 * k} for k in (1, 2, 3)])
+    assert run_dir.resume_checkpoint(25) == newest  # reported
+    run_dir.write_stats([{"epoch_num": 1, "global_step": 25}, {"epoch_num": 2, "global_step": 50}])
+    os.remove(tmp_path / "model-50.index")
+    assert run_dir.resume_checkpoint(25) == newest  # 50 is gone: the newest, its epoch unreported
