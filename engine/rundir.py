@@ -13,6 +13,7 @@ Layout of ``RUN``:
 import fcntl
 import json
 import os
+import re
 import socket
 import time
 
@@ -169,7 +170,7 @@ class RunDir:
         again and reports (else the newest, and that epoch goes unreported)."""
         path, step = self.latest_checkpoint()
         reported = self.last("global_step", 0)
-        earlier = os.path.join(self.path, f"model-{reported}")
+        earlier = re.sub(r"-\d+$", f"-{reported}", path or "")  # the saver's own naming, <prefix>-<step>
         if path and step % steps_per_epoch == 0 and 0 < reported < step and os.path.isfile(earlier + ".index"):
             return earlier, reported
         return path, step

@@ -219,7 +219,8 @@ def bench_cold(args):
                 done = subprocess.run(command, capture_output=True, text=True)
                 seconds.append(time.perf_counter() - start)
                 if done.returncode != 0:
-                    raise UserError(f"predict.py failed: {done.stderr.strip().splitlines()[-1:]}")
+                    last = (done.stderr.strip().splitlines() or ["no message"])[-1]
+                    raise UserError(f"predict.py failed: {last.removeprefix('error: ')}")
         median = statistics.median(seconds)
         verdict = "met" if median <= COLD_TARGET else "missed"
         print(f"  {label:52s} {median:5.2f} s (min {min(seconds):.2f}; target <= {COLD_TARGET:g} s: {verdict}), "

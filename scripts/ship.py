@@ -146,7 +146,6 @@ def main():
         save_weights(os.path.join(tmp, WEIGHTS_FILE), variables, fp16=True)
         half, _ = score(cfg, os.path.join(tmp, WEIGHTS_FILE), records)
     delta = half["pck@0.2"] - full["pck@0.2"]
-    full["people"] = half["people"] = len(records)
     fp16 = abs(delta) < MAX_FP16_LOSS
     save_weights(os.path.join(args.out, WEIGHTS_FILE), variables, fp16=fp16)
     shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(args.out, CONFIG_FILE))
