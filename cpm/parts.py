@@ -79,6 +79,11 @@ def part_names(scheme):
     return tuple(p.name for p in SCHEMES[scheme]) + (BODY,)
 
 
+def model_part_names(cfg):
+    """part_names of the model ``cfg`` describes, or None for a model without part stages."""
+    return part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
+
+
 def flip_permutation(scheme):
     """Index permutation of the exclusive parts that swaps left_* and right_* (label k + 1 <-> its twin)."""
     return tuple(int(i) for i in flip_permutation_of([p.name for p in SCHEMES[scheme]]))

@@ -41,6 +41,12 @@ def crop_affine(center, scale, size, target_dist, zoom=1.0, rotate_deg=0.0, flip
     return m
 
 
+def person_affines(records, size, target_dist):
+    """Each person's evaluation crop (centre and scale as annotated; no zoom, turn or mirror): [N, 2, 3] for
+    records with ``center`` and ``scale``."""
+    return np.array([crop_affine(r.center, r.scale, size, target_dist) for r in records]).reshape(-1, 2, 3)
+
+
 def invert_affine(m):
     """Inverse of a [2, 3] affine map."""
     return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))

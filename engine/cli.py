@@ -109,8 +109,9 @@ def add_dataset_arguments(parser, role="train"):
 
 
 def records_from_args(args, reader=None):
-    """Records of the dataset selected by add_dataset_arguments' flags; sets args.split to the split used."""
+    """Records of the dataset selected by add_dataset_arguments' flags; sets args.datadir and args.split to the
+    folder and split used."""
     (triple,) = selections([args.data], [args.datadir] if args.datadir else None,
                            [args.split] if args.split else None, args.dataset_role)
-    args.split = triple[2]
+    args.datadir, args.split = triple[1], triple[2]
     return load_selection([triple], reader)

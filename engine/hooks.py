@@ -13,11 +13,10 @@ from tensorpack.utils import logger
 
 from cpm import names
 from cpm.errors import UserError
-from cpm.parts import part_names
 from eval.draw import belief_montage, belief_overlay, draw_skeleton, grid, part_overlay
-from eval.evaluate import predict_records
+from eval.evaluate import score
 from eval.inference import PosePredictor
-from eval.metrics import format_part_report, format_report, part_iou, pose_scores
+from eval.metrics import format_part_report, format_report
 
 
 class RunStopper(Callback):
@@ -39,7 +38,7 @@ class PoseValidation(RunStopper):
 
     Writes ``val/pcp``, ``val/pck@0.2`` and ``val/pcp/<group>`` to the monitors (TensorBoard, stats.json) and, with
     part stages, ``val/part_iou/<part>`` and ``val/mean_part_iou`` against the skeleton-derived part targets; prints
-    the table. It predicts as evaluate.py does (eval.evaluate.predict_records, one plain view per person), through
+    the table. It scores as evaluate.py does (eval.evaluate.score, one plain view per person), through
     the training graph's own tower.
 
     Args:
@@ -52,8 +51,6 @@ class PoseValidation(RunStopper):
         self.records = records
         self.cfg = cfg
         self.title = title
-        self.part_names = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
-        self.gt = np.stack([r.joints for r in records])
 
     def _setup_graph(self):
         outputs = list(names.predict_outputs(self.cfg.MODEL.PART_STAGES))
@@ -63,10 +60,9 @@ class PoseValidation(RunStopper):
     def _trigger_epoch(self):
         start = time.perf_counter()
         try:
-            pred, _, counts = predict_records(self.predictor, self.records, progress=False)
+            report = score(self.predictor, self.records, progress=False).report
         except UserError as e:  # a validation image that cannot be read
             self.stop(e)
-        report = pose_scores(pred, self.gt)
         put = self.trainer.monitors.put_scalar
         put("speed/validation_s", time.perf_counter() - start)
         put("val/pcp", report["pcp"])
@@ -74,12 +70,11 @@ class PoseValidation(RunStopper):
         for group, value in report["per_limb"].items():
             put(f"val/pcp/{group}", value)
         text = format_report(report, f"{self.title}, epoch {self.epoch_num}")
-        if counts is not None:
-            parts = part_iou(*counts[:2], self.part_names)
-            for name, value in parts["part_iou"].items():
+        if "part_iou" in report:
+            for name, value in report["part_iou"].items():
                 put(f"val/part_iou/{name}", value)
-            put("val/mean_part_iou", parts["mean_part_iou"])
-            text += "\n" + format_part_report(parts)
+            put("val/mean_part_iou", report["mean_part_iou"])
+            text += "\n" + format_part_report(report)
         logger.info("\n" + text)
 
 

@@ -21,12 +21,11 @@ from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
 from cpm.model import CPMModel
-from cpm.parts import part_names
+from cpm.parts import model_part_names
 from cpm.precision import cpu_description
 from cpm.session import SessionCreator
 from dataflow.pipeline import build_train_dataflow
 from dataflow.targets import make_codec
-from dataflow.transforms import crop_affine
 from engine.distributed import ClusterTrainer
 from engine.hooks import (
     BadSampleReport,
@@ -47,8 +46,8 @@ from engine.resume import (
     resume_point,
 )
 from engine.rundir import EventWriter, RunDir, StatsWriter, quiet_on_full_disk
-from eval.inference import mean_crop_pose, mean_pose_prediction
-from eval.metrics import format_report, pose_scores
+from eval.evaluate import baseline_report
+from eval.metrics import format_report
 
 
 def _fixed_for_a_run(key):
@@ -131,13 +130,75 @@ def lr_setter(t, steps_per_epoch):
     return ScheduledHyperParamSetter("learning_rate", lr_schedule(t.LR, t.LR_DECAY_EPOCHS, t.LR_DECAY_FACTOR))
 
 
-def baseline_scores(train_records, val_records, cfg):
-    """Mean-pose baseline: the training people's average pose placed in each validation crop, then scored."""
-    def affines(records):
-        return [crop_affine(r.center, r.scale, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST) for r in records]
+def worker_share(cluster, train_records, steps, seed, logdir, meta):
+    """This worker's part of a cluster run: every K-th training person (K workers, a different shard each), 1/K of
+    the epoch's shared steps, seed + task, and for workers other than the chief a ``worker<task>`` subfolder for
+    their own logs and stats. Without a cluster everything is returned unchanged.
 
-    pred = mean_pose_prediction(mean_crop_pose(train_records, affines(train_records)), affines(val_records))
-    return pose_scores(pred, np.stack([r.joints for r in val_records]))
+    Returns:
+        (train_records, steps, seed, logdir, meta with "shard" for a cluster).
+    """
+    if not cluster:
+        return train_records, steps, seed, logdir, meta
+    workers = cluster.count
+    if len(train_records) < workers:
+        raise UserError(f"{len(train_records)} training people are too few to give each of {workers} workers one")
+    total = len(train_records)
+    shard = train_records[cluster.task::workers]
+    meta = dict(meta, shard={"task": cluster.task, "workers": workers, "people": len(shard), "of": total,
+                             "first": str(shard[0].image)})
+    logdir = logdir if cluster.is_chief else os.path.join(logdir, f"worker{cluster.task}")
+    return shard, max(1, steps // workers), None if seed is None else seed + cluster.task, logdir, meta
+
+
+def build_callbacks(cfg, val_records, steps, done, gpus, cluster, saver, clock):
+    """The run's callbacks before the data's and the signal handler's (which train appends last), in order.
+
+    Args:
+        steps: this worker's steps per epoch; done: steps of the starting epoch already done (shared steps).
+    """
+    t = cfg.TRAIN
+    workers = cluster.count if cluster else 1
+    callbacks = [
+        StepSpeed(t.BATCH_SIZE * max(1, gpus), t.SUMMARY_PERIOD),
+        ClusterResume(steps, workers) if cluster else ShortenFirstEpoch(done // workers),
+        saver,
+        PoseValidation(val_records, cfg),
+        BestSaver("val/pcp", BEST_CHECKPOINT),
+        lr_setter(t, steps * workers).set_chief_only(cluster is not None),  # one writer of the shared rate
+        TrainingImages(make_codec(cfg), t.SUMMARY_PERIOD, parts=model_part_names(cfg) is not None),
+        StopOnNonFiniteLoss(),
+        clock,
+        EstimatedTimeLeft(),
+        HostMemoryTracker(),
+    ]
+    if gpus > 1:
+        callbacks.append(ReplicaCheck())
+    return callbacks
+
+
+def choose_trainer(gpus, cluster):
+    """tensorpack's trainer for this run: one tower, replicated towers on ``gpus`` devices, or a cluster worker."""
+    if cluster:
+        return ClusterTrainer(list(range(max(1, gpus))), cluster.server, patience=cluster.patience)
+    return SimpleTrainer() if gpus <= 1 else SyncMultiGPUTrainerReplicated(gpus)
+
+
+def run_training(config, trainer, logdir, stoppers, bad_samples):
+    """Launch the trainer; then raise, as one line, what stopped the run early: a full disk, then the first of the
+    ``stoppers``' errors (a signal's first: it ends the process with its own status) and the data's."""
+    try:
+        launch_train_with_config(config, trainer)
+    except (OSError, RuntimeError, tf.errors.OpError) as e:  # a write no writer of ours guards
+        if not is_disk_full(e):
+            raise
+        raise disk_full(logdir) from None
+    if bad_samples.count:
+        logger.warn(bad_samples.summary())
+    # a stop by a signal, a callback, a writer or the data (its input thread ends the queue) is raised here
+    for error in [c.error for c in stoppers] + [bad_samples.error]:
+        if error is not None:
+            raise error
 
 
 def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", gpus=1, seed=None, meta=None,
@@ -153,66 +214,41 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         gpus: >1 uses SyncMultiGPUTrainerReplicated.
         seed: seeds the weight initialisation and the augmentation (data workers still differ between runs).
         meta: extra JSON-able facts saved in config.json (data selection, command line).
-        cluster: engine.distributed.Worker, to train as one worker of a cluster: this worker takes every K-th training
-            person (K workers; a different shard each) and seed + task, an epoch of TRAIN.STEPS_PER_EPOCH (or one
-            pass over all K shards) shared steps takes each worker 1/K of them, and workers other than the chief
-            (task 0) keep their logs and stats in ``logdir/worker<task>``, without checkpoints or validation.
+        cluster: engine.distributed.Worker, to train as one worker of a cluster (worker_share): an epoch of
+            TRAIN.STEPS_PER_EPOCH (or one pass over all K shards) shared steps takes each worker 1/K of them, and
+            workers other than the chief keep their logs and stats apart, without checkpoints or validation.
     Returns:
         dict of the final validation scores and the mean-pose baseline.
     """
     t = cfg.TRAIN
-    meta = dict(meta or {})
-    steps = t.STEPS_PER_EPOCH or max(1, len(train_records) // t.BATCH_SIZE)
     workers = cluster.count if cluster else 1
-    if cluster:
-        if len(train_records) < workers:
-            raise UserError(f"{len(train_records)} training people are too few to give each of {workers} workers one")
-        total = len(train_records)
-        train_records = train_records[cluster.task::workers]
-        steps = max(1, steps // workers)
-        seed = None if seed is None else seed + cluster.task
-        meta["shard"] = {"task": cluster.task, "workers": workers, "people": len(train_records), "of": total,
-                         "first": str(train_records[0].image)}
-        if not cluster.is_chief:
-            logdir = os.path.join(logdir, f"worker{cluster.task}")
+    steps = t.STEPS_PER_EPOCH or max(1, len(train_records) // t.BATCH_SIZE)
+    train_records, steps, seed, logdir, meta = worker_share(cluster, train_records, steps, seed, logdir, meta or {})
     signals = SignalStop()  # from here on, Ctrl-C and SIGTERM stop the run cleanly
     run, resumed = prepare_logdir(logdir, cfg, meta)
     logger.set_logger_dir(logdir, action="k")
     quiet_on_full_disk()
     logger.info(f"config:\n{cfg}")
     if cluster:
-        k = cluster.task
-        logger.info(f"worker {k} of {workers}: {steps} steps per epoch on {len(train_records)} of {total} people "
+        k, shard = cluster.task, meta["shard"]
+        logger.info(f"worker {k} of {workers}: {steps} steps per epoch on {shard['people']} of {shard['of']} people "
                     f"(numbers {k}, {k + workers}, {k + 2 * workers}, ... of the selection)")
-    if t.VAL_MAX_PEOPLE:
-        val_records = val_records[:t.VAL_MAX_PEOPLE]
-    codec = make_codec(cfg)
-    baseline = baseline_scores(train_records, val_records, cfg)
+    val_records = val_records[:t.VAL_MAX_PEOPLE] if t.VAL_MAX_PEOPLE else val_records
+    baseline = baseline_report(train_records, val_records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
     logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
-    parts = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
     checkpoint, starting_epoch, done = resume_point(logdir, steps * workers)
     if checkpoint:
         logger.info(f"resuming from {checkpoint}: epoch {starting_epoch}, {done} of its {steps} steps done")
         run.cut_stats((starting_epoch - 1) * steps * workers + done)
+    if resumed and starting_epoch > t.EPOCHS:
+        logger.info(f"{logdir} already finished {t.EPOCHS} epochs; raise TRAIN.EPOCHS to train longer")
+        signals.restore()
+        return {"baseline": baseline, "final": run.last_scores()}
     saver = TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6)
     clock, stats = TrainingClock(), StatsWriter()
     monitors = [EventWriter(), stats, ScalarPrinter()]
     signals.attach(saver, clock, stats)
-    callbacks = [
-        StepSpeed(t.BATCH_SIZE * max(1, gpus), t.SUMMARY_PERIOD),
-        ClusterResume(steps, workers) if cluster else ShortenFirstEpoch(done // workers),
-        saver,
-        PoseValidation(val_records, cfg),
-        BestSaver("val/pcp", BEST_CHECKPOINT),
-        lr_setter(t, steps * workers).set_chief_only(cluster is not None),  # one writer of the shared rate
-        TrainingImages(codec, t.SUMMARY_PERIOD, parts=parts is not None),
-        StopOnNonFiniteLoss(),
-        clock,
-        EstimatedTimeLeft(),
-        HostMemoryTracker(),
-    ]
-    if gpus > 1:
-        callbacks.append(ReplicaCheck())
+    callbacks = build_callbacks(cfg, val_records, steps, done, gpus, cluster, saver, clock)
     train_flow = build_train_dataflow(train_records, cfg, seed=seed)
     callbacks += [BadSampleReport(train_flow.bad_samples), signals]  # signals last: the step's own work is done
     # resuming continues the run's own checkpoint; --load starts a new run from a model's weights only
@@ -228,30 +264,12 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         starting_epoch=starting_epoch,
         **({"session_init": SmartInit(init)} if init else {}),
     )
-    if resumed and starting_epoch > t.EPOCHS:
-        logger.info(f"{logdir} already finished {t.EPOCHS} epochs; raise TRAIN.EPOCHS to train longer")
-    else:
-        if seed is not None:
-            tf.compat.v1.set_random_seed(seed)  # the trainer builds its graph in the default graph
-        if cluster:
-            trainer = ClusterTrainer(list(range(max(1, gpus))), cluster.server, patience=cluster.patience)
-        else:
-            trainer = SimpleTrainer() if gpus <= 1 else SyncMultiGPUTrainerReplicated(gpus)
-        try:
-            launch_train_with_config(config, trainer)
-        except (OSError, RuntimeError, tf.errors.OpError) as e:  # a write no writer of ours guards
-            if not is_disk_full(e):
-                raise
-            raise disk_full(logdir) from None
-        finally:
-            signals.restore()
-        if train_flow.bad_samples.count:
-            logger.warn(train_flow.bad_samples.summary())
-        # a stop by a signal, a callback, a writer or the data (its input thread ends the queue) is raised here, as
-        # one line; the signal's first (it ends the process with its own status)
-        stoppers = [signals] + [c for c in callbacks + monitors if isinstance(c, RunStopper)]
-        for error in [c.error for c in stoppers] + [train_flow.bad_samples.error]:
-            if error is not None:
-                raise error
-    signals.restore()
+    if seed is not None:
+        tf.compat.v1.set_random_seed(seed)  # the trainer builds its graph in the default graph
+    stoppers = [signals] + [c for c in callbacks + monitors if isinstance(c, RunStopper)]
+    try:
+        run_training(config, trainer=choose_trainer(gpus, cluster), logdir=logdir, stoppers=stoppers,
+                     bad_samples=train_flow.bad_samples)
+    finally:
+        signals.restore()
     return {"baseline": baseline, "final": run.last_scores()}

@@ -1,6 +1,7 @@
 """Scoring a predictor on a dataset split: predictions, the metric report and its JSON form."""
 import os
 import time
+from dataclasses import dataclass
 
 import numpy as np
 from tensorpack.utils.utils import get_tqdm
@@ -9,13 +10,15 @@ from cpm.joints import JOINT_NAMES, NUM_JOINTS, UNANNOTATED, to_coco_keypoints
 from dataflow.images import image_id, read_image
 from dataflow.pipeline import check_joints, make_mapper
 from dataflow.records import SCALE_UNIT_PX
-from dataflow.transforms import apply_affine, crop_affine, transform_joints
+from dataflow.transforms import apply_affine, person_affines, transform_joints
+from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import (
     PCKH_ALPHA,
     RADIUS_CROP_PX,
     RADIUS_PX,
     mean_scored,
     part_counts,
+    part_iou,
     pck_correct,
     pose_scores,
     torso_size,
@@ -145,11 +148,76 @@ def evaluate(pred, records, input_size, target_dist):
         pckh = pck_correct(pred, gt, np.array([r.head_size for r in records]), PCKH_ALPHA)
         report["pckh@0.5"] = mean_scored(pckh)
         report["per_joint_pckh"] = {name: mean_scored(pckh[:, k]) for k, name in enumerate(JOINT_NAMES)}
-    affines = [crop_affine(r.center, r.scale, input_size, target_dist) for r in records]
+    affines = person_affines(records, input_size, target_dist)
     pred_crop = np.stack([apply_affine(m, p[:, :2]) for m, p in zip(affines, pred, strict=True)])
     gt_crop = np.stack([apply_affine(m, g) for m, g in zip(affines, gt, strict=True)])
     report["within_25px"] = mean_scored(within_radius(pred_crop, gt_crop, RADIUS_PX * input_size / RADIUS_CROP_PX))
     return report
+
+
+@dataclass
+class Evaluation:
+    """One scoring of a model on a list of people (``score``).
+
+    Attributes:
+        pred: float32 [N, K, 3] predicted joints (x, y, score) in original px, in record order; NaN rows for annotated
+            people the detected flow found no match for.
+        report: ``evaluate``'s report; with part stages and annotated boxes also "part_iou", "mean_part_iou" and
+            "part_people" (people with every part's joints annotated); with detected boxes "match"
+            (predict_detected's info).
+        seconds: time spent predicting.
+        images: distinct images.
+    """
+    pred: np.ndarray
+    report: dict
+    seconds: float
+    images: int
+
+    @property
+    def people(self):
+        return len(self.pred)
+
+    @property
+    def pck(self):
+        """Mean PCK@0.2 (torso), a fraction."""
+        return self.report["pck@0.2"]
+
+    @property
+    def pcp(self):
+        """Mean strict PCP, a fraction."""
+        return self.report["pcp"]
+
+
+def score(predictor, records, batch_people=8, estimator=None, progress=True):
+    """Score ``predictor`` (an eval.inference.PosePredictor) on ``records``: the one scoring entry point of
+    evaluate.py, ship.py and the epoch report.
+
+    Args:
+        estimator: an eval.api.PoseEstimator over the same predictor to find the people as predict.py does
+            (predict_detected; part IoU is then left out, as it is scored against the annotated person's crop);
+            None crops every person at its annotated joints (predict_records).
+    Returns:
+        Evaluation.
+    """
+    parts = match = None
+    if estimator is not None:
+        pred, seconds, match = predict_detected(estimator, records, progress)
+    else:
+        pred, seconds, parts = predict_records(predictor, records, batch_people, progress)
+    report = evaluate(pred, records, predictor.cfg.DATA.INPUT_SIZE, predictor.cfg.DATA.TARGET_DIST)
+    if match is not None:
+        report["match"] = match
+    if parts is not None:
+        report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])
+    return Evaluation(pred, report, seconds, len({r.image for r in records}))
+
+
+def baseline_report(train_records, val_records, input_size, target_dist):
+    """The mean-pose baseline: the training people's average pose (in crop px) placed in each validation person's
+    crop and scored with eval.metrics.pose_scores."""
+    pred = mean_pose_prediction(mean_crop_pose(train_records, person_affines(train_records, input_size, target_dist)),
+                                person_affines(val_records, input_size, target_dist))
+    return pose_scores(pred, np.stack([r.joints for r in val_records]))
 
 
 def predictions_json(pred, records):

@@ -9,7 +9,7 @@ import numpy as np
 
 from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
 from cpm.parts import flip_permutation as parts_flip_permutation
-from cpm.parts import part_names
+from cpm.parts import model_part_names
 from dataflow.targets import center_map, make_codec
 from dataflow.transforms import apply_affine, crop_affine, image_mask, invert_affine, warp_image
 from eval.network import open_network
@@ -115,7 +115,7 @@ class PosePredictor:
         self.center_sigma = cfg.DATA.CENTER_SIGMA
         self.pad_value = cfg.DATA.PAD_VALUE
         self.views = [(z, f) for z in zooms for f in ((False, True) if flip else (False,))]
-        self.part_names = part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
+        self.part_names = model_part_names(cfg)
         self.part_order = part_flip_order(cfg.MODEL.PART_SCHEME) if self.part_names else None
         self.network = network if network is not None else open_network(cfg, weights, precision)
 

@@ -26,17 +26,9 @@ from engine.cli import (
     records_from_args,
 )
 from eval.api import REFINE, PoseEstimator
-from eval.evaluate import (
-    coco_results,
-    evaluate,
-    format_match,
-    predict_detected,
-    predict_records,
-    predictions_json,
-    write_plots,
-)
+from eval.evaluate import coco_results, format_match, predictions_json, score, write_plots
 from eval.inference import PosePredictor
-from eval.metrics import format_part_report, format_report, json_safe, part_iou
+from eval.metrics import format_part_report, format_report, json_safe
 
 
 def write_json(path, content):
@@ -74,24 +66,17 @@ def main():
     weights, cfg = resolve_checkpoint(args.load)
     records = records_from_args(args, cfg.READER)
     predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
-    match = None
-    if args.boxes == "detected":
-        pred, seconds, match = predict_detected(PoseEstimator(predictor=predictor, refine=args.refine), records)
-        parts = None  # part IoU is scored against the annotated person's crop
-    else:
-        pred, seconds, parts = predict_records(predictor, records, args.batch)
-    images = len({r.image for r in records})
-    report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
+    estimator = PoseEstimator(predictor=predictor, refine=args.refine) if args.boxes == "detected" else None
+    result = score(predictor, records, args.batch, estimator)
+    report, pred, seconds, images = result.report, result.pred, result.seconds, result.images
     title = (f"{args.data} {args.split} ({weights}; boxes {args.boxes}, flip={args.flip}, "
              f"scales={','.join(map(str, scales))})")
     print(format_report(report, title))
-    if match is not None:
-        print(format_match(match))
-        report["match"] = match
-    if parts is not None:
-        report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])
-        print(format_part_report(report) + f" ({parts[2]} people with every part's joints annotated; targets "
-                                           f"derived from the skeleton)")
+    if "match" in report:
+        print(format_match(report["match"]))
+    if "part_iou" in report:
+        print(format_part_report(report) + f" ({report['part_people']} people with every part's joints annotated; "
+                                           f"targets derived from the skeleton)")
     print(f"{images} images, {len(records)} people in {seconds:.1f} s: {images / seconds:.1f} images/s, "
           f"{len(records) / seconds:.1f} people/s")
     report.update(checkpoint=weights, data=args.data, datadir=args.datadir, split=args.split, boxes=args.boxes,

@@ -20,24 +20,19 @@ from cpm.checkpoint import CONFIG_FILE, LITE_FILE, WEIGHTS_FILE, record_lite_mod
 from cpm.errors import UserError, run_main
 from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
 from engine.rundir import RunDir
-from eval.evaluate import evaluate, predict_records
+from eval.evaluate import score
 from eval.inference import PosePredictor
-from eval.metrics import part_iou
 from eval.network import open_network
 from eval.tf_network import TFNetwork
 
 MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
 
 
-def score(cfg, weights, records, network=None):
-    """The evaluation report of ``weights`` on ``records``, with part IoU; in a TensorFlow session (which ship
-    converts to TFLite) unless ``network`` is given."""
+def score_weights(cfg, weights, records, network=None):
+    """eval.evaluate.score's report of ``weights`` on ``records``, with part IoU; in a TensorFlow session (which
+    ship converts to TFLite) unless ``network`` is given."""
     predictor = PosePredictor(cfg, network=network or TFNetwork(cfg, weights))
-    pred, seconds, parts = predict_records(predictor, records)
-    report = evaluate(pred, records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
-    if parts is not None:
-        report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])
-    return report, predictor
+    return score(predictor, records).report, predictor
 
 
 def plot_curve(stats, shipped, path):
@@ -62,6 +57,10 @@ def plot_curve(stats, shipped, path):
     fig.legend(loc="upper center", ncol=3)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
+
+
+def folder_name(path):
+    return os.path.basename(os.path.normpath(path))
 
 
 def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text):
@@ -139,12 +138,12 @@ def main():
     step = int(tf.train.load_variable(weights, "global_step")) if not weights.endswith(".npz") else None
     shipped = next((s for s in stats if s["global_step"] == step), stats[-1])
     records = records_from_args(args, cfg.READER)
-    full, predictor = score(cfg, weights, records)
+    full, predictor = score_weights(cfg, weights, records)
     variables = predictor.network.variables()
     with tempfile.TemporaryDirectory() as tmp:  # the float16 copy, scored as it would be shipped
         shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(tmp, CONFIG_FILE))
         save_weights(os.path.join(tmp, WEIGHTS_FILE), variables, fp16=True)
-        half, _ = score(cfg, os.path.join(tmp, WEIGHTS_FILE), records)
+        half, _ = score_weights(cfg, os.path.join(tmp, WEIGHTS_FILE), records)
     delta = half["pck@0.2"] - full["pck@0.2"]
     fp16 = abs(delta) < MAX_FP16_LOSS
     save_weights(os.path.join(args.out, WEIGHTS_FILE), variables, fp16=fp16)
@@ -153,11 +152,12 @@ def main():
         f.write(predictor.network.tflite(cfg.DATA.INPUT_SIZE, cfg.DATA.STRIDE, fp16=fp16))
     record_lite_model(args.out)
     plot_curve(stats, shipped, os.path.join(args.out, "curve.png"))
-    data = "; ".join(f"{d} {p} {s}" for d, p, s in meta.get("data", []))
-    val_text = f"{args.data} {args.datadir} {args.split}"
+    # folders by their names alone: the card speaks to users, whose paths differ
+    data = "; ".join(f"{d} {folder_name(p)} {s}" for d, p, s in meta.get("data", []))
+    val_text = f"{args.data} {folder_name(args.datadir)} {args.split}"
     # the card's scores are the shipped folder's, run as predict.py and evaluate.py run it (LiteRT)
     shipped_weights = os.path.join(args.out, WEIGHTS_FILE)
-    final, _ = score(cfg, shipped_weights, records, network=open_network(cfg, shipped_weights))
+    final, _ = score_weights(cfg, shipped_weights, records, network=open_network(cfg, shipped_weights))
     final["people"] = len(records)
     with open(os.path.join(args.out, "README.md"), "w") as f:
         f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text))

@@ -3,6 +3,7 @@ import json
 import os
 import subprocess
 import sys
+import types
 
 import cv2
 import numpy as np
@@ -342,3 +343,11 @@ def test_detected_evaluation_scores_misses_as_wrong_and_counts_matches(monkeypat
     assert report["pck@0.2"] == pytest.approx(14 / 42) and report["pcp"] == pytest.approx(10 / 30)
     assert report["count"] == {"people": 3, "limbs": 30, "joints": 42}  # the miss is scored, not left out
     assert "2 of 3 annotated matched (66.7 %" in ev.format_match(info)
+    # the scoring entry point gives the same, with the match info and no part IoU
+    predictor = types.SimpleNamespace(cfg=types.SimpleNamespace(DATA=types.SimpleNamespace(INPUT_SIZE=184,
+                                                                                           TARGET_DIST=41 / 70)))
+    result = ev.score(predictor, [a1, a2, b], estimator=estimator, progress=False)
+    assert (result.people, result.images) == (3, 2)
+    assert result.pck == pytest.approx(14 / 42) and result.pcp == pytest.approx(10 / 30)
+    assert result.report["match"] == info and "part_iou" not in result.report
+    np.testing.assert_array_equal(result.pred, pred)
