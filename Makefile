@@ -8,9 +8,7 @@ STAMP := $(VENV)/.installed
 
 PORT ?= 6006
 # `make campaign`: the shipped LSP model's training run (LSPET + LSP im0001-0800, validated on im0801-1000), niced,
-# in checkpoints/lsp-campaign; re-running it resumes. Needs the datasets: LSP=... LSPET=... say where they are.
-LSP ?= ../shared/data/lsp
-LSPET ?= ../shared/data/lspet
+# in checkpoints/lsp-campaign; re-running it resumes. Needs the datasets: LSP=DIR LSPET=DIR say where they are.
 PRECISION ?= $(shell grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo bf16 || echo fp32)
 
 .PHONY: setup train test tensorboard campaign campaign-snapshot clean-venv
@@ -38,6 +36,8 @@ CAMPAIGN := checkpoints/lsp-campaign
 SNAPSHOT := checkpoints/lsp-campaign-snapshot
 
 campaign: $(STAMP)
+	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
+		echo "make campaign needs the datasets: make campaign LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
 	@if [ ! -f $(CAMPAIGN)/checkpoint ] && [ -f $(SNAPSHOT)/checkpoint ]; then \
 		echo "resuming the campaign from $(SNAPSHOT)"; mkdir -p $(CAMPAIGN) && cp $(SNAPSHOT)/* $(CAMPAIGN)/; fi
 	nice -n 19 $(PY) scripts/train.py --preset lsp --precision $(PRECISION) \
