@@ -9,3 +9,7 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # TensorFlow's C++ start-up chatter (oneDNN notices, CPU feature lines) drowns the training log; errors still show.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from cpm.native_log import hold_tensorflow_import_log  # noqa: E402  (after the switches above)
+
+hold_tensorflow_import_log()

@@ -11,6 +11,7 @@ A kill while saving cannot break a resume: TensorFlow writes the checkpoint's fi
 ``checkpoint`` file that names the newest one atomically (write and rename), so that file always names a complete
 checkpoint; partial files of the interrupted save are left behind and overwritten by the next save of that step.
 """
+import glob
 import os
 import signal
 import sys
@@ -218,6 +219,31 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 _fork_hook = False
+
+
+def descendants(pid):
+    """Pids of every live descendant of process ``pid`` (from /proc/<pid>/task/*/children): the data workers a stop
+    must end, and theirs."""
+    found, todo = [], [pid]
+    while todo:
+        for task in glob.glob(f"/proc/{todo.pop()}/task/*/children"):
+            try:
+                with open(task) as f:
+                    kids = [int(c) for c in f.read().split()]
+            except OSError:
+                continue
+            found += kids
+            todo += kids
+    return found
+
+
+def alive(pid):
+    """Whether process ``pid`` runs (a zombie has ended; it only waits for its parent)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def _default_signals_in_child():

@@ -1,7 +1,7 @@
 """Throughput benchmarks that print figures. The speed targets (TRAIN_TARGET, PREDICT_TARGET) are relative to peers
 timed in the same run: given the peer's figure (--peer), train and predict print the ratio and whether it is met.
 
-    python scripts/benchmark.py data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
+    python scripts/benchmark.py [--verbose] data --data lsp --datadir DIR [--split S] [--n 400] [--workers N]
     python scripts/benchmark.py train --preset cpu|paper --precision fp32|bf16 [--batch B] [--steps N] [--peer S S]
     python scripts/benchmark.py predict [--load MODEL | --preset cpu] [--precision P] [--n 50] [--boxes detected]
         [--peer MS]
@@ -32,7 +32,6 @@ reaches its final step with its config unchanged; prints "K/K resumed, N process
 lost" and exits 1 if any check failed.
 """
 import argparse
-import glob
 import os
 import re
 import time
@@ -50,6 +49,8 @@ from engine.cli import (
     add_dataset_arguments,
     add_load_argument,
     add_precision_argument,
+    add_verbose_argument,
+    apply_verbosity,
     parse_scales,
     records_from_args,
 )
@@ -138,8 +139,7 @@ def bench_train(args):
         graph = tf.compat.v1.get_default_graph()
         final = [graph.get_tensor_by_name(n + ":0") for n in names.predict_outputs(cfg.MODEL.PART_STAGES)]
         feed = dict(zip(inputs, batch, strict=True))
-        config = session_config(args.precision)  # what the trainer runs with
-        with tf.compat.v1.Session(config=config) as sess:
+        with tf.compat.v1.Session(config=session_config(args.precision)) as sess:  # what the trainer runs with
             sess.run(tf.compat.v1.global_variables_initializer())
             times = {}
             for name, fetch, fd in (("train step", train_op, feed), ("inference", final, {inputs[0]: batch[0],
@@ -234,30 +234,6 @@ KILL_RUN_CONFIG = ["TRAIN.EPOCHS=4", f"TRAIN.STEPS_PER_EPOCH={KILL_RUN_STEPS}", 
                    "TRAIN.NUM_WORKERS=2"]
 
 
-def _descendants(pid):
-    """Pids of every live descendant of ``pid`` (from /proc/<pid>/task/*/children)."""
-    found, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        for task in glob.glob(f"/proc/{p}/task/*/children"):
-            try:
-                with open(task) as f:
-                    kids = [int(c) for c in f.read().split()]
-            except OSError:
-                continue
-            found += kids
-            todo += kids
-    return found
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split(")")[-1].split()[0] != "Z"  # a zombie has ended
-    except OSError:
-        return False
-
-
 def bench_detect(args):
     """Recall of annotated people and false boxes per image of BlazePose and HOG on real photos. A person is found
     when a box holds the centre of its annotation and the box's side is 0.7-3x the annotated person's size."""
@@ -304,7 +280,7 @@ def bench_resume(args):
     import sys
     import tempfile
 
-    from engine.resume import KILL_IN_SAVE_ENV
+    from engine.resume import KILL_IN_SAVE_ENV, alive, descendants
     from engine.rundir import RunDir
 
     logdir = args.logdir or tempfile.mkdtemp(prefix="cpm-kill-")
@@ -326,9 +302,9 @@ def bench_resume(args):
                 deadline = started + rng.uniform(3.0, 25.0)
                 kids = []
                 while time.time() < deadline and proc.poll() is None:
-                    kids = _descendants(proc.pid) or kids
+                    kids = descendants(proc.pid) or kids
                     time.sleep(0.1)
-                kids = _descendants(proc.pid) or kids
+                kids = descendants(proc.pid) or kids
                 if proc.poll() is None:
                     proc.send_signal(signal.SIGKILL)
             proc.wait(timeout=900)
@@ -348,9 +324,9 @@ def bench_resume(args):
                 failures.append(f"the final attempt failed (exit {proc.returncode}); see {log_path}")
             break
         deadline = time.time() + 5.0  # the kernel delivers the death signal at once; allow for scheduling
-        while any(_alive(k) for k in kids) and time.time() < deadline:
+        while any(alive(k) for k in kids) and time.time() < deadline:
             time.sleep(0.05)
-        stray = [k for k in kids if _alive(k)]
+        stray = [k for k in kids if alive(k)]
         leaked += len(stray)
         for k in stray:
             os.kill(k, signal.SIGKILL)
@@ -375,6 +351,7 @@ def bench_resume(args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_verbose_argument(parser)
     sub = parser.add_subparsers(dest="what", required=True)
     data = sub.add_parser("data", help="data pipeline throughput")
     add_dataset_arguments(data)
@@ -419,6 +396,7 @@ def main():
     resume.add_argument("--logdir", help="run directory (default: a new temporary one)")
     add_config_argument(resume, help="config overrides on top of the killed run's (cpu preset) config")
     args = parser.parse_args()
+    apply_verbosity(args)
     peers = getattr(args, "peer", None)
     if peers is not None and min(peers if isinstance(peers, list) else [peers]) <= 0:
         raise UserError("--peer: the peer's times must be positive")

@@ -20,6 +20,7 @@ from cpm.files import DiskFull, make_parent, write_json
 from dataflow.pipeline import BAD_SAMPLE, make_mapper
 from dataflow.records import PersonRecord
 from dataflow.transforms import crop_affine, image_mask, warp_image
+from engine.resume import alive, descendants
 from engine.rundir import RunBusy, RunDir
 from tests.helpers import ROOT, SMALL_CPM, run
 
@@ -57,28 +58,6 @@ def _wait_for_steps(proc, steps, timeout=300):
     raise AssertionError(f"no progress to step {steps}: {_text(proc)[-3000:]}")
 
 
-def _children(pid):
-    """Pids whose parent is ``pid`` (the data workers)."""
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as f:
-                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
-                        found.append(int(entry))
-            except (OSError, IndexError, ValueError):
-                pass
-    return found
-
-
-def _alive(pid):
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def _last_line(proc):
     lines = [line for line in proc.files[1].read_text().splitlines() if line.strip()]
     return lines[-1]
@@ -95,7 +74,7 @@ def test_signals_save_and_stop_a_second_trainer_is_refused_and_every_stop_resume
     # 1. Ctrl-C mid-epoch: the step finishes, model-N is saved, one line, status 130, workers gone
     first = _start(logdir, tmp_path, "first")
     _wait_for_steps(first, 20)
-    workers = _children(first.pid)
+    workers = descendants(first.pid)
     assert len(workers) >= 2
     first.send_signal(signal.SIGINT)
     assert first.wait(timeout=120) == 130, _text(first)[-3000:]
@@ -108,7 +87,7 @@ def test_signals_save_and_stop_a_second_trainer_is_refused_and_every_stop_resume
     last = RunDir(logdir).stats()[-1]  # the clock of the steps done is kept with the checkpoint
     assert last["global_step"] == step and last["train/hours"] > 0
     time.sleep(1.0)
-    assert not [w for w in workers if _alive(w)]
+    assert not [w for w in workers if alive(w)]
 
     # 2. the same command resumes from that step; a second trainer on the live run is refused naming it
     second = _start(logdir, tmp_path, "second")
