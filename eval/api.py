@@ -6,9 +6,10 @@
         print(person.box, person.joints["left_wrist"])  # (x, y, score) in the image's own px
 
 Without a box, people are found in the image (MediaPipe's BlazePose person detector, eval.blazepose; the whole image
-if it finds none: ``estimator.detected`` is then False); with ``box=(x, y, w, h)`` that one person is posed. Each
-person is posed from a first crop of its box and then ``refine`` more, each cut where the previous crop's joints put
-the person. scripts/predict.py is built on it, and ``evaluate.py --boxes detected`` scores it (docs/evaluation.md).
+if it finds none: ``estimator.detected`` is then False, and the first look averages the whole image's beliefs at
+FALLBACK_ZOOMS); with ``box=(x, y, w, h)`` that one person is posed. Each person is posed from a first crop of its
+box and then ``refine`` more, each cut where the previous crop's joints put the person. scripts/predict.py is built
+on it, and ``evaluate.py --boxes detected`` scores it (docs/evaluation.md).
 """
 from dataclasses import dataclass
 from typing import Optional
@@ -25,6 +26,10 @@ from eval.people import box_center_scale, people_to_pose
 #: Crops per person after the first: each is cut where the previous crop's joints put the person, with the rule
 #: training crops use (dataflow.records.center_scale_from_joints), so a detector's box need not match that rule.
 REFINE = 1
+#: Zooms whose beliefs are averaged for the first look at a whole image where the detector found nobody: the
+#: person's size in the frame is unknown (filling it, or smaller), and the averaged maps place it better than
+#: the plain crop alone (docs/evaluation.md).
+FALLBACK_ZOOMS = (1.0, 0.8, 0.65)
 
 
 @dataclass
@@ -99,8 +104,10 @@ class PoseEstimator:
         height, width = image.shape[:2]
         people = []
         for found, center, scale in self._boxes(image, box):
+            zooms = FALLBACK_ZOOMS if self.detected is False else (1.0,)
             for _ in range(self.refine):  # a first look, then the crop where its joints say the person is
-                joints = self._predictor.locate(image, center, scale)
+                joints = self._predictor.locate(image, center, scale, zooms=zooms)
+                zooms = (1.0,)
                 try:
                     center, scale = center_scale_from_joints(np.c_[joints[:, :2], np.full(len(joints), VISIBLE)])
                 except ValueError:  # every joint at one point (a 1 px image): the box's crop stands

@@ -1,7 +1,9 @@
 """MediaPipe's BlazePose person detector (models/blazepose/pose_detection.tflite, Apache-2.0, from the mediapipe
 0.10.21 wheel), run with LiteRT (ai-edge-litert, TFLite's successor): nothing to download at run time.
 
-The model takes a 224 x 224 letterboxed RGB image in [-1, 1] and scores 2254 SSD anchors; each detection has a box
+The model takes a 224 x 224 letterboxed RGB image in [-1, 1] (prepared as MediaPipe's ImageToTensorCalculator does
+with keep_aspect_ratio and BORDER_ZERO: centred, zero padding, bilinear resampling as its OpenCV converter's
+warpPerspective) and scores 2254 SSD anchors; each detection has a box
 (around the face) and 4 keypoints, of which the first is the middle of the hips and the second lies on the circle
 that encloses the whole body. The decoding follows MediaPipe's pose_detection_cpu graph and its anchor, tensor-to-
 detection, non-maximum-suppression and detection-to-ROI settings (quoted below), so a detection becomes MediaPipe's
@@ -21,7 +23,9 @@ INPUT = 224
 # SsdAnchorsCalculatorOptions of pose_detection_cpu.pbtxt
 _STRIDES = (8, 16, 32, 32, 32)
 _MIN_SCALE, _MAX_SCALE = 0.1484375, 0.75
-MIN_SCORE = 0.5  # TensorsToDetectionsCalculatorOptions.min_score_thresh
+# The graph's min_score_thresh, which MediaPipe's Pose solution sets from min_detection_confidence (default 0.5;
+# lower thresholds measured worse here, docs/evaluation.md)
+MIN_SCORE = 0.5
 NMS_IOU = 0.3  # NonMaxSuppressionCalculatorOptions.min_suppression_threshold (weighted)
 ROI_SCALE = 1.25  # RectTransformationCalculatorOptions.scale_x / scale_y of pose_detection_to_roi
 _lock = threading.Lock()
@@ -64,7 +68,7 @@ def letterbox(image_bgr):
     nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
     pad_x, pad_y = (INPUT - nw) // 2, (INPUT - nh) // 2
     canvas = np.zeros((INPUT, INPUT, 3), np.float32)
-    resized = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR)
+    resized = cv2.resize(image_bgr, (nw, nh), interpolation=cv2.INTER_LINEAR)
     canvas[pad_y:pad_y + nh, pad_x:pad_x + nw] = resized[:, :, ::-1] / 127.5 - 1.0
     return canvas, (scale, pad_x, pad_y)
 

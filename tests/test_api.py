@@ -61,8 +61,9 @@ class _RecordingPredictor:
     def __init__(self, located):
         self.located, self.crops = located, []
 
-    def locate(self, image, center, scale):
-        self.crops.append(("locate", tuple(np.round(center, 3)), round(float(scale), 4)))
+    def locate(self, image, center, scale, zooms=(1.0,)):
+        self.crops.append(("locate", tuple(np.round(center, 3)), round(float(scale), 4)) + (() if zooms == (1.0,)
+                                                                                            else (zooms,)))
         return self.located.copy()
 
     def pose(self, image, center, scale):
@@ -85,3 +86,16 @@ def test_each_person_is_posed_again_where_the_first_look_put_it():
     assert fake.crops == [("pose", (40.0, 80.0), 0.8)]  # the fastest path: the box's crop is the answer
     with pytest.raises(UserError, match="refine -1"):
         PoseEstimator(predictor=fake, refine=-1)
+
+
+def test_where_nobody_is_detected_the_first_look_averages_the_whole_image_at_several_zooms():
+    """A black image: no detection, so the whole image (centre (50, 100), scale 200 / 200) is looked at through
+    FALLBACK_ZOOMS, the second look and the answer through the plain crop around the joints found."""
+    located = np.zeros((len(JOINT_NAMES), 3), np.float32)
+    located[:, 0], located[:, 1], located[:, 2] = np.linspace(10, 50, 14), np.linspace(20, 120, 14), 0.5
+    fake = _RecordingPredictor(located)
+    estimator = PoseEstimator(predictor=fake, refine=2)
+    estimator(np.zeros((200, 100, 3), np.uint8))
+    assert estimator.detected is False
+    assert fake.crops == [("locate", (50.0, 100.0), 1.0, (1.0, 0.8, 0.65)), ("locate", (30.0, 70.0), 0.5),
+                          ("pose", (30.0, 70.0), 0.5)]
