@@ -218,6 +218,10 @@ def _defaults():
             JPEG_PROB=0.0,  # probability of re-encoding as JPEG (compression artefacts)
             JPEG_QUALITY_MIN=20,  # JPEG quality range, 1..100
             JPEG_QUALITY_MAX=80,
+            # A user's tightly cropped photo: the image cut to the annotated joints' box plus a margin drawn from
+            # [0, FRAME_CUT_MARGIN] of its width / height a side, so that the crop's padding starts at the person
+            FRAME_CUT_PROB=0.0,
+            FRAME_CUT_MARGIN=0.15,
         ),
         MODEL=Group(
             STAGES=6,  # belief stages, each with its own loss (CPM: 6)
@@ -294,13 +298,14 @@ def finalize(cfg):
     require(0 < a.SCALE_MIN <= a.SCALE_MAX, "AUG.SCALE_MIN", "need 0 < SCALE_MIN <= SCALE_MAX")
     require(0 <= a.ROTATE_MAX <= 180, "AUG.ROTATE_MAX", "must be in [0, 180]")
     require(a.SHIFT_MAX >= 0, "AUG.SHIFT_MAX", "must be >= 0")
-    for key in ("FLIP_PROB", "COLOR_PROB", "BBOX_PAD_PROB", "BLUR_PROB", "NOISE_PROB", "JPEG_PROB"):
+    for key in ("FLIP_PROB", "COLOR_PROB", "BBOX_PAD_PROB", "BLUR_PROB", "NOISE_PROB", "JPEG_PROB", "FRAME_CUT_PROB"):
         require(0 <= getattr(a, key) <= 1, f"AUG.{key}", "must be a probability in [0, 1]")
     require(0 <= a.COLOR_GAMMA < 1 and 0 <= a.COLOR_CONTRAST < 1 and a.COLOR_BRIGHTNESS >= 0,
             "AUG.COLOR_*", "need 0 <= GAMMA, CONTRAST < 1 and BRIGHTNESS >= 0")
     require(0 <= a.BBOX_PAD_MIN <= a.BBOX_PAD_MAX, "AUG.BBOX_PAD_MIN", "need 0 <= BBOX_PAD_MIN <= BBOX_PAD_MAX")
     require(a.BLUR_MAX_KERNEL >= 3, "AUG.BLUR_MAX_KERNEL", "must be >= 3")
     require(a.NOISE_STD >= 0, "AUG.NOISE_STD", "must be >= 0")
+    require(a.FRAME_CUT_MARGIN >= 0, "AUG.FRAME_CUT_MARGIN", "must be >= 0")
     require(1 <= a.JPEG_QUALITY_MIN <= a.JPEG_QUALITY_MAX <= 100, "AUG.JPEG_QUALITY_MIN",
             "need 1 <= JPEG_QUALITY_MIN <= JPEG_QUALITY_MAX <= 100")
     require(cfg.READER.JHMDB_FRAME_STRIDE >= 1, "READER.JHMDB_FRAME_STRIDE", "must be >= 1")

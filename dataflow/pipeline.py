@@ -146,7 +146,13 @@ class CropMapper:
         geometry = self.geometry(record)
         size = self.codec.input_size
         m = crop_affine(size=size, target_dist=self.target_dist, **geometry)
-        crop = warp_image(image, m, size, self.pad_value)
+        cut = None if self.augment is None else self.augment.frame_cut(self.rng, record.joints, image.shape)
+        if cut is None:
+            crop = warp_image(image, m, size, self.pad_value)
+        else:  # only the kept part is warped: around it the crop is padding, as around a tight photo
+            x0, y0, x1, y1 = cut
+            crop = warp_image(image[y0:y1, x0:x1], m @ np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1.0]]), size,
+                              self.pad_value)
         flip = geometry.get("flip", False)
         joints = transform_joints(m, record.joints, flip)
         center = apply_affine(m, geometry["center"][None])[0]

@@ -138,7 +138,7 @@ class Augment:
 
     #: AUG values that turn every augmentation off; the other keys then have no effect
     OFF = dict(SCALE_MIN=1.0, SCALE_MAX=1.0, ROTATE_MAX=0.0, FLIP_PROB=0.0, SHIFT_MAX=0.0, COLOR_PROB=0.0,
-               BBOX_PAD_PROB=0.0, BLUR_PROB=0.0, NOISE_PROB=0.0, JPEG_PROB=0.0)
+               BBOX_PAD_PROB=0.0, BLUR_PROB=0.0, NOISE_PROB=0.0, JPEG_PROB=0.0, FRAME_CUT_PROB=0.0)
 
     def __init__(self, aug):
         self.aug = aug
@@ -172,6 +172,32 @@ class Augment:
             flip=bool(rng.random() < a.FLIP_PROB),
             shift=rng.uniform(-a.SHIFT_MAX, a.SHIFT_MAX, 2),
         )
+
+    def frame_cut(self, rng, joints, image_shape):
+        """The part of the image a user's tight photo of the person would keep, with probability FRAME_CUT_PROB.
+
+        Args:
+            joints: float [K, 3] in original px, visibility third.
+            image_shape: (H, W, ...) of the original image.
+        Returns:
+            (x0, y0, x1, y1) int px, the annotated joints' box plus a margin drawn from [0, FRAME_CUT_MARGIN] of its
+            width and height a side, clipped to the image; None when not drawn or with fewer than two annotated
+            joints. No random number is drawn while FRAME_CUT_PROB is 0, so older recipes keep their samples.
+        """
+        a = self.aug
+        if a.FRAME_CUT_PROB <= 0 or rng.random() >= a.FRAME_CUT_PROB:
+            return None
+        xy = joints[joints[:, 2] != UNANNOTATED, :2]
+        if len(xy) < 2:
+            return None
+        lo, hi = xy.min(axis=0), xy.max(axis=0)
+        margin = rng.uniform(0.0, a.FRAME_CUT_MARGIN, 4) * np.tile(hi - lo, 2)
+        h, w = image_shape[:2]
+        x0, y0 = np.maximum(np.floor(lo - margin[:2]).astype(int), 0)
+        x1, y1 = np.minimum(np.ceil(hi + margin[2:]).astype(int), (w, h))
+        if x1 - x0 < 2 or y1 - y0 < 2:  # joints outside the image: nothing sensible to keep
+            return None
+        return int(x0), int(y0), int(x1), int(y1)
 
     def photometric(self, rng, image):
         """Colour jitter, blur, noise and JPEG artefacts, each with its probability. uint8 HxWx3 in and out."""

@@ -2,7 +2,10 @@ import cv2
 import numpy as np
 import pytest
 
+from cpm.config import build_config
 from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, VISIBLE
+from dataflow.pipeline import make_mapper
+from dataflow.records import PersonRecord
 from dataflow.transforms import (
     Augment,
     apply_affine,
@@ -137,3 +140,37 @@ def test_augment_reads_the_aug_group_and_refuses_unknown_keys():
     assert Augment.only().aug.COLOR_GAMMA == 0.3  # keys that OFF leaves alone keep the config's default
     with pytest.raises(KeyError, match="FLIP"):
         Augment.only(FLIP=1.0)
+
+
+def test_frame_cut_keeps_the_joints_box_plus_its_margin_clipped_to_the_image():
+    joints = np.zeros((len(JOINT_NAMES), 3), np.float32)
+    joints[:, 0], joints[:, 1], joints[:, 2] = np.linspace(10, 50, 14), np.linspace(20, 120, 14), VISIBLE
+    joints[3, 2] = 0  # unannotated (UNANNOTATED) joints do not count, wherever they lie
+    joints[3, :2] = (500, 500)
+    rng = np.random.default_rng(0)
+    tight = Augment.only(FRAME_CUT_PROB=1.0, FRAME_CUT_MARGIN=0.0)
+    assert tight.frame_cut(rng, joints, (200, 100, 3)) == (10, 20, 50, 120)
+    # margins of up to half the box (40 x 100 px) a side, clipped to the 100 x 200 image
+    loose = Augment.only(FRAME_CUT_PROB=1.0, FRAME_CUT_MARGIN=0.5)
+    for _ in range(20):
+        x0, y0, x1, y1 = loose.frame_cut(rng, joints, (200, 100, 3))
+        assert 0 <= x0 <= 10 and 0 <= y0 <= 20 and 50 <= x1 <= 70 and 120 <= y1 <= 170
+    assert Augment.only().frame_cut(rng, joints, (200, 100, 3)) is None  # probability 0: never, and no draw
+
+
+def test_a_frame_cut_crop_is_padding_outside_the_kept_part():
+    joints = np.zeros((len(JOINT_NAMES), 3), np.float32)
+    joints[:, 0], joints[:, 1], joints[:, 2] = np.linspace(40, 60, 14), np.linspace(50, 150, 14), VISIBLE
+    record = PersonRecord(image="x.jpg", joints=joints, center=np.array([50.0, 100.0], np.float32), scale=0.5,
+                          dataset="lsp")
+    off = [f"AUG.{k}={v}" for k, v in Augment.OFF.items()]
+    cfg = build_config("cpu", [*off, "AUG.FRAME_CUT_PROB=1.0", "AUG.FRAME_CUT_MARGIN=0.0", "DATA.PAD_VALUE=128"])
+    image = np.full((200, 100, 3), 250, np.uint8)
+    crop, m, _, _ = make_mapper([record], cfg, train=True, seed=0).crop(record, image)
+    # the kept part, x 40-60 and y 50-150 of the image, is image; around it (3 px off its edges for the bicubic
+    # ramp) the crop is padding, although the image goes on
+    (cx0, cy0), (cx1, cy1) = apply_affine(m, np.array([[40.0, 50.0], [60.0, 150.0]]))
+    inside = crop[int(cy0) + 3:int(cy1) - 3, int(cx0) + 3:int(cx1) - 3]
+    outside = np.concatenate([crop[:int(cy0) - 3].reshape(-1, 3), crop[int(cy1) + 3:].reshape(-1, 3),
+                              crop[:, :int(cx0) - 3].reshape(-1, 3), crop[:, int(cx1) + 3:].reshape(-1, 3)])
+    assert inside.size and (inside == 250).all() and (outside == 128).all()
