@@ -3,9 +3,11 @@
 TF_CPP_MIN_LOG_LEVEL=2 (cpm/__init__.py) silences TensorFlow's C++ info and warnings once its logging is set up,
 but a TensorFlow 2.21 import prints six lines before that ("All log messages before absl::InitializeLog() ...",
 oneDNN and CUDA notices, twice), and its first device lookup on a machine without a GPU driver an error line about
-cuInit. The first import of TensorFlow, made to look up the devices too, runs under ``held_native_log``, which
-sends file descriptor 2 to a file and then writes back every line except those: anything else printed meanwhile (a
-real error, Python's warnings) reaches stderr, only later. Set TF_CPP_MIN_LOG_LEVEL to 0 or 1 to see everything.
+cuInit. The first import of TensorFlow and every session we create (cpm.session.SessionCreator) run under
+``held_native_log``, which sends file descriptor 2 to a file and then writes back every line except those:
+anything else printed meanwhile (a real error, Python's warnings) reaches stderr, only later. (The devices are not
+looked up at import to have it over with: a distributed run must set its cluster up first.) Set
+TF_CPP_MIN_LOG_LEVEL to 0 or 1 to see everything.
 """
 import contextlib
 import importlib.abc
@@ -59,9 +61,6 @@ class _HeldTensorFlowImport(importlib.abc.MetaPathFinder):
             def exec_module(module):
                 with held_native_log():
                     run(module)
-                    # The first device lookup (here rather than in whatever op or session comes first) probes CUDA;
-                    # listing physical devices leaves GPU options (memory growth, visibility) still settable.
-                    module.config.list_physical_devices()
             spec.loader.exec_module = exec_module
         return spec
 

@@ -4,6 +4,7 @@ from tensorpack.tfutils import get_default_sess_config
 from tensorpack.tfutils.sesscreate import NewSessionCreator
 from tensorpack.utils import logger
 
+from cpm.native_log import held_native_log
 from cpm.precision import cpu_supports_bf16
 
 
@@ -39,3 +40,7 @@ class SessionCreator(NewSessionCreator):
     def __init__(self, precision="fp32", target=""):
         super().__init__(target=target)
         self.config = session_config(precision)
+
+    def create_session(self):
+        with held_native_log():  # where it is the first device lookup: the cuInit error of a machine without a GPU
+            return super().create_session()

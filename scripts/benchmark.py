@@ -123,6 +123,7 @@ def bench_train(args):
 
     from cpm import names
     from cpm.model import CPMModel, count_parameters
+    from cpm.native_log import held_native_log
     from cpm.session import session_config
     from dataflow.datasets import load_records
 
@@ -134,7 +135,8 @@ def bench_train(args):
         inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
         with TowerContext("", is_training=True):
             cost = model.build_graph(*inputs)
-        train_op = model.optimizer().minimize(cost)
+        with held_native_log():  # the first device lookup here: the cuInit error of a machine without a GPU
+            train_op = model.optimizer().minimize(cost)
         params = count_parameters()
         graph = tf.compat.v1.get_default_graph()
         final = [graph.get_tensor_by_name(n + ":0") for n in names.predict_outputs(cfg.MODEL.PART_STAGES)]

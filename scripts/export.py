@@ -22,10 +22,6 @@ import argparse
 import os
 import shutil
 
-from tensorpack.predict import PredictConfig
-from tensorpack.tfutils import SmartInit
-from tensorpack.tfutils.export import ModelExporter
-
 from cpm import names
 from cpm.checkpoint import (
     CONFIG_FILE,
@@ -45,6 +41,11 @@ ONNX_OPSET = 17
 
 
 def main():
+    # tensorpack (and TensorFlow) after cpm, which sets TensorFlow's switches before its first import
+    from tensorpack.predict import PredictConfig  # noqa: PLC0415
+    from tensorpack.tfutils import SmartInit  # noqa: PLC0415
+    from tensorpack.tfutils.export import ModelExporter  # noqa: PLC0415
+
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_load_argument(parser)
     parser.add_argument("--out", required=True, help="output folder")

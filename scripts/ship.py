@@ -14,7 +14,6 @@ import shutil
 import tempfile
 
 import numpy as np
-import tensorflow as tf
 
 from cpm.checkpoint import CONFIG_FILE, LITE_FILE, WEIGHTS_FILE, record_lite_model, resolve_checkpoint, save_weights
 from cpm.errors import UserError, run_main
@@ -63,6 +62,28 @@ def folder_name(path):
     return os.path.basename(os.path.normpath(path))
 
 
+QUALITY_LEVELS = (0.80, 0.85)  # validation PCK@0.2 levels whose training time the card reports (issue 24)
+
+
+def time_to_quality(stats, levels=QUALITY_LEVELS):
+    """'80 % at epoch 49 (5.22 h); 85 % not reached (best 81.8 %, epoch 57)': the first epoch report at or above
+    each level of validation PCK@0.2, with the run's training hours then (stats.json's ``train/hours``)."""
+    scored = [s for s in stats if "val/pck@0.2" in s]
+    best = max(scored, key=lambda s: s["val/pck@0.2"], default=None)
+    parts = []
+    for level in levels:
+        first = next((s for s in scored if s["val/pck@0.2"] >= level), None)
+        if first is not None:
+            hours = f" ({first['train/hours']:.2f} h)" if "train/hours" in first else ""
+            parts.append(f"{100 * level:.0f} % at epoch {first['epoch_num']}{hours}")
+        elif best is not None:
+            parts.append(f"{100 * level:.0f} % not reached (best {100 * best['val/pck@0.2']:.1f} %, epoch "
+                         f"{best['epoch_num']})")
+        else:
+            parts.append(f"{100 * level:.0f} % not reached (no validation)")
+    return "; ".join(parts)
+
+
 def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text):
     """The model card's markdown; ``shipped`` is the stats.json entry of the shipped checkpoint's step."""
     sessions = meta.get("sessions", [])
@@ -93,6 +114,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         f"{', the whole run' if finished else ''})"
         + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
         + f" from scratch, in {max(1, len(sessions))} process(es) on: {'; '.join(cpus)}.",
+        f"- Time to quality (validation PCK@0.2 of the epoch reports, wall-clock training hours): "
+        f"{time_to_quality(stats)}.",
         f"- Weights: {'float16' if fp16 else 'float32'} ({WEIGHTS_FILE}, and {LITE_FILE}: the same network for "
         f"LiteRT, which predict.py runs); float16 changed validation PCK@0.2 by "
         f"{100 * delta:+.2f} points. Mean of the last three validations up to it: {pct(last3)} %; of the run's "
@@ -135,6 +158,8 @@ def main():
     stats = [s for s in run.stats() if "val/pck@0.2" in s]
     if not stats:
         raise UserError(f"{args.run}/stats.json has no validation yet")
+    import tensorflow as tf  # noqa: PLC0415  (after cpm, which sets TensorFlow's switches before its import)
+
     step = int(tf.train.load_variable(weights, "global_step")) if not weights.endswith(".npz") else None
     shipped = next((s for s in stats if s["global_step"] == step), stats[-1])
     records = records_from_args(args, cfg.READER)
