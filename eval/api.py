@@ -5,11 +5,12 @@
     for person in estimator(image_bgr):                 # uint8 [H, W, 3], BGR as cv2.imread gives (rgb=True: RGB)
         print(person.box, person.joints["left_wrist"])  # (x, y, score) in the image's own px
 
-Without a box, people are found in the image (MediaPipe's BlazePose person detector, eval.blazepose; the whole image
-if it finds none: ``estimator.detected`` is then False, and the first look averages the whole image's beliefs at
-FALLBACK_ZOOMS); with ``box=(x, y, w, h)`` that one person is posed. Each person is posed from a first crop of its
-box and then ``refine`` more, each cut where the previous crop's joints put the person. scripts/predict.py is built
-on it, and ``evaluate.py --boxes detected`` scores it (docs/evaluation.md).
+Without a box, people are found in the image (MediaPipe's BlazePose person detector, eval.blazepose; the main
+person, nearest the image centre, first; the whole image if it finds none: ``estimator.detected`` is then False, and
+the first look averages the whole image's beliefs at FALLBACK_ZOOMS); with ``box=(x, y, w, h)`` that one person is
+posed. Each person is posed from a first crop of its box and then ``refine`` more, each cut where the previous
+crop's joints put the person. scripts/predict.py is built on it, and ``evaluate.py --boxes detected`` scores it
+(docs/evaluation.md).
 """
 from dataclasses import dataclass
 from typing import Optional

@@ -69,10 +69,14 @@ def find_people(image):
 
 def people_to_pose(image):
     """What a user's photo without a box is posed as: (list of (box [x, y, w, h], centre, scale), detected). The
-    people find_people finds, or, where it finds none, the whole image as one person (``detected`` False)."""
+    people find_people finds, the main person first: the one whose box centre is nearest the image centre (where a
+    photographer puts the subject; docs/evaluation.md compares the rules), the rest by the detector's score; or,
+    where it finds none, the whole image as one person (``detected`` False)."""
     found = find_people(image)
     if found:
-        return found, True
+        middle = np.array([image.shape[1], image.shape[0]], np.float64) / 2
+        main = min(range(len(found)), key=lambda k: np.linalg.norm(found[k][0][:2] + found[k][0][2:] / 2 - middle))
+        return [found[main]] + found[:main] + found[main + 1:], True
     whole = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
     return [(whole, *box_center_scale(whole))], False
 

@@ -5,7 +5,7 @@
 
 PATH may be an image, a folder of images or a video. Without --bbox, people are found with MediaPipe's BlazePose
 person detector (shipped in models/blazepose), falling back to the whole image; every person found gets a
-prediction. JSON (one object per image):
+prediction, the main person (nearest the image centre) first. JSON (one object per image):
     {"image": PATH, "people": [{"bbox": [x, y, w, h], "joints": [{"name", "x", "y", "score"}, ...]}],
      "detected": true}
 ("detected" is false where nobody was found and the whole image was posed as one person; absent with --bbox)

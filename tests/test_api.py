@@ -99,3 +99,12 @@ def test_where_nobody_is_detected_the_first_look_averages_the_whole_image_at_sev
     assert estimator.detected is False
     assert fake.crops == [("locate", (50.0, 100.0), 1.0, (1.0, 0.8, 0.65)), ("locate", (30.0, 70.0), 0.5),
                           ("pose", (30.0, 70.0), 0.5)]
+
+
+def test_the_person_nearest_the_image_centre_comes_first_then_the_detector_order(monkeypatch):
+    from eval import people
+
+    boxes = [(np.array(b, np.float64), None, None) for b in ([0, 0, 40, 40], [70, 80, 60, 40], [150, 150, 50, 50])]
+    monkeypatch.setattr(people, "find_people", lambda image: list(boxes))
+    found, detected = people.people_to_pose(np.zeros((200, 200, 3), np.uint8))  # centre (100, 100): box 2's
+    assert detected and [list(b[0]) for b in found] == [[70, 80, 60, 40], [0, 0, 40, 40], [150, 150, 50, 50]]
