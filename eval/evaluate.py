@@ -1,14 +1,15 @@
 """Scoring a predictor on a dataset split: predictions, the metric report and its JSON form."""
 import os
+import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
-from tensorpack.utils.utils import get_tqdm
+from tqdm import tqdm
 
 from cpm.joints import JOINT_NAMES, NUM_JOINTS, UNANNOTATED, to_coco_keypoints
 from dataflow.images import image_id, read_image
-from dataflow.pipeline import check_joints, make_mapper
+from dataflow.mapper import check_joints, make_mapper
 from dataflow.records import SCALE_UNIT_PX
 from dataflow.transforms import apply_affine, person_affines, transform_joints
 from eval.inference import mean_crop_pose, mean_pose_prediction
@@ -26,6 +27,17 @@ from eval.metrics import (
 )
 
 
+def progress_bar(total, desc, disable):
+    """A progress bar in the look of tensorpack's (the trainer's), from tqdm itself: importing tensorpack would import
+    TensorFlow, which a LiteRT evaluation does not need. Refreshed twice a second on a terminal, every minute in a
+    log file (TENSORPACK_PROGRESS_REFRESH, seconds, overrides either, as for the trainer's bar)."""
+    interval = os.environ.get("TENSORPACK_PROGRESS_REFRESH")
+    interval = float(interval) if interval else (0.5 if sys.stderr.isatty() else 60.0)
+    return tqdm(total=total, desc=desc, disable=disable, smoothing=0.5, dynamic_ncols=True, ascii=True,
+                mininterval=interval,
+                bar_format="{l_bar}{bar}|{n_fmt}/{total_fmt}[{elapsed}<{remaining},{rate_noinv_fmt}]")
+
+
 def predict_records(predictor, records, batch_people=8, progress=True):
     """Joints of every record's person, in original px, and with part stages part IoU counts against the
     skeleton-derived targets of the same crops. The one prediction path of evaluate.py, ship.py and the epoch report.
@@ -40,7 +52,7 @@ def predict_records(predictor, records, batch_people=8, progress=True):
     num_parts = len(predictor.part_names) - 1 if parts else 0
     inter, union, scored = np.zeros(num_parts + 1, np.int64), np.zeros(num_parts + 1, np.int64), 0
     start = time.perf_counter()
-    with get_tqdm(total=len(records), desc="people", disable=not progress) as bar:
+    with progress_bar(len(records), "people", not progress) as bar:
         for first in range(0, len(records), batch_people):
             chunk = records[first:first + batch_people]
             images = [read_image(r.image) for r in chunk]
@@ -113,7 +125,7 @@ def predict_detected(estimator, records, progress=True):
         by_image.setdefault(r.image, []).append(i)
     info = {"people": len(records), "matched": 0, "images": len(by_image), "images_without_detection": 0, "found": 0}
     start = time.perf_counter()
-    with get_tqdm(total=len(by_image), desc="images", disable=not progress) as bar:
+    with progress_bar(len(by_image), "images", not progress) as bar:
         for image, indices in by_image.items():
             found = np.array([p.array() for p in estimator(read_image(image))], np.float32).reshape(-1, NUM_JOINTS, 3)
             info["found"] += len(found)

@@ -42,7 +42,8 @@ from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.images import read_image
-from dataflow.pipeline import make_mapper, mapped_indices
+from dataflow.mapper import make_mapper
+from dataflow.pipeline import mapped_indices
 from engine.cli import (
     add_config_argument,
     add_config_arguments,

@@ -13,7 +13,7 @@ import numpy as np
 from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.images import read_image
-from dataflow.pipeline import make_mapper
+from dataflow.mapper import make_mapper
 from dataflow.transforms import warp_mask
 from engine.cli import add_config_arguments, add_dataset_arguments, prepare_outputs, records_from_args
 from eval.draw import belief_overlay, draw_skeleton, grid, mask_overlay, part_overlay, write_image

@@ -15,7 +15,8 @@ from cpm.joints import MODEL_JOINTS
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.images import read_image
 from dataflow.lsp import read_lsp
-from dataflow.pipeline import BAD_SAMPLE, build_train_dataflow, check_joints, is_marker, make_mapper
+from dataflow.mapper import BAD_SAMPLE, check_joints, is_marker, make_mapper
+from dataflow.pipeline import build_train_dataflow
 from eval.evaluate import predict_records
 from eval.inference import PosePredictor
 from tests.helpers import SMALL_CPM, run

@@ -6,7 +6,7 @@ from cpm import names
 from cpm.config import build_config
 from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, VISIBLE
 from cpm.parts import SCHEMES, flip_permutation, part_names
-from dataflow.pipeline import CropMapper
+from dataflow.mapper import CropMapper
 from dataflow.records import PersonRecord
 from dataflow.targets import PartCodec, make_codec, make_part_codec
 from dataflow.transforms import Augment

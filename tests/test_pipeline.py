@@ -6,7 +6,8 @@ from cpm.errors import UserError
 from cpm.joints import NUM_JOINTS
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
-from dataflow.pipeline import BAD_SAMPLE, build_train_dataflow, make_mapper
+from dataflow.mapper import BAD_SAMPLE, make_mapper
+from dataflow.pipeline import build_train_dataflow
 from dataflow.records import PersonRecord
 from dataflow.transforms import apply_affine, crop_affine
 

@@ -17,7 +17,7 @@ import tensorflow as tf
 from cpm.config import build_config
 from cpm.errors import UserError
 from cpm.files import DiskFull, make_parent, write_json
-from dataflow.pipeline import BAD_SAMPLE, make_mapper
+from dataflow.mapper import BAD_SAMPLE, make_mapper
 from dataflow.records import PersonRecord
 from dataflow.transforms import crop_affine, image_mask, warp_image
 from engine.resume import alive, descendants

@@ -10,6 +10,7 @@ import pytest
 
 from cpm.checkpoint import SHIPPED_MODEL, lite_model, resolve_checkpoint
 from cpm.joints import FLIP_PERMUTATION
+from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
 from eval.evaluate import predict_records
 from eval.inference import PosePredictor
@@ -75,16 +76,29 @@ def test_scripts_use_the_shipped_model_without_load(tmp_path):
     assert people and all(len(person["joints"]) == 14 for person in people)
 
 
+def _run_without_tensorflow(script, *args):
+    """scripts/<script> with ``args`` in a new process that fails if TensorFlow or tensorpack got imported."""
+    code = ("import runpy, sys\n"
+            f"sys.argv = [{script!r}, *{list(args)!r}]\n"
+            f"runpy.run_path('scripts/{script}', run_name='__main__')\n"
+            "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorpack')], 'imported'\n")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc
+
+
 @pytest.mark.slow
 def test_predict_on_a_photo_imports_no_tensorflow(tmp_path):
     # TensorFlow's import is most of a cold start: predict.py with the shipped model runs on LiteRT alone.
     image = os.path.join(VAL_DIR, "images", "im0001.jpg")
-    script = ("import runpy, sys\n"
-              f"sys.argv = ['predict.py', '--image', {image!r}, '--out-json', {str(tmp_path / 'p.json')!r}]\n"
-              "runpy.run_path('scripts/predict.py', run_name='__main__')\n"
-              "assert not [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tensorpack')], 'imported'\n")
-    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    proc = _run_without_tensorflow("predict.py", "--image", image, "--out-json", str(tmp_path / "p.json"))
     assert proc.stdout.splitlines() == ["using the shipped model models/cpm-lsp (--load to use another)",
                                         f"{image}: 2 people"] and proc.stderr == ""
     assert len(json.loads((tmp_path / "p.json").read_text())["people"]) == 2  # the detector finds two
+
+
+@pytest.mark.slow
+def test_evaluate_with_the_shipped_model_imports_no_tensorflow():
+    # scoring on LiteRT: neither the crops and part targets (dataflow.mapper) nor the progress bar import tensorpack
+    proc = _run_without_tensorflow("evaluate.py", "--data", "lsp", "--datadir", SAMPLE_LSP_DIR, "--split", "1-5")
+    assert "5 people, 50 limbs and 70 joints scored" in proc.stdout

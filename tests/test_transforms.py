@@ -4,7 +4,7 @@ import pytest
 
 from cpm.config import build_config
 from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, VISIBLE
-from dataflow.pipeline import make_mapper
+from dataflow.mapper import make_mapper
 from dataflow.records import PersonRecord
 from dataflow.transforms import (
     Augment,
