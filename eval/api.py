@@ -27,9 +27,9 @@ from eval.people import box_center_scale, people_to_pose
 #: Crops per person after the first: each is cut where the previous crop's joints put the person, with the rule
 #: training crops use (dataflow.records.center_scale_from_joints), so a detector's box need not match that rule.
 REFINE = 1
-#: Zooms whose beliefs are averaged for the first look at a whole image where the detector found nobody: the
-#: person's size in the frame is unknown (filling it, or smaller), and the averaged maps place it better than
-#: the plain crop alone (docs/evaluation.md).
+#: Zooms whose beliefs are averaged for the first look at a whole image where the detector found nobody: the plain
+#: crop and two zoomed out (the person smaller, amid padding), whose averaged maps place a person of unknown size
+#: better than the plain crop alone (docs/evaluation.md).
 FALLBACK_ZOOMS = (1.0, 0.8, 0.65)
 
 

@@ -75,7 +75,7 @@ def people_to_pose(image):
     found = find_people(image)
     if found:
         middle = np.array([image.shape[1], image.shape[0]], np.float64) / 2
-        main = min(range(len(found)), key=lambda k: np.linalg.norm(found[k][0][:2] + found[k][0][2:] / 2 - middle))
+        main = min(range(len(found)), key=lambda k: np.linalg.norm(found[k][1] - middle))  # (box, centre, scale)
         return [found[main]] + found[:main] + found[main + 1:], True
     whole = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
     return [(whole, *box_center_scale(whole))], False

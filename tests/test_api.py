@@ -104,7 +104,8 @@ def test_where_nobody_is_detected_the_first_look_averages_the_whole_image_at_sev
 def test_the_person_nearest_the_image_centre_comes_first_then_the_detector_order(monkeypatch):
     from eval import people
 
-    boxes = [(np.array(b, np.float64), None, None) for b in ([0, 0, 40, 40], [70, 80, 60, 40], [150, 150, 50, 50])]
+    boxes = [(np.array(b, np.float64), *people.box_center_scale(b))
+             for b in ([0, 0, 40, 40], [70, 80, 60, 40], [150, 150, 50, 50])]
     monkeypatch.setattr(people, "find_people", lambda image: list(boxes))
     found, detected = people.people_to_pose(np.zeros((200, 200, 3), np.uint8))  # centre (100, 100): box 2's
     assert detected and [list(b[0]) for b in found] == [[70, 80, 60, 40], [0, 0, 40, 40], [150, 150, 50, 50]]
