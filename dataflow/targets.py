@@ -77,14 +77,16 @@ class BeliefCodec:
         y = self.grid[gy] + 0.25 * self.stride * dy
         return np.stack([x, y, score], axis=1).astype(np.float32)
 
-    def upsample(self, beliefs):
+    def upsample(self, beliefs, interpolation=cv2.INTER_CUBIC):
         """Belief maps [H, W, C] resized to input px [S, S, C].
 
-        Bilinear resizing by ``stride`` puts cell g's value at px stride * g + (stride - 1) / 2, the encoding grid,
-        so the upsampled maps live in crop px.
+        Resizing by ``stride`` puts cell g's value at px stride * g + (stride - 1) / 2, the encoding grid, so the
+        upsampled maps live in crop px. Bicubic, as the CMU demos of the reference release do: a bilinear map peaks
+        on a cell centre, so its arg-max would throw away everything finer than a cell (8 px of a 184 px crop).
+        Other maps (part probabilities) may ask for another ``interpolation`` (a cv2 flag).
         """
         dense = cv2.resize(np.ascontiguousarray(beliefs), (self.input_size, self.input_size),
-                           interpolation=cv2.INTER_LINEAR)  # all channels in one call
+                           interpolation=interpolation)  # all channels in one call
         return dense.reshape(self.input_size, self.input_size, beliefs.shape[2])
 
     def decode_dense(self, maps):

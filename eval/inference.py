@@ -35,7 +35,7 @@ def unflip_beliefs(beliefs, order=BELIEF_FLIP_ORDER):
     return beliefs[..., ::-1, :][..., order]
 
 
-def fuse_views(codec, beliefs, zooms, flips, order=BELIEF_FLIP_ORDER):
+def fuse_views(codec, beliefs, zooms, flips, order=BELIEF_FLIP_ORDER, interpolation=cv2.INTER_CUBIC):
     """Average the maps (beliefs, or part probabilities with their ``order``) of several views of one person in the
     frame of the zoom-1, unflipped crop.
 
@@ -44,17 +44,18 @@ def fuse_views(codec, beliefs, zooms, flips, order=BELIEF_FLIP_ORDER):
         beliefs: list of [H, H, C] maps, one per view.
         zooms: zoom of each view about the crop centre (crop_affine's ``zoom``); flips: whether each was mirrored.
         order: channel relabelling of a mirrored view.
+        interpolation: cv2 flag for the upsampling to crop px (BeliefCodec.upsample).
     Returns:
         float32 [S, S, C] maps in crop px of the zoom-1 crop.
     """
     if len(beliefs) == 1 and zooms[0] == 1.0:  # the plain view alone (the default): nothing to average
         maps = unflip_beliefs(beliefs[0], order) if flips[0] else beliefs[0]
-        return codec.upsample(maps).astype(np.float32, copy=False)
+        return codec.upsample(maps, interpolation).astype(np.float32, copy=False)
     size = codec.input_size
     mid = (size - 1) / 2.0
     total = 0.0
     for maps, zoom, flip in zip(beliefs, zooms, flips, strict=True):
-        dense = codec.upsample(unflip_beliefs(maps, order) if flip else maps)
+        dense = codec.upsample(unflip_beliefs(maps, order) if flip else maps, interpolation)
         if zoom != 1.0:
             # A view at zoom z is the base crop scaled by z about the centre: scale by 1 / z to come back.
             back = np.array([[1 / zoom, 0, mid * (1 - 1 / zoom)], [0, 1 / zoom, mid * (1 - 1 / zoom)]])
@@ -145,8 +146,9 @@ class PosePredictor:
     def decode_parts(self, view_parts, valid):
         """(labels uint8 [S, S], body bool [S, S]) in base-crop px from the part probabilities of one person's
         views."""
+        # bilinear: bicubic's sharper part boundaries lost 0.1 point of validation part IoU
         fused = fuse_views(self.codec, list(view_parts), [z for z, _ in self.views], [f for _, f in self.views],
-                           self.part_order)
+                           self.part_order, cv2.INTER_LINEAR)
         return decode_parts(fused, valid)
 
     def crop_views(self, image, center, scale, views=None):

@@ -1,3 +1,4 @@
+import cv2
 import numpy as np
 import pytest
 
@@ -79,6 +80,24 @@ def test_encode_then_decode_within_half_a_cell():
         assert decoded.shape == (NUM_JOINTS, 3)
         assert np.abs(decoded[:, :2] - joints[:, :2]).max() <= 4.0
         assert (decoded[:, 2] > 0.5).all()
+
+
+def test_bicubic_upsampling_decodes_finer_than_a_cell():
+    # what evaluation decodes: the arg-max pixel of the maps upsampled to crop px. A bilinear map peaks on a cell
+    # centre (errors up to half a cell, 4 px); the bicubic one keeps the peak within a pixel.
+    codec = BeliefCodec(184, 8, [7.0] * NUM_JOINTS)
+    rng = np.random.default_rng(3)
+    errors = {cv2.INTER_CUBIC: [], cv2.INTER_LINEAR: []}
+    for _ in range(10):
+        joints = np.zeros((NUM_JOINTS, 3))
+        joints[:, :2], joints[:, 2] = rng.uniform(10, 174, (NUM_JOINTS, 2)), VISIBLE
+        maps = codec.encode(joints)
+        for interpolation, e in errors.items():
+            e.append(np.abs(codec.decode_dense(codec.upsample(maps, interpolation))[:, :2] - joints[:, :2]))
+    cubic, linear = np.concatenate(errors[cv2.INTER_CUBIC]), np.concatenate(errors[cv2.INTER_LINEAR])
+    assert cubic.max() < 1.0 and cubic.mean() < 0.4
+    assert linear.max() > 3.0 and linear.mean() > 1.4  # a uniform error over +-4 px would average 2
+    np.testing.assert_array_equal(codec.upsample(maps), codec.upsample(maps, cv2.INTER_CUBIC))  # the default
 
 
 def test_center_map_peaks_at_the_centre_cell():
