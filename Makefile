@@ -7,8 +7,10 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
 PORT ?= 6006
-# `make campaign`: the shipped LSP model's training run (LSPET + LSP im0001-0800, validated on im0801-1000), niced,
-# in checkpoints/lsp-campaign; re-running it resumes. Needs the datasets: LSP=DIR LSPET=DIR say where they are.
+# `make campaign`: campaign 2, the shipped LSP model's training run (LSPET + LSP im0001-0800, validated on
+# im0801-1000), niced, in checkpoints/lsp-campaign2; re-running it resumes. It starts from campaign 1's final weights
+# (CAMPAIGN_START) with the frame cut and photometric augmentation of docs/recipe.md's round 3 and a fresh cosine
+# decay. Needs the datasets: LSP=DIR LSPET=DIR say where they are.
 PRECISION ?= $(shell grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo bf16 || echo fp32)
 
 .PHONY: setup train test tensorboard campaign campaign-snapshot clean-venv
@@ -30,26 +32,29 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q $(ARGS)
 
-CAMPAIGN := checkpoints/lsp-campaign
-# The campaign's newest checkpoint (with its optimiser state), config and history, committed between sessions: a
-# machine whose checkpoints/ was wiped resumes from it.
-SNAPSHOT := checkpoints/lsp-campaign-snapshot
+CAMPAIGN := checkpoints/lsp-campaign2
+# The campaign's newest checkpoint, config and history, committed between sessions: a machine whose checkpoints/ was
+# wiped resumes from it.
+SNAPSHOT := $(CAMPAIGN)-snapshot
+CAMPAIGN_START := checkpoints/lsp-campaign-snapshot
+CAMPAIGN_CONFIG := TRAIN.EPOCHS=20 TRAIN.LR=3e-4 TRAIN.COSINE_START_EPOCH=0 \
+	AUG.FRAME_CUT_PROB=0.3 AUG.BLUR_PROB=0.2 AUG.NOISE_PROB=0.2 AUG.JPEG_PROB=0.2
 
 campaign: $(STAMP)
 	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
 		echo "make campaign needs the datasets: make campaign LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
 	@if [ ! -f $(CAMPAIGN)/checkpoint ] && [ -f $(SNAPSHOT)/checkpoint ]; then \
 		echo "resuming the campaign from $(SNAPSHOT)"; mkdir -p $(CAMPAIGN) && cp $(SNAPSHOT)/* $(CAMPAIGN)/; fi
-	nice -n 19 $(PY) scripts/train.py --preset lsp --precision $(PRECISION) \
+	@# --load only starts the run: a run directory with a checkpoint resumes from its own
+	load=$$(test -f $(CAMPAIGN)/checkpoint || echo --load $(CAMPAIGN_START)); \
+	nice -n 19 $(PY) scripts/train.py --preset lsp --precision $(PRECISION) $$load \
 		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
-		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(CAMPAIGN) $(ARGS)
+		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(CAMPAIGN) \
+		--config $(CAMPAIGN_CONFIG) $(ARGS)
 
 campaign-snapshot:
-	@ckpt=$$(sed -n 's/^model_checkpoint_path: "\(.*\)"/\1/p' $(CAMPAIGN)/checkpoint) && test -n "$$ckpt" && \
-		rm -rf $(SNAPSHOT) && mkdir -p $(SNAPSHOT) && \
-		cp $(CAMPAIGN)/config.json $(CAMPAIGN)/stats.json $(CAMPAIGN)/$$ckpt.* $(SNAPSHOT)/ && \
-		printf 'model_checkpoint_path: "%s"\nall_model_checkpoint_paths: "%s"\n' $$ckpt $$ckpt \
-			> $(SNAPSHOT)/checkpoint && echo "$(SNAPSHOT): $$ckpt" && du -sh $(SNAPSHOT)
+	$(PY) -c "from engine.rundir import RunDir; print(*RunDir('$(CAMPAIGN)').snapshot('$(SNAPSHOT)'))"
+	@du -sh $(SNAPSHOT)
 
 tensorboard: $(STAMP)
 	$(VENV)/bin/tensorboard --logdir checkpoints --host 127.0.0.1 --port $(PORT)

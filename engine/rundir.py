@@ -14,11 +14,13 @@ import fcntl
 import json
 import os
 import re
+import shutil
 import socket
 import time
 
 import tensorflow as tf
 from tensorpack.callbacks import JSONWriter, TFEventWriter
+from tensorpack.tfutils.varmanip import is_training_name
 from tensorpack.utils import logger
 
 from cpm.checkpoint import CONFIG_FILE, latest_in
@@ -28,6 +30,9 @@ from engine.hooks import RunStopper
 
 STATS_FILE = JSONWriter.FILENAME
 LOCK_FILE = "train.lock"
+# The optimiser's state besides its slots (which tensorpack's is_training_name knows): a snapshot leaves them out too,
+# so that a resumed Adam starts with its bias correction, as a fresh one does.
+OPTIMISER_SCALARS = ("beta1_power", "beta2_power")
 
 _held_locks = {}  # run directory (real path) -> lock fd held by this process; a forked child closes its copies
 
@@ -174,6 +179,40 @@ class RunDir:
         if path and step % steps_per_epoch == 0 and 0 < reported < step and os.path.isfile(earlier + ".index"):
             return earlier, reported
         return path, step
+
+
+    def snapshot(self, dest):
+        """Write ``dest`` as a slim copy of the run that resumes: config.json, stats.json and the newest checkpoint
+        without the optimiser's state (Adam's two moments per weight are two thirds of a checkpoint). A run resumed
+        from it restores everything else and starts the optimiser afresh: tensorpack's restore leaves variables a
+        checkpoint lacks at their initial values. ``dest`` is replaced whole.
+
+        Returns:
+            (dest's checkpoint prefix, its global step).
+        """
+        path, step = self.latest_checkpoint()
+        if path is None:
+            raise UserError(f"{self.path}: no checkpoint to snapshot")
+        reader = tf.train.load_checkpoint(path)
+        names = sorted(n for n in reader.get_variable_to_shape_map()
+                       if not is_training_name(n) and n not in OPTIMISER_SCALARS)
+        staging = dest.rstrip("/") + ".partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        make_dirs(staging, "the snapshot")
+        for name in (CONFIG_FILE, STATS_FILE):
+            if os.path.isfile(os.path.join(self.path, name)):
+                shutil.copy2(os.path.join(self.path, name), staging)
+        prefix = os.path.basename(path)
+        with tf.Graph().as_default(), tf.compat.v1.Session() as sess:
+            variables = {n: tf.compat.v1.Variable(reader.get_tensor(n), name=n) for n in names}
+            sess.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver(variables).save(sess, os.path.join(staging, prefix), write_meta_graph=False,
+                                                     write_state=False)
+        with open(os.path.join(staging, "checkpoint"), "w") as f:  # relative, as the trainer's saver writes it
+            f.write(f'model_checkpoint_path: "{prefix}"\nall_model_checkpoint_paths: "{prefix}"\n')
+        shutil.rmtree(dest, ignore_errors=True)
+        os.replace(staging, dest)
+        return os.path.join(dest, prefix), step
 
 
 class WriteFailure(RunStopper):

@@ -311,3 +311,30 @@ def test_an_epoch_whose_report_was_never_written_runs_again(tmp_path):
     run_dir.write_stats([{"epoch_num": 1, "global_step": 25}, {"epoch_num": 2, "global_step": 50}])
     os.remove(tmp_path / "model-50.index")
     assert run_dir.resume_checkpoint(25) == newest  # 50 is gone: the newest, its epoch unreported
+
+
+def test_a_snapshot_keeps_what_resumes_and_leaves_out_the_optimiser(tmp_path):
+    run_path, dest = tmp_path / "run", tmp_path / "snapshot"
+    with tf.Graph().as_default():
+        w = tf.compat.v1.Variable(np.arange(6, dtype=np.float32).reshape(2, 3), name="conv1/W")
+        step = tf.compat.v1.Variable(40, dtype=tf.int64, name="global_step")
+        loss = tf.reduce_sum(w * w)
+        train_op = tf.compat.v1.train.AdamOptimizer(0.1).minimize(loss)  # slots conv1/W/Adam(_1), beta powers
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            sess.run(train_op)
+            kept = sess.run(w)
+            tf.compat.v1.train.Saver().save(sess, str(run_path / "model"), global_step=step)
+    RunDir(str(run_path)).write_stats([{"epoch_num": 1, "global_step": 40}])
+    (run_path / "config.json").write_text('{"config": {}}')
+    (dest / "old").mkdir(parents=True)  # a previous snapshot goes whole
+    assert RunDir(str(run_path)).snapshot(str(dest)) == (str(dest / "model-40"), 40)
+    assert sorted(os.listdir(dest)) == ["checkpoint", "config.json", "model-40.data-00000-of-00001",
+                                        "model-40.index", "stats.json"]
+    assert RunDir(str(dest)).latest_checkpoint() == (str(dest / "model-40"), 40)
+    reader = tf.train.load_checkpoint(str(dest / "model-40"))
+    assert sorted(reader.get_variable_to_shape_map()) == ["conv1/W", "global_step"]
+    np.testing.assert_array_equal(reader.get_tensor("conv1/W"), kept)
+    assert RunDir(str(dest)).stats() == [{"epoch_num": 1, "global_step": 40}]
+    with pytest.raises(UserError, match="no checkpoint to snapshot"):
+        RunDir(str(tmp_path / "empty")).snapshot(str(tmp_path / "x"))

@@ -36,7 +36,11 @@ def scored():
     gt = np.stack([r.joints for r in records])
     pred = predict_records(predictor, records)[0]
     in_tf = predict_records(PosePredictor(cfg, network=TFNetwork(cfg, weights)), records)[0]
-    np.testing.assert_allclose(pred, in_tf, atol=0.01)  # px and scores
+    # The two runtimes' beliefs differ in the 4th decimal (scores agree to 0.01); on a flat bicubic peak that can move
+    # an arg-max by a pixel or so, so a few joints may shift that far while the rest agree exactly.
+    np.testing.assert_allclose(pred[..., 2], in_tf[..., 2], atol=0.01)
+    shift = np.abs(pred[..., :2] - in_tf[..., :2])
+    assert shift.max() < 2.0 and np.mean(shift > 0.01) < 0.02, (shift.max(), np.mean(shift > 0.01))
     original = predictor.crop_views
     predictor.crop_views = lambda image, c, s: original(image[:, :, ::-1].copy(), c, s)  # a loader giving RGB
     rgb = predict_records(predictor, records)[0]

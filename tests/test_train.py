@@ -20,6 +20,7 @@ from cpm.errors import UserError
 from cpm.parts import part_names
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
+from engine.rundir import RunDir
 from engine.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
 from tests.helpers import SMALL_CPM, run
 
@@ -78,6 +79,18 @@ def test_restart_continues_from_the_saved_step_and_lowers_the_loss(two_epoch_run
     assert history[1]["cost"] < history[0]["cost"]  # the moving-average loss falls over the 16 steps
     for u in (1, 2):  # and so does each segmentation stage's
         assert history[1][f"part{u}/loss"] < history[0][f"part{u}/loss"]
+
+
+@pytest.mark.slow
+def test_a_slim_snapshot_resumes_with_a_fresh_optimiser(two_epoch_run, tmp_path):
+    logdir = two_epoch_run[0]
+    snapshot = str(tmp_path / "snapshot")
+    RunDir(logdir).snapshot(snapshot)
+    proc = run("train.py", "--smoke", "--logdir", snapshot, "--seed", "1", "--config", "TRAIN.EPOCHS=3")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    history = stats(snapshot)
+    assert [e["global_step"] for e in history] == [8, 16, 24]  # resumed at step 16, not started again
+    assert history[2]["cost"] < history[0]["cost"]  # the weights came back, the fresh Adam did not undo them
 
 
 @pytest.mark.slow
