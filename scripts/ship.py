@@ -93,6 +93,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
     last3 = np.mean([s["val/pck@0.2"] for s in stats if s["global_step"] <= shipped["global_step"]][-3:])
     run_last3 = np.mean([s["val/pck@0.2"] for s in stats][-3:])
     finished = stats[-1]["epoch_num"] >= meta["config"]["TRAIN"]["EPOCHS"]
+    argv = meta.get("argv", [])
+    start = argv[argv.index("--load") + 1] if "--load" in argv[:-1] else None  # a fine-tuned run's starting model
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     lines = [
         "# cpm-lsp: a Convolutional Pose Machine with part segmentation, trained on LSP + LSPET",
@@ -113,8 +115,10 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         f"{'' if finished else ' so far'}, of {stats[-1]['global_step']} steps run"
         f"{', the whole run' if finished else ''})"
         + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
-        + f" from scratch, in {max(1, len(sessions))} process(es) on: {'; '.join(cpus)}.",
-        f"- Time to quality (validation PCK@0.2 of the epoch reports, wall-clock training hours): "
+        + (f" starting from the weights of {start}," if start else " from scratch,")
+        + f" in {max(1, len(sessions))} process(es) on: {'; '.join(cpus)}.",
+        f"- Time to quality (validation PCK@0.2 of the epoch reports, wall-clock training hours"
+        f"{' of this run alone, after the training of its starting weights' if start else ''}): "
         f"{time_to_quality(stats)}.",
         f"- Weights: {'float16' if fp16 else 'float32'} ({WEIGHTS_FILE}, and {LITE_FILE}: the same network for "
         f"LiteRT, which predict.py runs); float16 changed validation PCK@0.2 by "
