@@ -15,7 +15,15 @@ import tempfile
 
 import numpy as np
 
-from cpm.checkpoint import CONFIG_FILE, LITE_FILE, WEIGHTS_FILE, record_lite_model, resolve_checkpoint, save_weights
+from cpm.checkpoint import (
+    BEST_CHECKPOINT,
+    CONFIG_FILE,
+    LITE_FILE,
+    WEIGHTS_FILE,
+    record_lite_model,
+    resolve_checkpoint,
+    save_weights,
+)
 from cpm.errors import UserError, run_main
 from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
 from engine.rundir import RunDir
@@ -84,8 +92,9 @@ def time_to_quality(stats, levels=QUALITY_LEVELS):
     return "; ".join(parts)
 
 
-def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text):
-    """The model card's markdown; ``shipped`` is the stats.json entry of the shipped checkpoint's step."""
+def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text, best=True):
+    """The model card's markdown; ``shipped`` is the stats.json entry of the shipped checkpoint's step, ``best``
+    whether it is the run's best-validation checkpoint (max-val-pcp) rather than the newest one kept."""
     sessions = meta.get("sessions", [])
     cpus = sorted({s["cpu"] for s in sessions}) or ["not recorded (a run from before config.json kept sessions)"]
     precisions = sorted({str(s["precision"]) for s in sessions}) or [str(meta.get("precision"))]
@@ -111,8 +120,9 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         f"{meta['config']['TRAIN']['BATCH_SIZE']}, {meta['config']['TRAIN']['OPTIMIZER']} at "
         f"{meta['config']['TRAIN']['LR']}, {meta['config']['TRAIN']['LR_SCHEDULE']} schedule; precision "
         f"{', '.join(precisions)}.",
-        f"- Trained {shipped['global_step']} steps ({shipped['epoch_num']} epochs; the run's best validation PCP"
-        f"{'' if finished else ' so far'}, of {stats[-1]['global_step']} steps run"
+        f"- Trained {shipped['global_step']} steps ({shipped['epoch_num']} epochs; "
+        + (f"the run's best validation PCP{'' if finished else ' so far'}" if best else "the newest checkpoint kept")
+        + f", of {stats[-1]['global_step']} steps run"
         f"{', the whole run' if finished else ''})"
         + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
         + (f" starting from the weights of {start}," if start else " from scratch,")
@@ -189,7 +199,8 @@ def main():
     final, _ = score_weights(cfg, shipped_weights, records, network=open_network(cfg, shipped_weights))
     final["people"] = len(records)
     with open(os.path.join(args.out, "README.md"), "w") as f:
-        f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text))
+        f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text,
+                     best=os.path.basename(weights) == BEST_CHECKPOINT))
     print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
           f"PCP {100 * full['pcp']:.2f}; weights in {'float16' if fp16 else 'float32'}")
 
