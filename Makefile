@@ -36,7 +36,10 @@ CAMPAIGN := checkpoints/lsp-campaign2
 # The campaign's newest checkpoint, config and history, committed between sessions: a machine whose checkpoints/ was
 # wiped resumes from it.
 SNAPSHOT := $(CAMPAIGN)-snapshot
+# Campaign 1's final checkpoint, which campaign 2 started from; out of the tree since campaign 2 finished (it is in
+# history, commit 8f5277b): only a campaign 2 started afresh needs it back.
 CAMPAIGN_START := checkpoints/lsp-campaign-snapshot
+CAMPAIGN_START_COMMIT := 8f5277b
 CAMPAIGN_CONFIG := TRAIN.EPOCHS=20 TRAIN.LR=3e-4 TRAIN.COSINE_START_EPOCH=0 \
 	AUG.FRAME_CUT_PROB=0.3 AUG.BLUR_PROB=0.2 AUG.NOISE_PROB=0.2 AUG.JPEG_PROB=0.2
 
@@ -45,6 +48,8 @@ campaign: $(STAMP)
 		echo "make campaign needs the datasets: make campaign LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
 	@if [ ! -f $(CAMPAIGN)/checkpoint ] && [ -f $(SNAPSHOT)/checkpoint ]; then \
 		echo "resuming the campaign from $(SNAPSHOT)"; mkdir -p $(CAMPAIGN) && cp $(SNAPSHOT)/* $(CAMPAIGN)/; fi
+	@if [ ! -f $(CAMPAIGN)/checkpoint ] && [ ! -f $(CAMPAIGN_START)/checkpoint ]; then \
+		echo "campaign 2 starts from $(CAMPAIGN_START), which is not here: git checkout $(CAMPAIGN_START_COMMIT) -- $(CAMPAIGN_START)"; exit 2; fi
 	@# --load only starts the run: a run directory with a checkpoint resumes from its own
 	load=$$(test -f $(CAMPAIGN)/checkpoint || echo --load $(CAMPAIGN_START)); \
 	nice -n 19 $(PY) scripts/train.py --preset lsp --precision $(PRECISION) $$load \

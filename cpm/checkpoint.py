@@ -49,6 +49,13 @@ def resolve_checkpoint(path):
             raise UserError(f"no --load given and no shipped model at {SHIPPED_MODEL}")
         print(f"using the shipped model {os.path.relpath(SHIPPED_MODEL, ROOT)} (--load to use another)", flush=True)
         path = SHIPPED_MODEL
+    run_dir, weights = locate_weights(path)
+    return weights, load_run_config(run_dir)
+
+
+def locate_weights(path):
+    """(run directory, weights path) of ``path``: a run directory (its max-val-pcp, else its latest checkpoint, else
+    its weights.npz), a checkpoint prefix or an exported weights.npz. Raises UserError when nothing is there."""
     if os.path.isdir(path):
         run_dir = path
         best = os.path.join(path, BEST_CHECKPOINT)
@@ -65,7 +72,7 @@ def resolve_checkpoint(path):
         run_dir, weights = os.path.dirname(os.path.abspath(path)), path[:-len(".index")]
     else:
         raise UserError(f"--load {path}: not a run directory, checkpoint prefix or .npz weights file")
-    return weights, load_run_config(run_dir)
+    return run_dir, weights
 
 
 def load_weights(weights):

@@ -23,7 +23,7 @@ from tensorpack.callbacks import JSONWriter, TFEventWriter
 from tensorpack.tfutils.varmanip import is_training_name
 from tensorpack.utils import logger
 
-from cpm.checkpoint import CONFIG_FILE, latest_in
+from cpm.checkpoint import CONFIG_FILE, latest_in, locate_weights
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full, make_dirs, write_json
 from engine.hooks import RunStopper
@@ -159,6 +159,44 @@ class RunDir:
         stats = self.stats()
         return {k: v for k, v in stats[-1].items() if k.startswith("val/") or k in ("epoch_num", "global_step")} \
             if stats else {}
+
+    @staticmethod
+    def started_from(meta):
+        """The model a run was started from (the first ``--load`` of config.json's ``argv``), or None."""
+        argv = meta.get("argv", [])
+        return argv[argv.index("--load") + 1] if "--load" in argv[:-1] else None
+
+    def history(self):
+        """The validated epochs of this run continued from those of the runs its weights come from.
+
+        Where the ``--load`` the run started from is a run directory (or a checkpoint in one) still at hand, its
+        validated epochs up to the checkpoint loaded come first, and this run's follow with ``train/hours`` and
+        ``epoch_num`` counted on from there; recursively, so hours and epochs are from scratch.
+
+        Returns:
+            (stats.json entries with a validation, oldest first, each with ``run``: the folder of the run it comes
+            from, None for this one; the run folders found before this one, oldest first).
+        """
+        stats = [dict(s, run=None) for s in self.stats() if "val/pck@0.2" in s]
+        start = self.started_from(self.read_meta()) if self.has_config() else None
+        if start is None or not (os.path.isdir(start) or os.path.isfile(start + ".index")):
+            return stats, []
+        parent_dir, weights = locate_weights(start)
+        if weights.endswith(".npz"):  # an exported model: its history is not beside it
+            return stats, []
+        step = int(tf.train.load_variable(weights, "global_step"))
+        parent = RunDir(parent_dir)
+        before, runs = parent.history()
+        before = [dict(s, run=s["run"] or os.path.basename(os.path.normpath(parent.path)))
+                  for s in before if s["global_step"] <= step]
+        if not before:
+            return stats, []
+        hours, epochs = before[-1].get("train/hours"), before[-1]["epoch_num"]
+        for s in stats:
+            s["epoch_num"] += epochs
+            if "train/hours" in s and hours is not None:
+                s["train/hours"] += hours
+        return before + stats, runs + [parent.path]
 
     # checkpoints
     def latest_checkpoint(self):

@@ -44,7 +44,7 @@ def score_weights(cfg, weights, records, network=None):
 
 def plot_curve(stats, shipped, path):
     """Validation PCK@0.2 and the training loss against training hours (epochs where hours were not logged), with
-    the shipped checkpoint marked."""
+    the shipped checkpoint marked and the start of each run after the first (``run`` changes) as a dotted line."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -56,12 +56,17 @@ def plot_curve(stats, shipped, path):
     ax.plot(x, [100 * s["val/pck@0.2"] for s in stats], "o-", color="tab:blue", label="validation PCK@0.2")
     mark = shipped["train/hours"] if timed else shipped["epoch_num"]
     ax.plot([mark], [100 * shipped["val/pck@0.2"]], "*", color="black", markersize=14, label="shipped")
+    starts = [(x[k - 1] + x[k]) / 2 for k in range(1, len(stats)) if stats[k].get("run") != stats[k - 1].get("run")]
+    for k, at in enumerate(starts):
+        ax.axvline(at, color="grey", linestyle=":", label="a run continues" if k == 0 else None)
+    for level in QUALITY_LEVELS:
+        ax.axhline(100 * level, color="grey", linewidth=0.8, alpha=0.5)
     ax.set(xlabel="training hours" if timed else "epoch", ylabel="PCK@0.2 (%)", ylim=(0, 100))
     ax.grid(alpha=0.3)
     loss = ax.twinx()
     loss.plot(x, [s["cost"] for s in stats], color="tab:red", alpha=0.6, label="training loss")
     loss.set(ylabel="training loss (moving average)")
-    fig.legend(loc="upper center", ncol=3)
+    fig.legend(loc="upper center", ncol=4)
     fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
 
@@ -74,7 +79,7 @@ QUALITY_LEVELS = (0.80, 0.85)  # validation PCK@0.2 levels whose training time t
 
 
 def time_to_quality(stats, levels=QUALITY_LEVELS):
-    """'80 % at epoch 49 (5.22 h); 85 % not reached (best 81.8 %, epoch 57)': the first epoch report at or above
+    """'80 % at epoch 49 (5.22 h); 85 % not reached (best 81.8 %, epoch 57, 6.00 h)': the first epoch report at or above
     each level of validation PCK@0.2, with the run's training hours then (stats.json's ``train/hours``)."""
     scored = [s for s in stats if "val/pck@0.2" in s]
     best = max(scored, key=lambda s: s["val/pck@0.2"], default=None)
@@ -85,16 +90,18 @@ def time_to_quality(stats, levels=QUALITY_LEVELS):
             hours = f" ({first['train/hours']:.2f} h)" if "train/hours" in first else ""
             parts.append(f"{100 * level:.0f} % at epoch {first['epoch_num']}{hours}")
         elif best is not None:
+            hours = f", {best['train/hours']:.2f} h" if "train/hours" in best else ""
             parts.append(f"{100 * level:.0f} % not reached (best {100 * best['val/pck@0.2']:.1f} %, epoch "
-                         f"{best['epoch_num']})")
+                         f"{best['epoch_num']}{hours})")
         else:
             parts.append(f"{100 * level:.0f} % not reached (no validation)")
     return "; ".join(parts)
 
 
-def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text, best=True):
+def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text, best=True, history=None, runs=()):
     """The model card's markdown; ``shipped`` is the stats.json entry of the shipped checkpoint's step, ``best``
-    whether it is the run's best-validation checkpoint (max-val-pcp) rather than the newest one kept."""
+    whether it is the run's best-validation checkpoint (max-val-pcp) rather than the newest one kept; ``history``
+    and ``runs`` are RunDir.history()'s (the runs this one continues)."""
     sessions = meta.get("sessions", [])
     cpus = sorted({s["cpu"] for s in sessions}) or ["not recorded (a run from before config.json kept sessions)"]
     precisions = sorted({str(s["precision"]) for s in sessions}) or [str(meta.get("precision"))]
@@ -102,8 +109,7 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
     last3 = np.mean([s["val/pck@0.2"] for s in stats if s["global_step"] <= shipped["global_step"]][-3:])
     run_last3 = np.mean([s["val/pck@0.2"] for s in stats][-3:])
     finished = stats[-1]["epoch_num"] >= meta["config"]["TRAIN"]["EPOCHS"]
-    argv = meta.get("argv", [])
-    start = argv[argv.index("--load") + 1] if "--load" in argv[:-1] else None  # a fine-tuned run's starting model
+    start = RunDir.started_from(meta)
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     lines = [
         "# cpm-lsp: a Convolutional Pose Machine with part segmentation, trained on LSP + LSPET",
@@ -127,9 +133,10 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
         + (f" starting from the weights of {start}," if start else " from scratch,")
         + f" in {max(1, len(sessions))} process(es) on: {'; '.join(cpus)}.",
-        f"- Time to quality (validation PCK@0.2 of the epoch reports, wall-clock training hours"
-        f"{' of this run alone, after the training of its starting weights' if start else ''}): "
-        f"{time_to_quality(stats)}.",
+        "- Time to quality (validation PCK@0.2 of the epoch reports, wall-clock training hours"
+        + (f" and epochs from scratch, over {', '.join(folder_name(r) for r in runs)} and this run" if runs else
+           " of this run alone, after the training of its starting weights" if start else "")
+        + f"): {time_to_quality(history if runs else stats)}.",
         f"- Weights: {'float16' if fp16 else 'float32'} ({WEIGHTS_FILE}, and {LITE_FILE}: the same network for "
         f"LiteRT, which predict.py runs); float16 changed validation PCK@0.2 by "
         f"{100 * delta:+.2f} points. Mean of the last three validations up to it: {pct(last3)} %; of the run's "
@@ -190,7 +197,9 @@ def main():
     with open(os.path.join(args.out, LITE_FILE), "wb") as f:  # what predict.py runs, without TensorFlow
         f.write(predictor.network.tflite(cfg.DATA.INPUT_SIZE, cfg.DATA.STRIDE, fp16=fp16))
     record_lite_model(args.out)
-    plot_curve(stats, shipped, os.path.join(args.out, "curve.png"))
+    history, runs = run.history()
+    plot_curve(history, next(s for s in history if s["run"] is None and s["global_step"] == shipped["global_step"]),
+               os.path.join(args.out, "curve.png"))
     # folders by their names alone: the card speaks to users, whose paths differ
     data = "; ".join(f"{d} {folder_name(p)} {s}" for d, p, s in meta.get("data", []))
     val_text = f"{args.data} {folder_name(args.datadir)} {args.split}"
@@ -200,7 +209,7 @@ def main():
     final["people"] = len(records)
     with open(os.path.join(args.out, "README.md"), "w") as f:
         f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text,
-                     best=os.path.basename(weights) == BEST_CHECKPOINT))
+                     best=os.path.basename(weights) == BEST_CHECKPOINT, history=history, runs=runs))
     print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
           f"PCP {100 * full['pcp']:.2f}; weights in {'float16' if fp16 else 'float32'}")
 

@@ -4,6 +4,7 @@ import errno
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -338,3 +339,28 @@ def test_a_snapshot_keeps_what_resumes_and_leaves_out_the_optimiser(tmp_path):
     assert RunDir(str(dest)).stats() == [{"epoch_num": 1, "global_step": 40}]
     with pytest.raises(UserError, match="no checkpoint to snapshot"):
         RunDir(str(tmp_path / "empty")).snapshot(str(tmp_path / "x"))
+
+
+def test_a_runs_history_continues_the_hours_and_epochs_of_the_run_it_was_started_from(tmp_path):
+    parent, child = tmp_path / "first", tmp_path / "second"
+    with tf.Graph().as_default():
+        step = tf.compat.v1.Variable(40, dtype=tf.int64, name="global_step")
+        with tf.compat.v1.Session() as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            tf.compat.v1.train.Saver().save(sess, str(parent / "model"), global_step=step)
+    val = {"val/pck@0.2": 0.5}
+    RunDir(str(parent)).write_stats([dict(val, epoch_num=1, global_step=20, **{"train/hours": 0.5}),
+                                     dict(val, epoch_num=2, global_step=40, **{"train/hours": 1.0}),
+                                     dict(val, epoch_num=3, global_step=60, **{"train/hours": 1.5})])  # after model-40
+    RunDir(str(child)).create()
+    RunDir(str(child)).write_meta({"config": {}, "argv": ["--load", str(parent), "--preset", "lsp"]})
+    RunDir(str(child)).write_stats([dict(val, epoch_num=1, global_step=10, **{"train/hours": 0.25}),
+                                    {"epoch_num": 1, "global_step": 15},  # a signal stop's entry: no validation
+                                    dict(val, epoch_num=2, global_step=20, **{"train/hours": 0.5})])
+    history, runs = RunDir(str(child)).history()
+    assert runs == [str(parent)]
+    assert [(s["run"], s["epoch_num"], s["global_step"], s["train/hours"]) for s in history] == [
+        ("first", 1, 20, 0.5), ("first", 2, 40, 1.0), (None, 3, 10, 1.25), (None, 4, 20, 1.5)]
+    shutil.rmtree(parent)  # the start is gone: the run's own history alone
+    assert [(s["epoch_num"], s["train/hours"]) for s in RunDir(str(child)).history()[0]] == [(1, 0.25), (2, 0.5)]
+    assert RunDir(str(child)).history()[1] == []
