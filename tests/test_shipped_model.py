@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 
+import cv2
 import numpy as np
 import pytest
 
@@ -12,6 +13,7 @@ from cpm.checkpoint import SHIPPED_MODEL, lite_model, resolve_checkpoint
 from cpm.joints import FLIP_PERMUTATION
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
+from eval.api import PoseEstimator
 from eval.evaluate import predict_records
 from eval.inference import PosePredictor
 from eval.metrics import pose_scores
@@ -78,6 +80,26 @@ def test_scripts_use_the_shipped_model_without_load(tmp_path):
     assert "using the shipped model models/cpm-lsp" in proc.stdout
     people = json.loads(out.read_text())["people"]  # as many as the detector finds (at least the whole image)
     assert people and all(len(person["joints"]) == 14 for person in people)
+
+
+def test_a_person_cut_by_the_frame_tiny_or_boxed_past_the_border_gets_a_pose_inside_the_image():
+    """Bad input a user's photo can be: the left 40 % of a validation photo (the person cut by the border), the
+    photo shrunk to 30 px tall, and a box reaching past the image's edges: every person gets 14 joints on pixels of
+    the image, with scores, and no error."""
+    estimator = PoseEstimator()
+    photo = cv2.imread(os.path.join(VAL_DIR, "images", "im0001.jpg"))
+    h, w = photo.shape[:2]
+    cut = np.ascontiguousarray(photo[:, : int(0.4 * w)])
+    tiny = cv2.resize(photo, (round(30 * w / h), 30), interpolation=cv2.INTER_AREA)
+    for image, box in ((cut, None), (tiny, None), (photo, (w - 20.0, -10.0, 60.0, h + 20.0))):
+        people = estimator(image, box=box)
+        assert people and (estimator.detected is None) == (box is not None)
+        for person in people:
+            joints = person.array()
+            assert joints.shape == (14, 3) and np.isfinite(joints).all() and (joints[:, 2] > 0).all()
+            assert ((joints[:, :2] >= 0) & (joints[:, :2] <= [image.shape[1] - 1, image.shape[0] - 1])).all()
+        if box is not None:
+            assert people[0].box == box
 
 
 def _run_without_tensorflow(script, *args):
