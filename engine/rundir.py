@@ -181,7 +181,10 @@ class RunDir:
         start = self.started_from(self.read_meta()) if self.has_config() else None
         if start is None or not (os.path.isdir(start) or os.path.isfile(start + ".index")):
             return stats, []
-        parent_dir, weights = locate_weights(start)
+        try:
+            parent_dir, weights = locate_weights(start)
+        except UserError:  # the start's folder holds nothing loadable any more: this run's history alone
+            return stats, []
         if weights.endswith(".npz"):  # an exported model: its history is not beside it
             return stats, []
         step = int(tf.train.load_variable(weights, "global_step"))
