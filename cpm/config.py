@@ -11,8 +11,11 @@ import ast
 import json
 
 from cpm.errors import UserError
-from cpm.joints import NUM_JOINTS
-from cpm.parts import SCHEMES
+from cpm.keypoints import DEFAULT_SPEC, KeypointSpec
+
+#: px of input per output cell of the network: cpm.model's trunk pools three times by 2 (here, not there, so that
+#: checking a config needs no TensorFlow)
+STRIDE = 8
 
 
 class ConfigError(UserError):
@@ -84,10 +87,17 @@ class Group:
             self.set(key, value)
 
     def __repr__(self):
-        return json.dumps(self.to_dict(), indent=2)
+        d = self.to_dict()
+        if isinstance(d.get("KEYPOINTS"), dict):  # the spec's name and size, not its 100 lines
+            d["KEYPOINTS"] = f"{d['KEYPOINTS'].get('name')} ({len(d['KEYPOINTS'].get('joints', []))} joints)"
+        return json.dumps(d, indent=2)
 
 
 def _coerce(key, default, value):
+    if isinstance(default, dict):  # KEYPOINTS: a spec's JSON form, checked by finalize
+        if isinstance(value, dict):
+            return value
+        raise ConfigError(f"config key {key} takes a keypoint spec (a JSON object), got {value!r}")
     # Keys whose default is None hold an optional list of numbers; a list of ints stays a list of ints.
     if isinstance(default, (list, tuple)) and all(isinstance(v, int) for v in default):
         if isinstance(value, (list, tuple)) and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
@@ -115,10 +125,12 @@ def _coerce(key, default, value):
 
 
 def flatten(d, prefix=""):
-    """A nested config dict as dotted keys: {"A": {"B": 1}} -> {"A.B": 1}."""
+    """A nested config dict as dotted keys: {"A": {"B": 1}} -> {"A.B": 1}. Groups are the dicts whose keys are all
+    upper case; any other dict (KEYPOINTS' spec) is one value."""
     out = {}
     for k, v in d.items():
-        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {f"{prefix}{k}": v})
+        group = isinstance(v, dict) and v and all(str(key).isupper() for key in v)
+        out.update(flatten(v, f"{prefix}{k}.") if group else {f"{prefix}{k}": v})
     return out
 
 
@@ -180,11 +192,14 @@ RENAMED_KEYS = {}
 def _defaults():
     return Group(
         PRESET="paper",  # name of the preset the run started from (set by get_config; recorded in config.json)
+        # the joints the model predicts: a keypoint spec's JSON form (cpm.keypoints); a config.json from before
+        # specs has none and so is LSP's 14, as every run then was
+        KEYPOINTS=DEFAULT_SPEC.to_dict(),
         DATA=Group(
             INPUT_SIZE=368,  # px, side of the square network input (CPM: 368)
             STRIDE=8,  # px of input per belief-map cell (CPM: 8 -> 46x46 maps)
             SIGMA=7.0,  # px of input, Gaussian sigma of every belief map (CPM: 7)
-            JOINT_SIGMAS=None,  # None, or 14 sigmas in px of input, one per joint in cpm.joints.JOINT_NAMES order
+            JOINT_SIGMAS=None,  # None (SIGMA x the spec's sigmas), or px of input, one per joint in KEYPOINTS' order
             CENTER_SIGMA=21.0,  # px of input, Gaussian sigma of the centre map (CPM: 21)
             TARGET_DIST=41 / 35,  # crop px per (200 * scale) original px / 200: a person of scale s is 234 px tall
             PAD_VALUE=128,  # grey level of the border when the crop leaves the image (CPM: 128)
@@ -234,7 +249,8 @@ def _defaults():
             STAGE_CONVS=5,  # k x k convs per stage before its two 1x1 convs (CPM: 5)
             BATCH_NORM=False,  # batch normalisation after every hidden conv (CPM: none)
             PART_STAGES=2,  # part-segmentation stages after the belief stages; 0 trains the plain CPM
-            PART_SCHEME="seed7",  # seed7 (head, torso, arms, legs) | limbs (upper/lower arms and legs); + body
+            # a part scheme of KEYPOINTS: seed7 (head, torso, arms, legs) | limbs (upper/lower arms and legs); + body
+            PART_SCHEME="seed7",
             # share of the part loss's gradient that reaches the trunk and belief stages: 0 = parts never change the
             # keypoint layers (with 1, PCP fell 3 points in a 12-epoch run on the sample)
             PART_GRADIENT=0.0,
@@ -286,11 +302,14 @@ def finalize(cfg):
         if not ok:
             raise ConfigError(f"config key {key}: {why}")
 
+    spec = KeypointSpec.from_dict(cfg.KEYPOINTS)  # a bad spec is its own one line
+    cfg.KEYPOINTS = spec.to_dict()  # normalised (every field written out) and this config's own copy
+
     require(d.INPUT_SIZE > 0 and d.INPUT_SIZE % d.STRIDE == 0, "DATA.INPUT_SIZE",
             "must be a positive multiple of STRIDE")
     require(d.SIGMA > 0, "DATA.SIGMA", "must be > 0")
-    require(d.JOINT_SIGMAS is None or (len(d.JOINT_SIGMAS) == NUM_JOINTS and min(d.JOINT_SIGMAS) > 0),
-            "DATA.JOINT_SIGMAS", f"must be None or {NUM_JOINTS} positive numbers")
+    require(d.JOINT_SIGMAS is None or (len(d.JOINT_SIGMAS) == spec.num_joints and min(d.JOINT_SIGMAS) > 0),
+            "DATA.JOINT_SIGMAS", f"must be None or {spec.num_joints} positive numbers")
     require(d.CENTER_SIGMA > 0, "DATA.CENTER_SIGMA", "must be > 0")
     require(d.TARGET_DIST > 0, "DATA.TARGET_DIST", "must be > 0")
     require(0 <= d.PAD_VALUE <= 255, "DATA.PAD_VALUE", "must be a grey level 0..255")
@@ -313,7 +332,9 @@ def finalize(cfg):
     m, t = cfg.MODEL, cfg.TRAIN
     require(d.PART_WIDTH > 0, "DATA.PART_WIDTH", "must be > 0")
     require(m.PART_STAGES >= 0, "MODEL.PART_STAGES", "must be >= 0 (0: no part segmentation)")
-    require(m.PART_SCHEME in SCHEMES, "MODEL.PART_SCHEME", f"must be one of {', '.join(SCHEMES)}")
+    require(not m.PART_STAGES or m.PART_SCHEME in spec.part_schemes, "MODEL.PART_SCHEME",
+            f"must be a part scheme of the keypoint spec {spec.name} ({', '.join(spec.part_schemes) or 'it has none'}; "
+            f"MODEL.PART_STAGES=0 trains without parts)")
     require(t.PART_LOSS_WEIGHT >= 0, "TRAIN.PART_LOSS_WEIGHT", "must be >= 0")
     require(0 <= m.PART_GRADIENT <= 1, "MODEL.PART_GRADIENT", "must be in [0, 1]")
     require(m.STAGES >= 1, "MODEL.STAGES", "must be >= 1")
@@ -321,7 +342,7 @@ def finalize(cfg):
     require(m.STAGE1_WIDTH > 0 and m.STAGE_WIDTH > 0, "MODEL.STAGE_WIDTH", "widths must be > 0")
     require(m.STAGE_KERNEL % 2 == 1, "MODEL.STAGE_KERNEL", "must be odd")
     require(m.STAGE_CONVS >= 1, "MODEL.STAGE_CONVS", "must be >= 1")
-    require(d.STRIDE == 8, "DATA.STRIDE", "must be 8: the trunk pools three times")
+    require(d.STRIDE == STRIDE, "DATA.STRIDE", f"must be {STRIDE}: the trunk pools three times")
     require(t.BATCH_SIZE > 0, "TRAIN.BATCH_SIZE", "must be > 0")
     require(t.NUM_WORKERS >= 0, "TRAIN.NUM_WORKERS", "must be >= 0")
     require(t.EPOCHS >= 1, "TRAIN.EPOCHS", "must be >= 1")

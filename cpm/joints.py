@@ -1,4 +1,4 @@
-"""Joint sets of the supported datasets and their mapping onto the 14 joints the model trains on.
+"""Joint sets of the supported datasets and their mapping onto the 14 joints of cpm.keypoints.LSP14.
 
 Coordinates everywhere are 0-based pixels (x right, y down); readers convert 1-based formats on the way in.
 Visibility follows COCO's convention for every dataset, so one set of rules serves all readers:
@@ -15,105 +15,33 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cpm import keypoints
+from cpm.keypoints import twin_permutation
+
 UNANNOTATED, OCCLUDED, VISIBLE = 0, 1, 2
 
-#: The model's joints, in output-channel order (the order of the CPM release's LSP/MPII models).
-JOINT_NAMES = (
-    "head_top", "neck",
-    "right_shoulder", "right_elbow", "right_wrist",
-    "left_shoulder", "left_elbow", "left_wrist",
-    "right_hip", "right_knee", "right_ankle",
-    "left_hip", "left_knee", "left_ankle",
-)
-NUM_JOINTS = len(JOINT_NAMES)
-JOINT_INDEX = {name: i for i, name in enumerate(JOINT_NAMES)}
-
-
-def flip_permutation_of(names):
-    """Index permutation that swaps every left_* joint with its right_* twin (others map to themselves)."""
-    index = {n: i for i, n in enumerate(names)}
-    perm = []
-    for n in names:
-        if n.startswith("left_"):
-            perm.append(index["right_" + n[5:]])
-        elif n.startswith("right_"):
-            perm.append(index["left_" + n[6:]])
-        else:
-            perm.append(index[n])
-    return np.array(perm, dtype=np.int64)
-
-
-@dataclass(frozen=True)
-class Limb:
-    """A PCP limb: a segment between two endpoints, each the mean of one or more model joints."""
-
-    name: str
-    group: str  # the row of the PCP table this limb is averaged into
-    a: tuple
-    b: tuple
-
-
-def _limb(name, group, a, b):
-    as_idx = lambda names: tuple(JOINT_INDEX[n] for n in names)  # noqa: E731
-    return Limb(name, group, as_idx(a), as_idx(b))
-
-
-#: The ten limbs of strict PCP on LSP. The torso runs from the neck to the middle of the hips: the 14-joint set
-#: has no pelvis, and that is the segment LSP evaluations score.
-PCP_LIMBS = (
-    _limb("head", "head", ["head_top"], ["neck"]),
-    _limb("torso", "torso", ["neck"], ["right_hip", "left_hip"]),
-    _limb("right_upper_arm", "upper_arm", ["right_shoulder"], ["right_elbow"]),
-    _limb("left_upper_arm", "upper_arm", ["left_shoulder"], ["left_elbow"]),
-    _limb("right_lower_arm", "lower_arm", ["right_elbow"], ["right_wrist"]),
-    _limb("left_lower_arm", "lower_arm", ["left_elbow"], ["left_wrist"]),
-    _limb("right_upper_leg", "upper_leg", ["right_hip"], ["right_knee"]),
-    _limb("left_upper_leg", "upper_leg", ["left_hip"], ["left_knee"]),
-    _limb("right_lower_leg", "lower_leg", ["right_knee"], ["right_ankle"]),
-    _limb("left_lower_leg", "lower_leg", ["left_knee"], ["left_ankle"]),
-)
-PCP_GROUPS = ("head", "torso", "upper_arm", "lower_arm", "upper_leg", "lower_leg")
-
-#: Bones drawn in pictures, as joint-index pairs (the PCP limbs plus the shoulder and hip girdles).
-SKELETON = tuple(
-    (JOINT_INDEX[a], JOINT_INDEX[b]) for a, b in (
-        ("head_top", "neck"), ("neck", "right_shoulder"), ("neck", "left_shoulder"),
-        ("right_shoulder", "right_elbow"), ("right_elbow", "right_wrist"),
-        ("left_shoulder", "left_elbow"), ("left_elbow", "left_wrist"),
-        ("right_shoulder", "right_hip"), ("left_shoulder", "left_hip"), ("right_hip", "left_hip"),
-        ("right_hip", "right_knee"), ("right_knee", "right_ankle"),
-        ("left_hip", "left_knee"), ("left_knee", "left_ankle"),
-    )
-)
-
-#: PCK@0.2 on LSP normalises by the torso size: the distance from the left shoulder to the right hip.
-TORSO_DIAMETER_JOINTS = (JOINT_INDEX["left_shoulder"], JOINT_INDEX["right_hip"])
+#: The model's joints: today's readers map every dataset onto LSP's 14 (cpm.keypoints.LSP14).
+JOINT_NAMES = keypoints.LSP14.names
+NUM_JOINTS = keypoints.LSP14.num_joints
+JOINT_INDEX = keypoints.LSP14.index
 
 
 @dataclass(frozen=True)
 class JointSet:
-    """A joint set: its names, left/right pairs, heatmap sigmas, and how it becomes the model's 14 joints.
+    """A dataset's joint set: its names, left/right pairs, and how it becomes the model's 14 joints.
 
     The per-dataset config of the MARS pose trainer (docs/references.md: number of parts, names, left/right pairs,
-    a sigma per part) lives here, so readers, flips and targets take it from one place.
+    a sigma per part) is split between these sets (what a dataset stores) and cpm.keypoints (what a model predicts).
 
     Attributes:
         name: joint-set name (the dataset's, or "model").
         names: joint names in the set's order (file order for a dataset).
         to_model: float64 [14, K]; model xy = to_model @ set xy.
-        sigma_scale: float [K], each joint's belief-map sigma as a multiple of DATA.SIGMA (1 = the CPM reference).
     """
 
     name: str
     names: tuple
     to_model: np.ndarray
-    sigma_scale: tuple = None
-
-    def __post_init__(self):
-        if self.sigma_scale is None:
-            object.__setattr__(self, "sigma_scale", (1.0,) * len(self.names))
-        if len(self.sigma_scale) != len(self.names):
-            raise AssertionError(f"{self.name}: one sigma_scale per joint")
 
     @property
     def num_joints(self):
@@ -122,7 +50,7 @@ class JointSet:
     @property
     def flip_permutation(self):
         """int64 [K]: ``joints[flip_permutation]`` relabels a mirrored person (left_* and right_* swap)."""
-        return flip_permutation_of(self.names)
+        return twin_permutation(self.names, None)
 
     @property
     def flip_pairs(self):
@@ -166,8 +94,7 @@ def _same_names(names):
     return {n: {n: 1.0} for n in JOINT_NAMES if n in names}
 
 
-#: The model's own joint set: the identity mapping. Its sigma_scale sets the belief-map sigma of each output channel
-#: (DATA.SIGMA times it, unless DATA.JOINT_SIGMAS lists them); the CPM reference uses one sigma for all joints.
+#: The model's own joint set, the identity mapping (a TFRecord of ours stores model joints).
 MODEL_JOINTS = _joint_set("model", JOINT_NAMES, _same_names(JOINT_NAMES))
 
 
@@ -227,11 +154,6 @@ def to_coco_keypoints(joints):
         out[k] = (joints[j][0], joints[j][1], 2)
     return [float(v) for v in out.ravel()]
 
-
-#: ``joints[FLIP_PERMUTATION]`` relabels a horizontally mirrored person: left becomes right and back.
-FLIP_PERMUTATION = MODEL_JOINTS.flip_permutation
-#: Left/right pairs as index pairs (the MARS pose trainer's config names them this way).
-FLIP_PAIRS = MODEL_JOINTS.flip_pairs
 
 #: Every joint set by name: the datasets' and the model's (a TFRecord of ours stores model joints).
 JOINT_SETS = {js.name: js for js in (MODEL_JOINTS, LSP14, MPII16, JHMDB15, COCO17)}

@@ -31,10 +31,9 @@ from tensorpack.tfutils.optimizer import ProxyOptimizer
 from tensorpack.tfutils.summary import add_moving_summary
 
 from cpm import names
-from cpm.joints import NUM_JOINTS
-from cpm.parts import SCHEMES
+from cpm.config import STRIDE
 
-TRUNK_CONVS = (2, 2, 4, 2, 4, 1)  # convs per trunk block; blocks 1-3 end with a 2x2 max-pool
+TRUNK_CONVS = (2, 2, 4, 2, 4, 1)  # convs per trunk block; blocks 1-3 end with a 2x2 max-pool: stride 8
 PIXEL_MEAN, PIXEL_SCALE = 128.0, 256.0  # CPM input normalisation: (px - 128) / 256
 
 
@@ -74,16 +73,18 @@ class CPMModel(ModelDesc):
     """Six-stage CPM with intermediate supervision.
 
     Args:
-        input_size: px, S.
+        input_size: px, S; num_joints: K, the keypoint spec's joints.
         stages, trunk_widths, stage1_width, stage_width, stage_kernel, stage_convs: MODEL.* values.
         optimizer, lr, momentum, weight_decay: TRAIN.* values.
+        part_stages: part stages; num_parts: P, the part scheme's exclusive parts.
     """
 
-    def __init__(self, *, input_size, stages, trunk_widths, stage1_width, stage_width, stage_kernel, stage_convs,
-                 batch_norm=False, optimizer="momentum", lr=8e-5, momentum=0.9, weight_decay=5e-4, part_stages=0,
-                 num_parts=0, part_loss_weight=1.0, part_gradient=0.0):
+    def __init__(self, *, input_size, num_joints, stages, trunk_widths, stage1_width, stage_width, stage_kernel,
+                 stage_convs, batch_norm=False, optimizer="momentum", lr=8e-5, momentum=0.9, weight_decay=5e-4,
+                 part_stages=0, num_parts=0, part_loss_weight=1.0, part_gradient=0.0):
         self.input_size = input_size
-        self.map_size = input_size // 8
+        self.map_size = input_size // STRIDE
+        self.num_joints = num_joints
         self.stages = stages
         self.trunk_widths = list(trunk_widths)
         self.stage1_width = stage1_width
@@ -101,17 +102,22 @@ class CPMModel(ModelDesc):
         self.part_gradient = part_gradient
 
     @classmethod
-    def from_config(cls, cfg):
+    def from_config(cls, cfg, geometry):
+        """The model of a config; its shapes come from ``geometry`` (dataflow.geometry.Geometry: input size,
+        stride, joints, parts), which this module reads but cannot import."""
+        if geometry.stride != STRIDE or geometry.map_size != geometry.input_size // STRIDE:
+            raise ValueError(f"the network's output stride is {STRIDE}, the geometry's {geometry.stride}")
         m, t = cfg.MODEL, cfg.TRAIN
-        return cls(input_size=cfg.DATA.INPUT_SIZE, stages=m.STAGES, trunk_widths=m.TRUNK_WIDTHS,
+        return cls(input_size=geometry.input_size, num_joints=geometry.num_joints, stages=m.STAGES,
+                   trunk_widths=m.TRUNK_WIDTHS,
                    stage1_width=m.STAGE1_WIDTH, stage_width=m.STAGE_WIDTH, stage_kernel=m.STAGE_KERNEL,
                    stage_convs=m.STAGE_CONVS, batch_norm=m.BATCH_NORM, optimizer=t.OPTIMIZER, lr=t.LR,
                    momentum=t.MOMENTUM, weight_decay=t.WEIGHT_DECAY, part_stages=m.PART_STAGES,
-                   num_parts=len(SCHEMES[m.PART_SCHEME]), part_loss_weight=t.PART_LOSS_WEIGHT,
+                   num_parts=geometry.num_parts, part_loss_weight=t.PART_LOSS_WEIGHT,
                    part_gradient=m.PART_GRADIENT)
 
     def inputs(self):
-        s, h, c = self.input_size, self.map_size, NUM_JOINTS + 1
+        s, h, c = self.input_size, self.map_size, self.num_joints + 1
         specs = [tf.TensorSpec((None, s, s, 3), tf.uint8, names.IMAGE),
                  tf.TensorSpec((None, h, h, c), tf.float32, names.BELIEFS),
                  tf.TensorSpec((None, c), tf.float32, names.WEIGHTS),
@@ -133,12 +139,12 @@ class CPMModel(ModelDesc):
             features = trunk(x, self.trunk_widths)
             with tf.compat.v1.variable_scope("stage1"):
                 b = Conv2D("conv1", features, self.stage1_width, 1)
-                b = Conv2D("out", b, NUM_JOINTS + 1, 1, activation=tf.identity, use_bias=True,
+                b = Conv2D("out", b, self.num_joints + 1, 1, activation=tf.identity, use_bias=True,
                            kernel_initializer=_OUT_INIT)
             outputs = [tf.identity(b, name=names.stage_beliefs(1))]
             for t in range(2, self.stages + 1):
                 x = tf.concat([outputs[-1], features, center_map], axis=3)
-                b = stage(f"stage{t}", x, self.stage_width, self.stage_kernel, self.stage_convs, NUM_JOINTS + 1)
+                b = stage(f"stage{t}", x, self.stage_width, self.stage_kernel, self.stage_convs, self.num_joints + 1)
                 outputs.append(tf.identity(b, name=names.stage_beliefs(t)))
             parts = []
             # The part loss reaches the shared layers (trunk, belief stages) scaled by part_gradient: 0 keeps them

@@ -6,11 +6,10 @@ crop's 200 x scale px) and, for the torso, the filled shoulder-hip quadrilateral
 mask, the mask is the body and each of its pixels goes to the nearest part.
 
 A scheme's exclusive parts partition the person (every body pixel has exactly one part); the model adds the whole
-body as one more channel. Label 0 is the background.
+body as one more channel. Label 0 is the background. A keypoint spec (cpm.keypoints) carries its schemes, by joint
+name; HUMAN_SCHEMES are those of a human body with LSP's joint names.
 """
 from dataclasses import dataclass
-
-from cpm.joints import JOINT_INDEX, flip_permutation_of
 
 BODY = "body"
 
@@ -21,9 +20,9 @@ class Part:
 
     Attributes:
         name: part name.
-        bones: ((joint a, joint b, radius), ...): capsules around segments between model joints; radius is a
-            fraction of the person's size (SCALE_UNIT_PX x scale).
-        polygon: model joints of a filled polygon that also belongs to the part (the torso), or ().
+        bones: ((joint a, joint b, radius), ...): capsules around segments between joints (indices into the spec's
+            joints); radius is a fraction of the person's size (SCALE_UNIT_PX x scale).
+        polygon: joints of a filled polygon that also belongs to the part (the torso), or ().
     """
 
     name: str
@@ -32,13 +31,12 @@ class Part:
 
     @property
     def joints(self):
-        """Model joints the part is drawn from: it is unknown unless all are annotated."""
+        """Joints the part is drawn from: it is unknown unless all are annotated."""
         return tuple(sorted({j for a, b, _ in self.bones for j in (a, b)} | set(self.polygon)))
 
 
 def _part(name, bones, polygon=()):
-    return Part(name, tuple((JOINT_INDEX[a], JOINT_INDEX[b], r) for a, b, r in bones),
-                tuple(JOINT_INDEX[j] for j in polygon))
+    return {"name": name, "bones": [list(b) for b in bones], "polygon": list(polygon)}
 
 
 # Radii as fractions of the person's size; for a 234 px person (the paper preset's crop) the head is ~38 px wide,
@@ -55,7 +53,7 @@ def _limb(side, upper, lower, a, b, c, r_upper, r_lower):
 
 
 def _merge(name, parts):
-    return Part(name, sum((p.bones for p in parts), ()), ())
+    return _part(name, sum((p["bones"] for p in parts), []))
 
 
 _LIMBS = {(side, kind): _limb(side, f"upper_{kind}", f"lower_{kind}", *joints, *radii)
@@ -63,27 +61,13 @@ _LIMBS = {(side, kind): _limb(side, f"upper_{kind}", f"lower_{kind}", *joints, *
           for kind, joints, radii in (("arm", ("shoulder", "elbow", "wrist"), (0.045, 0.035)),
                                       ("leg", ("hip", "knee", "ankle"), (0.06, 0.045)))}
 
-#: Part schemes: exclusive parts in channel order (label k + 1); the body channel follows them in the model.
-SCHEMES = {
+#: Part schemes of a human body, in a keypoint spec's JSON form: exclusive parts in channel order (label k + 1); the
+#: body channel follows them in the model.
+HUMAN_SCHEMES = {
     # The seven masks of Iftimie (2017, docs/references.md): head, torso, arms, legs (+ body).
-    "seed7": (_HEAD, _TORSO) + tuple(_merge(f"{side}_{kind}", _LIMBS[side, kind])
-                                     for kind in ("arm", "leg") for side in ("left", "right")),
+    "seed7": [_HEAD, _TORSO] + [_merge(f"{side}_{kind}", _LIMBS[side, kind])
+                                for kind in ("arm", "leg") for side in ("left", "right")],
     # Upper and lower arms and legs separately (+ head, torso, body).
-    "limbs": (_HEAD, _TORSO) + tuple(p for kind in ("arm", "leg") for side in ("left", "right")
-                                     for p in _LIMBS[side, kind]),
+    "limbs": [_HEAD, _TORSO] + [p for kind in ("arm", "leg") for side in ("left", "right")
+                                for p in _LIMBS[side, kind]],
 }
-
-
-def part_names(scheme):
-    """Names of a scheme's output channels: the exclusive parts, then "body"."""
-    return tuple(p.name for p in SCHEMES[scheme]) + (BODY,)
-
-
-def model_part_names(cfg):
-    """part_names of the model ``cfg`` describes, or None for a model without part stages."""
-    return part_names(cfg.MODEL.PART_SCHEME) if cfg.MODEL.PART_STAGES else None
-
-
-def flip_permutation(scheme):
-    """Index permutation of the exclusive parts that swaps left_* and right_* (label k + 1 <-> its twin)."""
-    return tuple(int(i) for i in flip_permutation_of([p.name for p in SCHEMES[scheme]]))

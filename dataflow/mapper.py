@@ -11,15 +11,8 @@ from cpm.errors import BadSample, UserError
 from cpm.joints import UNANNOTATED
 from dataflow.images import read_image
 from dataflow.records import SCALE_UNIT_PX
-from dataflow.targets import center_map, joint_weights, make_codec, make_part_codec
-from dataflow.transforms import (
-    Augment,
-    apply_affine,
-    crop_affine,
-    transform_joints,
-    warp_image,
-    warp_mask,
-)
+from dataflow.targets import joint_weights
+from dataflow.transforms import Augment, apply_affine, transform_joints, warp_mask
 
 MIN_IMAGE_SIDE = 8  # px: a smaller training image holds no person to learn from (prediction takes any size)
 # An annotated joint further outside its image than this share of the image's larger side is an annotation error
@@ -51,22 +44,17 @@ class CropMapper:
 
     Args:
         records: list of PersonRecord.
-        codec: BeliefCodec of the targets.
-        target_dist, center_sigma, pad_value: DATA.* values.
+        geometry: dataflow.geometry.Geometry of the model.
         augment: an Augment, or None for the deterministic evaluation crop.
         seed: base seed; each process draws from its own generator seeded with (seed, pid).
-        part_codec: None (no part targets), or the PartCodec of the belief-map cells (training) or of the crop
-            pixels (evaluation).
+        part_codec: None (no part targets), or the geometry's PartCodec of the belief-map cells (training) or of the
+            crop pixels (evaluation).
     """
 
-    def __init__(self, records, codec, *, target_dist, center_sigma, pad_value, augment=None, seed=None,
-                 part_codec=None):
+    def __init__(self, records, geometry, *, augment=None, seed=None, part_codec=None):
         self.records = records
-        self.codec = codec
+        self.geometry = geometry
         self.part_codec = part_codec
-        self.target_dist = target_dist
-        self.center_sigma = center_sigma
-        self.pad_value = pad_value
         self.augment = augment
         self.seed = seed
         self._rng, self._rng_pid = None, None
@@ -79,8 +67,8 @@ class CropMapper:
             self._rng, self._rng_pid = np.random.default_rng(entropy), os.getpid()
         return self._rng
 
-    def geometry(self, record):
-        """Keyword arguments of crop_affine for this record: drawn at random when augmenting."""
+    def view(self, record):
+        """Keyword arguments of Geometry.affine for this record: drawn at random when augmenting."""
         if self.augment is None:
             return dict(center=record.center, scale=record.scale)
         return self.augment.sample_geometry(self.rng, record.center, record.scale)
@@ -88,27 +76,24 @@ class CropMapper:
     def crop(self, record, image):
         """Warp one record's image. Returns (crop uint8 [S, S, 3], affine [2, 3], joints [K, 3] and centre [2] in
         crop px)."""
-        geometry = self.geometry(record)
-        size = self.codec.input_size
-        m = crop_affine(size=size, target_dist=self.target_dist, **geometry)
+        view = self.view(record)
+        m = self.geometry.affine(**view)
         cut = None if self.augment is None else self.augment.frame_cut(self.rng, record.joints, image.shape)
         if cut is None:
-            crop = warp_image(image, m, size, self.pad_value)
+            crop = self.geometry.crop(image, m)
         else:  # only the kept part is warped: around it the crop is padding, as around a tight photo
             x0, y0, x1, y1 = cut
-            crop = warp_image(image[y0:y1, x0:x1], m @ np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1.0]]), size,
-                              self.pad_value)
-        flip = geometry.get("flip", False)
-        joints = transform_joints(m, record.joints, flip)
-        center = apply_affine(m, geometry["center"][None])[0]
+            crop = self.geometry.crop(image[y0:y1, x0:x1], m @ np.array([[1.0, 0, x0], [0, 1.0, y0], [0, 0, 1.0]]))
+        relabel = self.geometry.spec.flip_permutation if view.get("flip", False) else None
+        joints = transform_joints(m, record.joints, relabel)
+        center = apply_affine(m, view["center"][None])[0]
         if self.augment is not None:
             crop = self.augment.photometric(self.rng, crop)
         return crop, m, joints, center
 
     def targets(self, joints, center):
         """(beliefs [H, H, K + 1], weights [K + 1], center_map [H, H, 1]) for crop-px joints and centre."""
-        return (self.codec.encode(joints), joint_weights(joints),
-                center_map(center, self.codec.input_size, self.codec.stride, self.center_sigma))
+        return self.geometry.beliefs.encode(joints), joint_weights(joints), self.geometry.center_map(center)
 
     def part_targets(self, record, image_shape, m, joints):
         """(labels uint8 [N, N] on the part codec's grid, weight float32) of one person in a crop made with ``m``.
@@ -125,8 +110,9 @@ class CropMapper:
             full = record.mask.load()
             if full.shape != tuple(image_shape[:2]):
                 raise UserError(f"{record.image}: person mask is {full.shape}, image {tuple(image_shape[:2])}")
-            mask = warp_mask(full, m, self.codec.input_size)
-            if n != self.codec.input_size:
+            size = self.geometry.input_size
+            mask = warp_mask(full, m, size)
+            if n != size:
                 mask = cv2.resize(mask.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA) >= 0.5
         person_size = SCALE_UNIT_PX * record.scale * np.sqrt(abs(np.linalg.det(m[:, :2])))
         return pc.encode(joints, person_size, mask), np.float32(1.0)
@@ -153,11 +139,8 @@ class CropMapper:
             return [FAILED_SAMPLE, f"error mapping {self.records[index].image}: {type(e).__name__}: {e}"]
 
 
-def make_mapper(records, cfg, train, seed=None):
-    """A CropMapper for training (with the config's augmentation; part targets on the belief-map cells) or evaluation
-    (none; part targets on every crop pixel)."""
-    augment = Augment(cfg.AUG) if train else None
-    d = cfg.DATA
-    return CropMapper(records, make_codec(cfg), target_dist=d.TARGET_DIST, center_sigma=d.CENTER_SIGMA,
-                      pad_value=d.PAD_VALUE, augment=augment, seed=seed,
-                      part_codec=make_part_codec(cfg, dense=not train))
+def make_mapper(records, geometry, aug=None, seed=None):
+    """A CropMapper for training (``aug``, the config's AUG group: augmented crops, part targets on the belief-map
+    cells) or, without ``aug``, for evaluation (the plain crop, part targets on every crop pixel)."""
+    return CropMapper(records, geometry, augment=Augment(aug) if aug is not None else None, seed=seed,
+                      part_codec=geometry.part_codec(dense=aug is None))

@@ -1,8 +1,8 @@
 """tensorpack DataFlows from person records to CPM batches.
 
 Training flow (``build_train_dataflow``), one datapoint after batching:
-    image       uint8   [B, S, S, 3]        BGR crop, S = DATA.INPUT_SIZE (368)
-    beliefs     float32 [B, H, H, K + 1]    belief maps, H = S / STRIDE (46), K = 14, last channel background
+    image       uint8   [B, S, S, 3]        BGR crop, S = the geometry's input size (368)
+    beliefs     float32 [B, H, H, K + 1]    belief maps, H = S / STRIDE (46), K the spec's joints, last background
     weights     float32 [B, K + 1]          loss weight per channel: 0 for unannotated joints
     center_map  float32 [B, H, H, 1]        pooled centre-map Gaussian at the person centre
   with part stages (MODEL.PART_STAGES > 0):
@@ -10,7 +10,7 @@ Training flow (``build_train_dataflow``), one datapoint after batching:
     part_weight float32 [B]                 0 where a part's joints are unannotated (no part target then)
 
 The crops and targets come from dataflow.mapper. Evaluation predicts from the records themselves
-(eval.evaluate.predict_records); its mapper (``make_mapper(..., train=False)``) gives the deterministic crop's part
+(eval.evaluate.predict_records); its mapper (``make_mapper(records, geometry)``) gives the deterministic crop's part
 targets on every crop pixel.
 """
 from tensorpack.dataflow import (
@@ -24,6 +24,7 @@ from tensorpack.dataflow import (
 
 from cpm.errors import BadSample, UserError
 from dataflow import workers
+from dataflow.geometry import Geometry
 from dataflow.mapper import BAD_SAMPLE, FAILED_SAMPLE, is_marker, make_mapper
 
 
@@ -79,18 +80,18 @@ def mapped_indices(indices, mapper, num_workers, shuffle, strict):
     return MultiProcessMapDataZMQ(ds, num_workers, mapper, buffer_size=buffer_size, strict=strict)
 
 
-def build_train_dataflow(records, cfg, seed=None):
+def build_train_dataflow(records, cfg, seed=None, geometry=None):
     """Training batches (see the module docstring), reshuffled every pass, last partial batch dropped.
 
     With TRAIN.NUM_WORKERS > 0 the flow is endless (the trainer's steps_per_epoch sets the epoch); with 0 it maps in
     the calling process and ends after one pass. Records that cannot become a sample are skipped or stop the flow as
     TRAIN.BAD_SAMPLES says; the returned flow's ``bad_samples`` is that BadSamples filter (its count, first files and
-    error), ended quietly for tensorpack's input thread.
+    error), ended quietly for tensorpack's input thread. ``geometry``: the model's (default: the config's).
     """
     if len(records) < cfg.TRAIN.BATCH_SIZE:
         raise UserError(f"{len(records)} training people are fewer than one batch of TRAIN.BATCH_SIZE="
                         f"{cfg.TRAIN.BATCH_SIZE}")
-    mapper = make_mapper(records, cfg, train=True, seed=seed)
+    mapper = make_mapper(records, geometry or Geometry.from_config(cfg), cfg.AUG, seed=seed)
     ds = mapped_indices(range(len(records)), mapper, cfg.TRAIN.NUM_WORKERS, shuffle=True, strict=False)
     bad = BadSamples(ds, stop=cfg.TRAIN.BAD_SAMPLES == "stop", quiet_end=True,
                      hint=" (TRAIN.BAD_SAMPLES=skip would skip it)")

@@ -3,8 +3,7 @@ centre map and joint weights."""
 import cv2
 import numpy as np
 
-from cpm.joints import MODEL_JOINTS, UNANNOTATED
-from cpm.parts import SCHEMES
+from cpm.joints import UNANNOTATED
 
 #: Map values whose exponent exceeds this are set to 0: exp(-4.6052) = 1 %, the reference release's cut-off.
 GAUSSIAN_CUTOFF = 4.6052
@@ -139,13 +138,13 @@ class PartCodec:
     nearest in those units; with a person mask, the mask decides what is person and the same rule assigns parts.
 
     Args:
-        scheme: a key of cpm.parts.SCHEMES.
+        parts: the scheme's exclusive parts (cpm.parts.Part, joints as the keypoint spec's indices).
         grid: float [N] px coordinates of the grid's rows and columns (the grid is square).
         width: multiplier of every bone radius (DATA.PART_WIDTH).
     """
 
-    def __init__(self, scheme, grid, width=1.0):
-        self.parts = SCHEMES[scheme]
+    def __init__(self, parts, grid, width=1.0):
+        self.parts = tuple(parts)
         self.grid = np.asarray(grid, dtype=np.float64)
         self.width = float(width)
         self.needed = np.array(sorted({j for p in self.parts for j in p.joints}))
@@ -178,7 +177,7 @@ class PartCodec:
         """Part labels of one person.
 
         Args:
-            joints: float [14, 3] in the grid's px (crop px); should be complete().
+            joints: float [K, 3] in the grid's px (crop px); should be complete().
             person_size: px of the same frame, SCALE_UNIT_PX x scale x the crop's zoom.
             mask: None, or uint8 [N, N] person mask sampled on the grid.
         Returns:
@@ -205,20 +204,3 @@ def _polygon_mask(points, grid):
     canvas = np.zeros((len(grid), len(grid)), np.uint8)
     cv2.fillPoly(canvas, [idx], 1, lineType=cv2.LINE_8, shift=4)
     return canvas.astype(bool)
-
-
-def make_codec(cfg):
-    """The BeliefCodec of a config's DATA group."""
-    d = cfg.DATA
-    sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA * s for s in MODEL_JOINTS.sigma_scale]
-    return BeliefCodec(d.INPUT_SIZE, d.STRIDE, sigmas)
-
-
-def make_part_codec(cfg, dense):
-    """The PartCodec of a config's part scheme on the belief-map cells, or on every crop pixel if ``dense``; None
-    without part stages."""
-    if not cfg.MODEL.PART_STAGES:
-        return None
-    codec = make_codec(cfg)
-    grid = np.arange(codec.input_size, dtype=np.float64) if dense else codec.grid
-    return PartCodec(cfg.MODEL.PART_SCHEME, grid, cfg.DATA.PART_WIDTH)

@@ -11,7 +11,7 @@ from types import SimpleNamespace
 import cv2
 import numpy as np
 
-from cpm.joints import FLIP_PERMUTATION, UNANNOTATED
+from cpm.joints import UNANNOTATED
 from dataflow.records import SCALE_UNIT_PX
 
 
@@ -41,12 +41,6 @@ def crop_affine(center, scale, size, target_dist, zoom=1.0, rotate_deg=0.0, flip
     return m
 
 
-def person_affines(records, size, target_dist):
-    """Each person's evaluation crop (centre and scale as annotated; no zoom, turn or mirror): [N, 2, 3] for
-    records with ``center`` and ``scale``."""
-    return np.array([crop_affine(r.center, r.scale, size, target_dist) for r in records]).reshape(-1, 2, 3)
-
-
 def invert_affine(m):
     """Inverse of a [2, 3] affine map."""
     return cv2.invertAffineTransform(np.asarray(m, dtype=np.float64))
@@ -59,12 +53,15 @@ def apply_affine(m, joints):
     return np.concatenate([xy, joints[..., 2:]], axis=-1)
 
 
-def transform_joints(m, joints, flip):
-    """Joints [K, 3] through ``m``, relabelled left<->right when the map flips; unannotated ones stay at (0, 0)."""
+def transform_joints(m, joints, relabel=None):
+    """Joints [K, 3] through ``m``; unannotated ones stay at (0, 0). ``relabel``: None, or when the map mirrors, the
+    keypoint spec's flip permutation (left and right swap)."""
+    if isinstance(relabel, (bool, np.bool_)):
+        raise TypeError("transform_joints: relabel is the spec's flip permutation or None, not a bool")
     out = apply_affine(m, joints)
     out[joints[:, 2] == UNANNOTATED, :2] = 0.0
-    if flip:
-        out = out[FLIP_PERMUTATION]
+    if relabel is not None:
+        out = out[relabel]
     return out.astype(np.float32)
 
 

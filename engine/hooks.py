@@ -43,19 +43,20 @@ class PoseValidation(RunStopper):
 
     Args:
         records: the validation PersonRecords.
-        cfg: the run's config.
+        cfg: the run's config; geometry: its dataflow.geometry.Geometry.
         title: first line of the printed table.
     """
 
-    def __init__(self, records, cfg, title="validation"):
+    def __init__(self, records, cfg, geometry, title="validation"):
         self.records = records
         self.cfg = cfg
+        self.geometry = geometry
         self.title = title
 
     def _setup_graph(self):
         outputs = list(names.predict_outputs(self.cfg.MODEL.PART_STAGES))
         network = self.trainer.get_predictor(list(names.PREDICT_INPUTS), outputs)
-        self.predictor = PosePredictor(self.cfg, network=network)
+        self.predictor = PosePredictor(self.cfg, network=network, geometry=self.geometry)
 
     def _trigger_epoch(self):
         start = time.perf_counter()
@@ -94,13 +95,17 @@ def _image_step(trainer, local_step, period):
 
 class TrainingImages(Callback):
     """Every ``period`` steps, put the training crops with ground-truth (white) and predicted skeletons, a montage
-    of the first crop's final belief maps and, with ``parts``, target and predicted parts into TensorBoard."""
+    of the first crop's final belief maps and, with part stages, target and predicted parts into TensorBoard.
 
-    def __init__(self, codec, period, max_images=4, parts=False):
-        self.codec = codec
+    Args:
+        geometry: the model's dataflow.geometry.Geometry (belief decoding, skeleton, part stages or not).
+    """
+
+    def __init__(self, geometry, period, max_images=4):
+        self.geometry = geometry
         self.period = period
         self.max_images = max_images
-        self.parts = parts
+        self.parts = geometry.part_names is not None
 
     def _setup_graph(self):
         tower = self.trainer.tower_func.towers[0]
@@ -121,11 +126,12 @@ class TrainingImages(Callback):
                      for im, t, p in zip(images, *parts, strict=True)]
             self.trainer.monitors.put_summary(_image_summary("train/parts", grid(tiles, columns=1)))
         tiles = []
+        codec, spec = self.geometry.beliefs, self.geometry.spec
         for image, target, belief in zip(images, targets, beliefs, strict=True):
-            truth = self.codec.decode(target)
+            truth = codec.decode(target)
             truth[:, 2] = np.where(target[:, :, :-1].max(axis=(0, 1)) > 0, 2, 0)
-            drawn = draw_skeleton(image, truth, thickness=1, color=(255, 255, 255))
-            tiles.append(np.hstack([draw_skeleton(drawn, self.codec.decode(belief)), belief_overlay(image, belief)]))
+            drawn = draw_skeleton(image, truth, spec, thickness=1, color=(255, 255, 255))
+            tiles.append(np.hstack([draw_skeleton(drawn, codec.decode(belief), spec), belief_overlay(image, belief)]))
         self.trainer.monitors.put_summary(_image_summary("train/skeletons", grid(tiles, columns=1)))
         self.trainer.monitors.put_summary(_image_summary("train/final_beliefs", belief_montage(beliefs[0], 64)))
 

@@ -20,12 +20,12 @@ from cpm.checkpoint import BEST_CHECKPOINT, fine_tune_weights, load_run_config
 from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
+from cpm.keypoints import LSP14
 from cpm.model import CPMModel
-from cpm.parts import model_part_names
 from cpm.precision import cpu_description
 from cpm.session import SessionCreator
+from dataflow.geometry import Geometry
 from dataflow.pipeline import build_train_dataflow
-from dataflow.targets import make_codec
 from engine.distributed import ClusterTrainer
 from engine.hooks import (
     BadSampleReport,
@@ -51,8 +51,18 @@ from eval.metrics import format_report
 
 
 def _fixed_for_a_run(key):
-    """Keys a continued run must keep: they define the network, its checkpoint variables or its data."""
-    return key == "PRESET" or key == "TRAIN.OPTIMIZER" or key.startswith(("DATA.", "MODEL."))
+    """Keys a continued run must keep: they define the network, its checkpoint variables or its data (of the keypoint
+    spec, its training fields: _comparable)."""
+    return key in ("PRESET", "TRAIN.OPTIMIZER") or key.startswith(("DATA.", "MODEL.")) or \
+        key in {f"KEYPOINTS.{k}" for k in LSP14.training_fields()}
+
+
+def _comparable(cfg):
+    """A config flattened for comparing two sessions of a run: the keypoint spec as one key per field, so that a
+    change of a field that only scores or draws (a built-in spec's OKS sigmas, say) does not stop a run resuming."""
+    flat = flatten(cfg.to_dict())
+    flat.update({f"KEYPOINTS.{k}": v for k, v in flat.pop("KEYPOINTS").items()})
+    return flat
 
 
 def split_validation(records, fraction):
@@ -88,9 +98,9 @@ def prepare_logdir(logdir, cfg, meta):
     if resumed:
         # Read as loading reads it: keys added since the run take their defaults, renamed keys their new names; a
         # damaged config.json is a one-line error there.
-        old = flatten(load_run_config(logdir).to_dict())
+        old = _comparable(load_run_config(logdir))
         sessions = run.read_meta().get("sessions", [])
-        new = flatten(cfg.to_dict())
+        new = _comparable(cfg)
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fatal = [k for k in changed if _fixed_for_a_run(k)]
         if fatal:
@@ -151,10 +161,11 @@ def worker_share(cluster, train_records, steps, seed, logdir, meta):
     return shard, max(1, steps // workers), None if seed is None else seed + cluster.task, logdir, meta
 
 
-def build_callbacks(cfg, val_records, steps, done, gpus, cluster, saver, clock):
+def build_callbacks(cfg, geometry, val_records, steps, done, gpus, cluster, saver, clock):
     """The run's callbacks before the data's and the signal handler's (which train appends last), in order.
 
     Args:
+        geometry: the model's dataflow.geometry.Geometry.
         steps: this worker's steps per epoch; done: steps of the starting epoch already done (shared steps).
     """
     t = cfg.TRAIN
@@ -163,10 +174,10 @@ def build_callbacks(cfg, val_records, steps, done, gpus, cluster, saver, clock):
         StepSpeed(t.BATCH_SIZE * max(1, gpus), t.SUMMARY_PERIOD),
         ClusterResume(steps, workers) if cluster else ShortenFirstEpoch(done // workers),
         saver,
-        PoseValidation(val_records, cfg),
+        PoseValidation(val_records, cfg, geometry),
         BestSaver("val/pcp", BEST_CHECKPOINT),
         lr_setter(t, steps * workers).set_chief_only(cluster is not None),  # one writer of the shared rate
-        TrainingImages(make_codec(cfg), t.SUMMARY_PERIOD, parts=model_part_names(cfg) is not None),
+        TrainingImages(geometry, t.SUMMARY_PERIOD),
         StopOnNonFiniteLoss(),
         clock,
         EstimatedTimeLeft(),
@@ -234,7 +245,10 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         logger.info(f"worker {k} of {workers}: {steps} steps per epoch on {shard['people']} of {shard['of']} people "
                     f"(numbers {k}, {k + workers}, {k + 2 * workers}, ... of the selection)")
     val_records = val_records[:t.VAL_MAX_PEOPLE] if t.VAL_MAX_PEOPLE else val_records
-    baseline = baseline_report(train_records, val_records, cfg.DATA.INPUT_SIZE, cfg.DATA.TARGET_DIST)
+    geometry = Geometry.from_config(cfg)
+    geometry.check_records(train_records, "training")
+    geometry.check_records(val_records, "validation")
+    baseline = baseline_report(train_records, val_records, geometry)
     logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
     checkpoint, starting_epoch, done = resume_point(logdir, steps * workers)
     if checkpoint:
@@ -248,13 +262,13 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     clock, stats = TrainingClock(), StatsWriter()
     monitors = [EventWriter(), stats, ScalarPrinter()]
     signals.attach(saver, clock, stats)
-    callbacks = build_callbacks(cfg, val_records, steps, done, gpus, cluster, saver, clock)
-    train_flow = build_train_dataflow(train_records, cfg, seed=seed)
+    callbacks = build_callbacks(cfg, geometry, val_records, steps, done, gpus, cluster, saver, clock)
+    train_flow = build_train_dataflow(train_records, cfg, seed=seed, geometry=geometry)
     callbacks += [BadSampleReport(train_flow.bad_samples), signals]  # signals last: the step's own work is done
     # resuming continues the run's own checkpoint; --load starts a new run from a model's weights only
     init = checkpoint or (fine_tune_weights(load) if load else None)
     config = TrainConfig(
-        model=CPMModel.from_config(cfg),
+        model=CPMModel.from_config(cfg, geometry),
         data=QueueInput(train_flow),
         callbacks=callbacks,
         monitors=monitors,

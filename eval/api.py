@@ -19,7 +19,7 @@ import numpy as np
 
 from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import UserError
-from cpm.joints import JOINT_NAMES, VISIBLE
+from cpm.joints import VISIBLE
 from dataflow.records import center_scale_from_joints
 from eval.inference import PosePredictor
 from eval.people import box_center_scale, people_to_pose
@@ -39,10 +39,11 @@ class Person:
 
     Attributes:
         box: (x, y, w, h) in image px: the box given, or the detector's.
-        joints: {joint name: (x, y, score)} for the 14 joints (cpm.joints.JOINT_NAMES), inside the image.
+        joints: {joint name: (x, y, score)} for every joint of the model's keypoint spec, in its order, inside the
+            image.
         part_mask: uint8 [H, W] part labels (0 background, k + 1 for part_names[k]) when asked for and the model has
             part stages, else None.
-        beliefs: the fused belief maps [S, S, 15] of the person's crop (for drawing), or None unless asked for.
+        beliefs: the fused belief maps [S, S, K + 1] of the person's crop (for drawing), or None unless asked for.
     """
 
     box: tuple
@@ -51,8 +52,8 @@ class Person:
     beliefs: Optional[np.ndarray] = None
 
     def array(self):
-        """The joints as float32 [14, 3] (x, y, score) in JOINT_NAMES order."""
-        return np.array([self.joints[n] for n in JOINT_NAMES], np.float32)
+        """The joints as float32 [K, 3] (x, y, score) in the spec's order."""
+        return np.array(list(self.joints.values()), np.float32).reshape(len(self.joints), 3)
 
 
 class PoseEstimator:
@@ -65,6 +66,7 @@ class PoseEstimator:
         refine: crops per person after the first (REFINE; 0 is fastest): docs/evaluation.md has the measurements.
         predictor: instead of ``model``, an eval.inference.PosePredictor already loaded (evaluate.py's).
     Attributes:
+        spec: the model's cpm.keypoints.KeypointSpec (the joints it predicts).
         part_names: names of the part labels (background excluded), or None for a model without part stages.
         weights, config: what was loaded.
         detected: after a call without a box, whether people were found (False: the whole image was posed).
@@ -79,6 +81,7 @@ class PoseEstimator:
         if int(refine) < 0:
             raise UserError(f"refine {refine}: crops after the first cannot be negative")
         self._predictor, self.refine = predictor, int(refine)
+        self.spec = predictor.spec
         names = self._predictor.part_names
         self.part_names = list(names[:-1]) if names else None  # the last channel is the whole body
         self.detected = None
@@ -117,7 +120,7 @@ class PoseEstimator:
             joints[:, 0] = np.clip(joints[:, 0], 0, width - 1)  # a joint placed in the crop's padding: nearest px
             joints[:, 1] = np.clip(joints[:, 1], 0, height - 1)
             people.append(Person(tuple(float(v) for v in found),
-                                 {n: tuple(float(v) for v in j) for n, j in zip(JOINT_NAMES, joints, strict=True)},
+                                 {n: tuple(float(v) for v in j) for n, j in zip(self.spec.names, joints, strict=True)},
                                  labels if parts else None, fused if beliefs else None))
         return people
 

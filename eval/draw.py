@@ -3,7 +3,7 @@ import cv2
 import numpy as np
 
 from cpm.errors import UserError
-from cpm.joints import JOINT_NAMES, SKELETON, UNANNOTATED
+from cpm.joints import UNANNOTATED
 
 # Right side warm, left side cool, centre line white: mirrored people are easy to spot.
 _SIDE_COLORS = {"right": (0, 128, 255), "left": (255, 160, 0), "centre": (255, 255, 255)}
@@ -19,13 +19,14 @@ def write_image(path, image):
         raise UserError(f"cannot write {path} (a full disk, or an extension OpenCV does not write?)")
 
 
-def draw_skeleton(image, joints, thickness=2, color=None):
+def draw_skeleton(image, joints, spec, thickness=2, color=None):
     """Draw bones and joints on a copy of ``image``.
 
     Args:
         image: uint8 [H, W, 3].
-        joints: [14, 2 or 3] px; with a third column, unannotated joints (0) and their bones are skipped and
+        joints: [K, 2 or 3] px; with a third column, unannotated joints (0) and their bones are skipped and
             occluded joints (1) are drawn hollow.
+        spec: the cpm.keypoints.KeypointSpec of the joints (its skeleton and names).
         color: one BGR colour for everything; default colours by body side.
     Returns:
         uint8 [H, W, 3].
@@ -34,20 +35,21 @@ def draw_skeleton(image, joints, thickness=2, color=None):
     joints = np.asarray(joints, dtype=np.float64)
     vis = joints[:, 2] if joints.shape[1] > 2 else np.full(len(joints), 2.0)
     pts = [tuple(int(round(v)) for v in p) for p in joints[:, :2]]
-    for a, b in SKELETON:
+    for a, b in spec.skeleton:
         if vis[a] != UNANNOTATED and vis[b] != UNANNOTATED:
-            c = color or _SIDE_COLORS[_side(JOINT_NAMES[b])]
+            c = color or _SIDE_COLORS[_side(spec.names[b])]
             cv2.line(out, pts[a], pts[b], c, thickness, cv2.LINE_AA)
     for i, p in enumerate(pts):
         if vis[i] != UNANNOTATED:
-            c = color or _SIDE_COLORS[_side(JOINT_NAMES[i])]
+            c = color or _SIDE_COLORS[_side(spec.names[i])]
             cv2.circle(out, p, thickness + 2, c, -1 if vis[i] == 2 else 1, cv2.LINE_AA)
     return out
 
 
 def belief_overlay(image, beliefs, alpha=0.6):
-    """Blend the max over joint channels of ``beliefs`` [h, w, >=14] onto ``image`` [H, W, 3] as a heat map."""
-    heat = np.asarray(beliefs)[:, :, :len(JOINT_NAMES)].max(axis=2)
+    """Blend the max over joint channels of ``beliefs`` [h, w, K + 1] (the last, the background, left out) onto
+    ``image`` [H, W, 3] as a heat map."""
+    heat = np.asarray(beliefs)[:, :, :-1].max(axis=2)
     heat = cv2.resize(heat, (image.shape[1], image.shape[0]), interpolation=cv2.INTER_LINEAR)
     colored = cv2.applyColorMap(np.clip(heat * 255, 0, 255).astype(np.uint8), cv2.COLORMAP_JET)
     return cv2.addWeighted((image * 0.5).astype(np.uint8), 1 - alpha, colored, alpha, 0)

@@ -7,11 +7,11 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
-from cpm.joints import JOINT_NAMES, NUM_JOINTS, UNANNOTATED, to_coco_keypoints
+from cpm.joints import UNANNOTATED, to_coco_keypoints
 from dataflow.images import image_id, read_image
 from dataflow.mapper import check_joints, make_mapper
 from dataflow.records import SCALE_UNIT_PX
-from dataflow.transforms import apply_affine, person_affines, transform_joints
+from dataflow.transforms import apply_affine, transform_joints
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import (
     PCKH_ALPHA,
@@ -46,9 +46,9 @@ def predict_records(predictor, records, batch_people=8, progress=True):
     Returns:
         (pred float32 [N, K, 3], seconds taken, part counts: None, or (intersection, union, people scored)).
     """
-    pred = np.zeros((len(records), NUM_JOINTS, 3), np.float32)
+    pred = np.zeros((len(records), predictor.spec.num_joints, 3), np.float32)
     parts = predictor.part_names is not None
-    part_mapper = make_mapper(records, predictor.cfg, train=False) if parts else None
+    part_mapper = make_mapper(records, predictor.geometry) if parts else None
     num_parts = len(predictor.part_names) - 1 if parts else 0
     inter, union, scored = np.zeros(num_parts + 1, np.int64), np.zeros(num_parts + 1, np.int64), 0
     start = time.perf_counter()
@@ -67,7 +67,7 @@ def predict_records(predictor, records, batch_people=8, progress=True):
                 if parts:
                     r = chunk[k]
                     target, weight = part_mapper.part_targets(r, images[k].shape, base,
-                                                              transform_joints(base, r.joints, False))
+                                                              transform_joints(base, r.joints))
                     if weight > 0:
                         labels, body = predictor.decode_parts(part_maps[k * per:(k + 1) * per], valid)
                         i, u = part_counts(labels, body, target, valid, num_parts)
@@ -96,9 +96,9 @@ def match_people(predicted, annotated, max_distance=MATCH_MAX_DISTANCE):
     """
     from scipy.optimize import linear_sum_assignment  # noqa: PLC0415
 
-    predicted = np.asarray(predicted, np.float64).reshape(-1, NUM_JOINTS, np.shape(predicted)[-1])
-    if not len(predicted) or not annotated:
+    if not np.size(predicted) or not annotated:
         return []
+    predicted = np.asarray(predicted, np.float64).reshape(-1, len(annotated[0].joints), np.shape(predicted)[-1])
     cost = np.full((len(annotated), len(predicted)), np.inf)
     for a, r in enumerate(annotated):
         seen = r.joints[:, 2] != UNANNOTATED
@@ -119,7 +119,8 @@ def predict_detected(estimator, records, progress=True):
         (pred float32 [N, K, 3] with NaN rows for misses, seconds taken, {"people": N, "matched", "images",
         "images_without_detection", "found": people found in all images}).
     """
-    pred = np.full((len(records), NUM_JOINTS, 3), np.nan, np.float32)
+    k = estimator.spec.num_joints
+    pred = np.full((len(records), k, 3), np.nan, np.float32)
     by_image = {}
     for i, r in enumerate(records):
         by_image.setdefault(r.image, []).append(i)
@@ -127,7 +128,7 @@ def predict_detected(estimator, records, progress=True):
     start = time.perf_counter()
     with progress_bar(len(by_image), "images", not progress) as bar:
         for image, indices in by_image.items():
-            found = np.array([p.array() for p in estimator(read_image(image))], np.float32).reshape(-1, NUM_JOINTS, 3)
+            found = np.array([p.array() for p in estimator(read_image(image))], np.float32).reshape(-1, k, 3)
             info["found"] += len(found)
             info["images_without_detection"] += not estimator.detected
             for a, p in match_people(found, [records[i] for i in indices]):
@@ -145,8 +146,9 @@ def format_match(info):
             f"detection (posed whole)")
 
 
-def evaluate(pred, records, input_size, target_dist):
-    """The full report of ``pred`` [N, K, >=2] (original px) against ``records``.
+def evaluate(pred, records, geometry):
+    """The full report of ``pred`` [N, K, >=2] (original px) against ``records``, for a model of ``geometry``
+    (dataflow.geometry.Geometry: the keypoint spec's metrics, its crops for within-25-px).
 
     Returns:
         eval.metrics.pose_scores' report plus "pckh@0.5" and "per_joint_pckh" (None unless every record has a head
@@ -154,13 +156,14 @@ def evaluate(pred, records, input_size, target_dist):
         the input size).
     """
     gt = np.stack([r.joints for r in records])
-    report = pose_scores(pred, gt)
+    spec, input_size = geometry.spec, geometry.input_size
+    report = pose_scores(pred, gt, spec)
     report["pckh@0.5"] = report["per_joint_pckh"] = None
     if all(r.head_size for r in records):
         pckh = pck_correct(pred, gt, np.array([r.head_size for r in records]), PCKH_ALPHA)
         report["pckh@0.5"] = mean_scored(pckh)
-        report["per_joint_pckh"] = {name: mean_scored(pckh[:, k]) for k, name in enumerate(JOINT_NAMES)}
-    affines = person_affines(records, input_size, target_dist)
+        report["per_joint_pckh"] = {name: mean_scored(pckh[:, k]) for k, name in enumerate(spec.names)}
+    affines = geometry.affines(records)
     pred_crop = np.stack([apply_affine(m, p[:, :2]) for m, p in zip(affines, pred, strict=True)])
     gt_crop = np.stack([apply_affine(m, g) for m, g in zip(affines, gt, strict=True)])
     report["within_25px"] = mean_scored(within_radius(pred_crop, gt_crop, RADIUS_PX * input_size / RADIUS_CROP_PX))
@@ -212,11 +215,12 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True):
         Evaluation.
     """
     parts = match = None
+    predictor.geometry.check_records(records, "evaluation")
     if estimator is not None:
         pred, seconds, match = predict_detected(estimator, records, progress)
     else:
         pred, seconds, parts = predict_records(predictor, records, batch_people, progress)
-    report = evaluate(pred, records, predictor.cfg.DATA.INPUT_SIZE, predictor.cfg.DATA.TARGET_DIST)
+    report = evaluate(pred, records, predictor.geometry)
     if match is not None:
         report["match"] = match
     if parts is not None:
@@ -224,16 +228,17 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True):
     return Evaluation(pred, report, seconds, len({r.image for r in records}))
 
 
-def baseline_report(train_records, val_records, input_size, target_dist):
-    """The mean-pose baseline: the training people's average pose (in crop px) placed in each validation person's
-    crop and scored with eval.metrics.pose_scores."""
-    pred = mean_pose_prediction(mean_crop_pose(train_records, person_affines(train_records, input_size, target_dist)),
-                                person_affines(val_records, input_size, target_dist))
-    return pose_scores(pred, np.stack([r.joints for r in val_records]))
+def baseline_report(train_records, val_records, geometry):
+    """The mean-pose baseline: the training people's average pose (in the crop px of ``geometry``) placed in each
+    validation person's crop and scored with eval.metrics.pose_scores."""
+    pred = mean_pose_prediction(mean_crop_pose(train_records, geometry.affines(train_records)),
+                                geometry.affines(val_records))
+    return pose_scores(pred, np.stack([r.joints for r in val_records]), geometry.spec)
 
 
-def predictions_json(pred, records):
-    """``--save-predictions`` content: joints named as the model's, in original px, person index per image."""
+def predictions_json(pred, records, spec):
+    """``--save-predictions`` content: joints named as the model's (``spec``), in original px, person index per
+    image."""
     seen = {}
     out = []
     for p, r in zip(pred, records, strict=True):
@@ -241,7 +246,7 @@ def predictions_json(pred, records):
         person = seen.get(r.image, 0)
         seen[r.image] = person + 1
         out.append({"image": name, "person": person, "joints": [[float(x), float(y), float(s)] for x, y, s in p]})
-    return {"joint_names": list(JOINT_NAMES), "predictions": out}
+    return {"joint_names": list(spec.names), "predictions": out}
 
 
 def coco_results(pred, records):
@@ -255,22 +260,22 @@ def coco_results(pred, records):
              "score": float(np.mean(p[:, 2]))} for i, (p, r) in enumerate(zip(pred, records, strict=True))]
 
 
-def pck_curve(pred, records, thresholds):
-    """PCK against the normalised threshold per joint group (both sides pooled): {group: [len(thresholds)]}."""
+def pck_curve(pred, records, thresholds, spec):
+    """PCK against the normalised threshold per joint, mirror twins pooled (named without their left_ / right_):
+    {group: [len(thresholds)]}."""
     gt = np.stack([r.joints for r in records])
-    size = torso_size(gt)
-    groups = {"head": ("head_top", "neck"), "shoulder": ("right_shoulder", "left_shoulder"),
-              "elbow": ("right_elbow", "left_elbow"), "wrist": ("right_wrist", "left_wrist"),
-              "hip": ("right_hip", "left_hip"), "knee": ("right_knee", "left_knee"),
-              "ankle": ("right_ankle", "left_ankle")}
-    curves = {}
-    for group, joint_names in groups.items():
-        idx = [JOINT_NAMES.index(n) for n in joint_names]
-        curves[group] = [mean_scored(pck_correct(pred, gt, size, a)[:, idx]) for a in thresholds]
-    return curves
+    size = torso_size(gt, spec.torso)
+    groups = {}
+    for k, name in enumerate(spec.names):
+        twin = int(spec.flip_permutation[k])
+        if twin >= k:
+            group = name.split("_", 1)[1] if twin != k and "_" in name else name
+            groups[group] = sorted({k, twin})
+    return {group: [mean_scored(pck_correct(pred, gt, size, a)[:, idx]) for a in thresholds]
+            for group, idx in groups.items()}
 
 
-def write_plots(pred, records, report, out_dir):
+def write_plots(pred, records, report, out_dir, spec):
     """PCK-vs-threshold curves per joint group and per-limb PCP bars as PNGs in ``out_dir``. Returns the paths."""
     import matplotlib  # noqa: PLC0415  (imported here: only --plots needs it)
 
@@ -280,7 +285,7 @@ def write_plots(pred, records, report, out_dir):
     os.makedirs(out_dir, exist_ok=True)
     thresholds = np.linspace(0, 0.5, 26)
     fig, ax = plt.subplots(figsize=(6, 4.5))
-    for group, values in pck_curve(pred, records, thresholds).items():
+    for group, values in pck_curve(pred, records, thresholds, spec).items():
         ax.plot(thresholds, 100 * np.array(values), label=group)
     ax.set(xlabel="threshold / torso size", ylabel="PCK (%)", ylim=(0, 100), title="PCK by joint group")
     ax.grid(alpha=0.3)

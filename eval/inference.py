@@ -7,11 +7,9 @@ joint is the arg-max of the average.
 import cv2
 import numpy as np
 
-from cpm.joints import FLIP_PERMUTATION, NUM_JOINTS, UNANNOTATED
-from cpm.parts import flip_permutation as parts_flip_permutation
-from cpm.parts import model_part_names
-from dataflow.targets import center_map, make_codec
-from dataflow.transforms import apply_affine, crop_affine, image_mask, invert_affine, warp_image
+from cpm.joints import UNANNOTATED
+from dataflow.geometry import Geometry
+from dataflow.transforms import apply_affine, image_mask, invert_affine
 from eval.network import open_network
 
 
@@ -20,22 +18,13 @@ def joints_to_original(crop_joints, affine):
     return apply_affine(invert_affine(affine), np.asarray(crop_joints, dtype=np.float64)[:, :2])
 
 
-#: Channel order that relabels a mirrored crop's belief maps (left/right joints swap; background stays).
-BELIEF_FLIP_ORDER = np.append(FLIP_PERMUTATION, NUM_JOINTS)
-
-
-def part_flip_order(scheme):
-    """Channel order that relabels a mirrored crop's part maps [background, parts..., body]."""
-    perm = np.asarray(parts_flip_permutation(scheme))
-    return np.concatenate([[0], perm + 1, [len(perm) + 1]])
-
-
-def unflip_beliefs(beliefs, order=BELIEF_FLIP_ORDER):
-    """Maps of a mirrored crop [..., H, W, C] mirrored back, with left/right channels swapped by ``order``."""
+def unflip_beliefs(beliefs, order):
+    """Maps of a mirrored crop [..., H, W, C] mirrored back, with left/right channels swapped by ``order``
+    (Geometry.belief_flip_order or part_flip_order)."""
     return beliefs[..., ::-1, :][..., order]
 
 
-def fuse_views(codec, beliefs, zooms, flips, order=BELIEF_FLIP_ORDER, interpolation=cv2.INTER_CUBIC):
+def fuse_views(codec, beliefs, zooms, flips, order, interpolation=cv2.INTER_CUBIC):
     """Average the maps (beliefs, or part probabilities with their ``order``) of several views of one person in the
     frame of the zoom-1, unflipped crop.
 
@@ -43,7 +32,7 @@ def fuse_views(codec, beliefs, zooms, flips, order=BELIEF_FLIP_ORDER, interpolat
         codec: BeliefCodec.
         beliefs: list of [H, H, C] maps, one per view.
         zooms: zoom of each view about the crop centre (crop_affine's ``zoom``); flips: whether each was mirrored.
-        order: channel relabelling of a mirrored view.
+        order: channel relabelling of a mirrored view (Geometry.belief_flip_order, part_flip_order).
         interpolation: cv2 flag for the upsampling to crop px (BeliefCodec.upsample).
     Returns:
         float32 [S, S, C] maps in crop px of the zoom-1 crop.
@@ -107,18 +96,20 @@ class PosePredictor:
         network: instead of weights, a function of (images, centre maps) -> [beliefs, (part probabilities)] that
             runs a model built elsewhere, e.g. a trainer's ``get_predictor`` (the epoch report). Default: the
             network eval.network.open_network opens for ``weights`` (LiteRT or a TensorFlow session).
+        geometry: the model's dataflow.geometry.Geometry, when the caller has it already (default: the config's).
+
+    Attributes:
+        geometry; spec (its keypoint spec); codec (its belief codec); part_names (None without part stages).
     """
 
-    def __init__(self, cfg, weights=None, precision="fp32", zooms=(1.0,), flip=False, *, network=None):
+    def __init__(self, cfg, weights=None, precision="fp32", zooms=(1.0,), flip=False, *, network=None,
+                 geometry=None):
         self.cfg, self.weights = cfg, weights
-        self.codec = make_codec(cfg)
-        self.target_dist = cfg.DATA.TARGET_DIST
-        self.center_sigma = cfg.DATA.CENTER_SIGMA
-        self.pad_value = cfg.DATA.PAD_VALUE
+        self.geometry = geometry or Geometry.from_config(cfg)
+        self.spec, self.codec = self.geometry.spec, self.geometry.beliefs
         self.views = [(z, f) for z in zooms for f in ((False, True) if flip else (False,))]
-        self.part_names = model_part_names(cfg)
-        self.part_order = part_flip_order(cfg.MODEL.PART_SCHEME) if self.part_names else None
-        self.network = network if network is not None else open_network(cfg, weights, precision)
+        self.part_names = self.geometry.part_names
+        self.network = network if network is not None else open_network(cfg, weights, precision, self.geometry)
 
     def locate(self, image, center, scale, stage=None, zooms=(1.0,)):
         """A first look at one person, for where it is rather than for the answer: joints [K, 3] in original px from
@@ -148,7 +139,7 @@ class PosePredictor:
         views."""
         # bilinear: bicubic's sharper part boundaries lost 0.1 point of validation part IoU
         fused = fuse_views(self.codec, list(view_parts), [z for z, _ in self.views], [f for _, f in self.views],
-                           self.part_order, cv2.INTER_LINEAR)
+                           self.geometry.part_flip_order, cv2.INTER_LINEAR)
         return decode_parts(fused, valid)
 
     def crop_views(self, image, center, scale, views=None):
@@ -158,18 +149,18 @@ class PosePredictor:
             (crops uint8 [V, S, S, 3], centre maps [V, H, H, 1], base (zoom-1) affine [2, 3], valid [S, S] of the
             base crop).
         """
-        size = self.codec.input_size
-        cmap = center_map(np.full(2, (size - 1) / 2.0), size, self.codec.stride, self.center_sigma)
-        crops = [warp_image(image, crop_affine(center, scale, size, self.target_dist, zoom=z, flip=f), size,
-                            self.pad_value) for z, f in (views or self.views)]
-        base = crop_affine(center, scale, size, self.target_dist)
-        return np.stack(crops), np.stack([cmap] * len(crops)), base, image_mask(image.shape, base, size)
+        g = self.geometry
+        crops = [g.crop(image, g.affine(center, scale, zoom=z, flip=f)) for z, f in (views or self.views)]
+        base = g.affine(center, scale)
+        return (np.stack(crops), np.stack([g.center_map()] * len(crops)), base,
+                image_mask(image.shape, base, g.input_size))
 
     def decode(self, view_beliefs, base_affine, valid, views=None):
         """Joints [K, 3] (x, y, score) in original px, and the fused maps [S, S, K + 1] in base-crop px, from the
         beliefs of one person's views (``views`` as crop_views took them)."""
         views = views or self.views
-        fused = fuse_views(self.codec, list(view_beliefs), [z for z, _ in views], [f for _, f in views])
+        fused = fuse_views(self.codec, list(view_beliefs), [z for z, _ in views], [f for _, f in views],
+                           self.geometry.belief_flip_order)
         return decode_in_image(self.codec, fused, valid, base_affine), fused
 
     def predict(self, image, center, scale):
@@ -196,8 +187,9 @@ def mean_crop_pose(records, affines):
 
     Unannotated joints are left out of their joint's mean; people are not flipped.
     """
-    total = np.zeros((NUM_JOINTS, 2))
-    count = np.zeros((NUM_JOINTS, 1))
+    k = records[0].joints.shape[0]
+    total = np.zeros((k, 2))
+    count = np.zeros((k, 1))
     for r, m in zip(records, affines, strict=True):
         ok = (r.joints[:, 2] != UNANNOTATED)[:, None]
         total += np.where(ok, apply_affine(m, r.joints[:, :2]), 0.0)

@@ -6,7 +6,7 @@ prediction (NaN, e.g. for a person the detector did not find) of an annotated jo
 """
 import numpy as np
 
-from cpm.joints import JOINT_NAMES, PCP_GROUPS, PCP_LIMBS, TORSO_DIAMETER_JOINTS, UNANNOTATED
+from cpm.joints import UNANNOTATED
 
 PCP_FACTOR = 0.5  # strict PCP: both endpoints within 0.5 x the ground-truth limb length
 PCK_ALPHA = 0.2  # PCK@0.2 on LSP: threshold 0.2 x torso size
@@ -28,7 +28,7 @@ def _endpoint(xy, joints):
     return xy[:, list(joints)].mean(axis=1)
 
 
-def pcp_correct(pred, gt, limbs=PCP_LIMBS, factor=PCP_FACTOR):
+def pcp_correct(pred, gt, limbs, factor=PCP_FACTOR):
     """Strict PCP per person and limb.
 
     A limb is correct if both predicted endpoints lie within ``factor`` x the ground-truth limb length of their true
@@ -37,6 +37,7 @@ def pcp_correct(pred, gt, limbs=PCP_LIMBS, factor=PCP_FACTOR):
     Args:
         pred: [N, K, >=2] predicted x, y.
         gt: [N, K, 3] ground truth with visibility.
+        limbs: the keypoint spec's cpm.keypoints.Limb tuple.
     Returns:
         float64 [N, len(limbs)] in {0, 1, NaN}; NaN where an endpoint joint is unannotated.
     """
@@ -53,10 +54,18 @@ def pcp_correct(pred, gt, limbs=PCP_LIMBS, factor=PCP_FACTOR):
     return out
 
 
-def torso_size(gt):
-    """PCK's normaliser on LSP: distance from the left shoulder to the right hip, [N]; NaN if either is missing."""
+def torso_size(gt, torso):
+    """PCK's normaliser, [N]: the distance between the spec's two ``torso`` joints (LSP: left shoulder to right hip),
+    NaN if either is missing; a spec without a torso (None): the longer side of the box around the person's annotated
+    joints, NaN with fewer than two."""
     xy = _annotated_xy(gt)
-    a, b = TORSO_DIAMETER_JOINTS
+    if torso is None:
+        seen = np.isfinite(xy[..., 0])
+        with np.errstate(invalid="ignore"):
+            lo, hi = np.nanmin(np.where(seen[..., None], xy, np.inf), axis=1), np.nanmax(
+                np.where(seen[..., None], xy, -np.inf), axis=1)
+        return np.where(seen.sum(axis=1) >= 2, (hi - lo).max(axis=1), np.nan)
+    a, b = torso
     return np.linalg.norm(xy[:, a] - xy[:, b], axis=1)
 
 
@@ -95,23 +104,24 @@ def mean_scored(x):
     return float(x[finite].mean()) if finite.any() else float("nan")
 
 
-def pose_scores(pred, gt):
+def pose_scores(pred, gt, spec):
     """The core report: strict PCP per limb group and mean, PCK@0.2 per joint and mean, and what was scored.
 
     Args:
         pred: [N, K, >=2]; gt: [N, K, 3], both in original image px.
+        spec: the cpm.keypoints.KeypointSpec of the joints (limbs, torso, names).
     Returns:
-        dict: "pcp", "per_limb" {group: PCP} (cpm.joints.PCP_GROUPS), "pck@0.2", "per_joint" {joint: PCK@0.2},
+        dict: "pcp", "per_limb" {group: PCP} (the spec's groups), "pck@0.2", "per_joint" {joint: PCK@0.2},
         "count" {"people", "limbs", "joints"}.
     """
-    pcp = pcp_correct(pred, gt)
-    pck = pck_correct(pred, gt, torso_size(gt))
-    groups = np.array([limb.group for limb in PCP_LIMBS])
+    pcp = pcp_correct(pred, gt, spec.limbs)
+    pck = pck_correct(pred, gt, torso_size(gt, spec.torso))
+    groups = np.array([limb.group for limb in spec.limbs])
     return {
         "pcp": mean_scored(pcp),
-        "per_limb": {g: mean_scored(pcp[:, groups == g]) for g in PCP_GROUPS},
+        "per_limb": {g: mean_scored(pcp[:, groups == g]) for g in spec.groups},
         "pck@0.2": mean_scored(pck),
-        "per_joint": {name: mean_scored(pck[:, k]) for k, name in enumerate(JOINT_NAMES)},
+        "per_joint": {name: mean_scored(pck[:, k]) for k, name in enumerate(spec.names)},
         "count": {"people": len(pcp), "limbs": int(np.isfinite(pcp).sum()), "joints": int(np.isfinite(pck).sum())},
     }
 
@@ -121,7 +131,7 @@ def format_report(report, title):
     pct = lambda v: "    -" if v is None or not np.isfinite(v) else f"{100 * v:5.1f}"  # noqa: E731
     c = report["count"]
     lines = [f"{title}: {c['people']} people, {c['limbs']} limbs and {c['joints']} joints scored",
-             "  " + "  ".join(f"{g:>9s}" for g in PCP_GROUPS) + f"  {'PCP':>7s}  {'PCK@0.2':>7s}",
+             "  " + "  ".join(f"{g:>9s}" for g in report["per_limb"]) + f"  {'PCP':>7s}  {'PCK@0.2':>7s}",
              "  " + "  ".join(f"{pct(v):>9s}" for v in report["per_limb"].values())
              + f"  {pct(report['pcp']):>7s}  {pct(report['pck@0.2']):>7s}",
              "  PCK@0.2 per joint: " + ", ".join(f"{n} {pct(v).strip()}" for n, v in report["per_joint"].items())]

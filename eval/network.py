@@ -69,14 +69,14 @@ class LiteNetwork:
         return self._run("locate", [names.FINAL_BELIEFS], images, center_maps)[0]
 
 
-def open_network(cfg, weights, precision="fp32"):
+def open_network(cfg, weights, precision="fp32", geometry=None):
     """The network of ``weights`` (checkpoint prefix, weights.npz, or None for random weights): LiteRT if a
     model.tflite converted from exactly these weights sits beside them and ``precision`` is fp32 (bf16 is TensorFlow's
-    oneDNN rewrite), else a TensorFlow session."""
+    oneDNN rewrite), else a TensorFlow session (of ``geometry``'s shapes, default the config's)."""
     output_names = list(names.predict_outputs(cfg.MODEL.PART_STAGES))
     lite = lite_model(weights) if weights and precision == "fp32" else None
     if lite:
         return LiteNetwork(lite, output_names, cfg.MODEL.STAGES)
     from eval.tf_network import TFNetwork  # noqa: PLC0415  (imports TensorFlow: seconds)
 
-    return TFNetwork(cfg, weights, precision)
+    return TFNetwork(cfg, weights, precision, geometry)

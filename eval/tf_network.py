@@ -14,6 +14,7 @@ from cpm.checkpoint import load_weights
 from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.session import SessionCreator
+from dataflow.geometry import Geometry
 
 
 class _FreshWeights(SessionInit):
@@ -24,19 +25,21 @@ class _FreshWeights(SessionInit):
 
 
 class TFNetwork:
-    """The inference graph of ``cfg`` with ``weights`` (a checkpoint prefix or .npz; None: random) in a session.
+    """The inference graph of ``cfg`` with ``weights`` (a checkpoint prefix or .npz; None: random) in a session;
+    ``geometry``: the model's dataflow.geometry.Geometry (default: the config's).
 
     Calling it maps crops uint8 [B, S, S, 3] and centre maps float32 [B, H, H, 1] to the outputs
     ``names.predict_outputs``: beliefs [B, H, H, K + 1] (and part probabilities [B, H, H, P + 2]).
     """
 
-    def __init__(self, cfg, weights=None, precision="fp32"):
+    def __init__(self, cfg, weights=None, precision="fp32", geometry=None):
         self.output_names = list(names.predict_outputs(cfg.MODEL.PART_STAGES))
         self.stages = cfg.MODEL.STAGES
+        self.geometry = geometry or Geometry.from_config(cfg)
         try:
             init = SmartInit(load_weights(weights)) if weights else _FreshWeights()
             self._predict = OfflinePredictor(PredictConfig(
-                model=CPMModel.from_config(cfg), session_init=init,
+                model=CPMModel.from_config(cfg, self.geometry), session_init=init,
                 input_names=list(names.PREDICT_INPUTS), output_names=self.output_names,
                 session_creator=SessionCreator(precision)))
         except (tf.errors.OpError, ValueError, OSError, KeyError, zipfile.BadZipFile) as e:  # a damaged file
@@ -72,17 +75,17 @@ class TFNetwork:
             self.session, self.graph.as_graph_def(), self.output_names)
         return tf.compat.v1.graph_util.extract_sub_graph(frozen, self.output_names)
 
-    def tflite(self, input_size, stride, fp16=False):
+    def tflite(self, fp16=False):
         """The network as a TFLite flatbuffer (bytes) for LiteRT, one crop per call, with two signatures that share
-        the weights: ``pose`` (inputs image [1, S, S, 3] uint8 and center_map [1, S/stride, S/stride, 1], every
+        the weights: ``pose`` (inputs image [1, S, S, 3] uint8 and center_map [1, H, H, 1], every
         output) and ``locate`` (the final beliefs only: the part stages are not run). ``fp16`` stores the weights as
         float16 (half the size; LiteRT computes in float32 either way)."""
         frozen = self.frozen_graph()
         graph_fn = tf.compat.v1.wrap_function(lambda: tf.compat.v1.import_graph_def(frozen, name=""), [])
         tensor = graph_fn.graph.get_tensor_by_name
         inputs = [tensor(f"{n}:0") for n in names.PREDICT_INPUTS]
-        cells = input_size // stride
-        spec = [tf.TensorSpec([1, input_size, input_size, 3], tf.uint8, names.IMAGE),
+        size, cells = self.geometry.input_size, self.geometry.map_size
+        spec = [tf.TensorSpec([1, size, size, 3], tf.uint8, names.IMAGE),
                 tf.TensorSpec([1, cells, cells, 1], tf.float32, names.CENTER_MAP)]
         functions = []
         for signature, outputs in (("pose", self.output_names), ("locate", [names.FINAL_BELIEFS])):

@@ -41,6 +41,7 @@ import numpy as np
 from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from dataflow.datasets import SAMPLE_LSP_DIR
+from dataflow.geometry import Geometry
 from dataflow.images import read_image
 from dataflow.mapper import make_mapper
 from dataflow.pipeline import mapped_indices
@@ -79,7 +80,8 @@ def cpu_line():
 def bench_data(args):
     cfg = build_config(args.preset, args.config)
     records = records_from_args(args, cfg.READER)
-    mapper = make_mapper(records, cfg, train=True, seed=0)
+    geometry = Geometry.from_config(cfg)
+    mapper = make_mapper(records, geometry, cfg.AUG, seed=0)
     n = args.n
     order = np.random.default_rng(0).integers(0, len(records), n)
     stages = {"decode": 0.0, "warp+augment": 0.0, "targets": 0.0}
@@ -111,7 +113,7 @@ def bench_data(args):
     total = sum(stages.values())
     print(cpu_line())
     print(f"data pipeline: {args.data} {args.split}, {len(records)} people, {n} samples, "
-          f"{cfg.DATA.INPUT_SIZE}px crops, {os.cpu_count()} cores")
+          f"{geometry.input_size}px crops, {os.cpu_count()} cores")
     print(f"  1 process:    {one:8.1f} samples/s  ({1000 * total / n:.2f} ms/sample)")
     print(f"  {workers} workers:    {many:8.1f} samples/s")
     for name, t in stages.items():
@@ -129,9 +131,10 @@ def bench_train(args):
     from dataflow.datasets import load_records
 
     cfg = build_config(args.preset, [f"TRAIN.BATCH_SIZE={args.batch}", "TRAIN.NUM_WORKERS=0"] + args.config)
-    mapper = make_mapper(load_records("lsp", SAMPLE_LSP_DIR, "train"), cfg, train=True, seed=0)
+    geometry = Geometry.from_config(cfg)
+    mapper = make_mapper(load_records("lsp", SAMPLE_LSP_DIR, "train"), geometry, cfg.AUG, seed=0)
     batch = [np.stack(x) for x in zip(*[mapper(i) for i in range(args.batch)], strict=True)]
-    model = CPMModel.from_config(cfg)
+    model = CPMModel.from_config(cfg, geometry)
     with tf.Graph().as_default():
         inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
         with TowerContext("", is_training=True):
@@ -154,7 +157,7 @@ def bench_train(args):
                     sess.run(fetch, fd)
                 times[name] = (time.perf_counter() - start) / args.steps
     print(cpu_line())
-    print(f"model: preset {args.preset}, {cfg.DATA.INPUT_SIZE}px input, {params:,} parameters, batch {args.batch}, "
+    print(f"model: preset {args.preset}, {geometry.input_size}px input, {params:,} parameters, batch {args.batch}, "
           f"{args.precision}, {cfg.MODEL.PART_STAGES} part stages, {os.cpu_count()} cores")
     peer = dict(zip(times, args.peer or [], strict=False))
     for name, t in times.items():
@@ -193,7 +196,7 @@ def bench_predict(args):
     parts = cfg.MODEL.PART_STAGES
     print(cpu_line())
     model = f"preset {cfg.PRESET} (random weights)" if args.preset else args.load or "the shipped model"
-    print(f"predict: {model}, {cfg.DATA.INPUT_SIZE}px input, "
+    print(f"predict: {model}, {predictor.geometry.input_size}px input, "
           f"{args.precision}, {parts} part stages{' (part labels decoded too)' if parts else ''}, "
           f"{len(predictor.views)} view(s) (scales {args.scales}, flip {args.flip}), "
           f"{len(records)} images of the shipped LSP sample, {people} people; {flow}")

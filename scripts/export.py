@@ -34,6 +34,7 @@ from cpm.checkpoint import (
 )
 from cpm.errors import UserError, run_main
 from cpm.model import CPMModel
+from dataflow.geometry import Geometry
 from engine.cli import add_load_argument, add_verbose_argument, apply_verbosity, prepare_outputs
 from eval.tf_network import TFNetwork
 
@@ -60,16 +61,17 @@ def main():
     if os.path.exists(saved_model) or (args.weights_only and os.path.exists(os.path.join(args.out, WEIGHTS_FILE))):
         raise UserError(f"{args.out} holds an export; choose another --out (exports are never overwritten)")
     outputs = list(names.predict_outputs(cfg.MODEL.PART_STAGES))
+    geometry = Geometry.from_config(cfg)
 
     def predict_config():
-        return PredictConfig(model=CPMModel.from_config(cfg), session_init=SmartInit(load_weights(weights)),
+        return PredictConfig(model=CPMModel.from_config(cfg, geometry), session_init=SmartInit(load_weights(weights)),
                              input_names=list(names.PREDICT_INPUTS), output_names=outputs)
 
     written = []
     if not args.weights_only:
         ModelExporter(predict_config()).export_serving(saved_model)
         written.append("saved_model/")
-    network = TFNetwork(cfg, weights)
+    network = TFNetwork(cfg, weights, geometry=geometry)
     save_weights(os.path.join(args.out, WEIGHTS_FILE), network.variables(), fp16=args.fp16)
     source = os.path.join(os.path.dirname(os.path.abspath(weights)), CONFIG_FILE)  # weights sit in their run dir
     if os.path.abspath(source) != os.path.abspath(os.path.join(args.out, CONFIG_FILE)):
@@ -80,7 +82,7 @@ def main():
             f.write(frozen.SerializeToString())
         written.append("frozen_graph.pb")
         with open(os.path.join(args.out, LITE_FILE), "wb") as f:
-            f.write(network.tflite(cfg.DATA.INPUT_SIZE, cfg.DATA.STRIDE, fp16=args.fp16))
+            f.write(network.tflite(fp16=args.fp16))
         record_lite_model(args.out)
         written.append(LITE_FILE)
         import tf2onnx  # noqa: PLC0415  (the ONNX converter is needed here only)
@@ -90,7 +92,8 @@ def main():
                                        output_path=os.path.join(args.out, "model.onnx"))
         written.append("model.onnx")
     written += [WEIGHTS_FILE + (" (float16)" if args.fp16 else ""), CONFIG_FILE]
-    print(f"exported {weights} ({cfg.DATA.INPUT_SIZE} px input) to {args.out}: {', '.join(written)}")
+    print(f"exported {weights} ({geometry.spec.name}: {geometry.num_joints} joints, {geometry.input_size} px input) to "
+          f"{args.out}: {', '.join(written)}")
 
 
 if __name__ == "__main__":

@@ -66,7 +66,7 @@ def pose_image(estimator, image, bbox):
         drawn = part_overlay(drawn, labels)
     thickness = max(1, round(max(image.shape[:2]) / 300))
     for person in found:
-        drawn = draw_skeleton(drawn, person.array()[:, :2], thickness=thickness)
+        drawn = draw_skeleton(drawn, person.array()[:, :2], estimator.spec, thickness=thickness)
         x, y, w, h = (int(round(v)) for v in person.box)
         cv2.rectangle(drawn, (x, y), (x + w, y + h), (0, 255, 0), 1)
     return people, drawn, found[0].beliefs, (part_masks if estimator.part_names else None)

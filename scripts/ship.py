@@ -195,7 +195,7 @@ def main():
     save_weights(os.path.join(args.out, WEIGHTS_FILE), variables, fp16=fp16)
     shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(args.out, CONFIG_FILE))
     with open(os.path.join(args.out, LITE_FILE), "wb") as f:  # what predict.py runs, without TensorFlow
-        f.write(predictor.network.tflite(cfg.DATA.INPUT_SIZE, cfg.DATA.STRIDE, fp16=fp16))
+        f.write(predictor.network.tflite(fp16=fp16))
     record_lite_model(args.out)
     history, runs = run.history()
     plot_curve(history, next(s for s in history if s["run"] is None and s["global_step"] == shipped["global_step"]),

@@ -12,6 +12,7 @@ import numpy as np
 
 from cpm.config import build_config
 from cpm.errors import UserError, run_main
+from dataflow.geometry import Geometry
 from dataflow.images import read_image
 from dataflow.mapper import make_mapper
 from dataflow.transforms import warp_mask
@@ -32,7 +33,8 @@ def main():
         raise UserError("--n must be at least 1")
     cfg = build_config(args.preset, args.config)
     records = records_from_args(args, cfg.READER)
-    mapper = make_mapper(records, cfg, train=True, seed=args.seed)
+    geometry = Geometry.from_config(cfg)
+    mapper = make_mapper(records, geometry, cfg.AUG, seed=args.seed)
     picks = np.random.default_rng(args.seed).choice(len(records), size=min(args.n, len(records)), replace=False)
     tiles = []
     for i in picks:
@@ -40,10 +42,10 @@ def main():
         image = read_image(record.image)
         crop, m, raw_joints, center = mapper.crop(record, image)
         beliefs, _, _ = mapper.targets(raw_joints, center)
-        joints = mapper.codec.decode(beliefs)  # drawn from the targets: checks encode/decode on the way
+        joints = geometry.beliefs.decode(beliefs)  # drawn from the targets: checks encode/decode on the way
         joints[:, 2] = np.where(beliefs[:, :, :-1].max(axis=(0, 1)) > 0, 2, 0)
         left = crop if record.mask is None else mask_overlay(crop, warp_mask(record.mask.load(), m, len(crop)))
-        tile = [draw_skeleton(left, joints), belief_overlay(crop, beliefs)]
+        tile = [draw_skeleton(left, joints, geometry.spec), belief_overlay(crop, beliefs)]
         if mapper.part_codec is not None:
             tile.append(part_overlay(crop, mapper.part_targets(record, image.shape, m, raw_joints)[0]))
         tiles.append(np.hstack(tile))

@@ -15,6 +15,7 @@ import cpm  # noqa: F401  (TF_USE_LEGACY_KERAS before anything imports TensorFlo
 from cpm.config import build_config
 from cpm.joints import JOINT_INDEX, NUM_JOINTS, VISIBLE
 from cpm.model import CPMModel
+from dataflow.geometry import Geometry
 
 SHARED_DATA = os.path.join(os.path.dirname(__file__), "..", "..", "shared", "data")
 
@@ -156,7 +157,7 @@ def build_model(preset, **overrides):
     cfg = build_config(preset, [f"{k}={v!r}" for k, v in overrides.items()])
     graph = tf.Graph()
     with graph.as_default():
-        model = CPMModel.from_config(cfg)
+        model = CPMModel.from_config(cfg, Geometry.from_config(cfg))
         inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
         with TowerContext("", is_training=True):
             cost = model.build_graph(*inputs)

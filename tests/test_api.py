@@ -7,6 +7,7 @@ import pytest
 
 from cpm.errors import UserError
 from cpm.joints import JOINT_NAMES
+from cpm.keypoints import LSP14
 from dataflow.datasets import SAMPLE_LSP_DIR
 from eval.api import PoseEstimator
 
@@ -56,7 +57,7 @@ def test_bad_calls_are_user_errors(estimator, image, box, message):
 class _RecordingPredictor:
     """PosePredictor's interface: ``locate`` answers a fixed pose; ``pose`` records the crop it was asked for."""
 
-    part_names, weights, cfg = None, "fake", None
+    part_names, weights, cfg, spec = None, "fake", None, LSP14
 
     def __init__(self, located):
         self.located, self.crops = located, []

@@ -13,6 +13,7 @@ from cpm.config import build_config
 from cpm.errors import BadSample
 from cpm.joints import MODEL_JOINTS
 from dataflow.datasets import SAMPLE_LSP_DIR
+from dataflow.geometry import Geometry
 from dataflow.images import read_image
 from dataflow.lsp import read_lsp
 from dataflow.mapper import BAD_SAMPLE, check_joints, is_marker, make_mapper
@@ -81,7 +82,7 @@ def _records(folder, kinds=BAD_IMAGES):
 def test_unusable_images_are_bad_training_samples_naming_the_file(bad_folder, kind, message):
     records = read_lsp(bad_folder, "all")
     path = _corrupt(bad_folder, 1, kind)
-    marker = make_mapper(records[:1], build_config("cpu"), train=True)(0)
+    marker = make_mapper(records[:1], Geometry.from_config(build_config("cpu")), build_config("cpu").AUG)(0)
     assert is_marker(marker) and marker[0] == BAD_SAMPLE
     assert re.search(message, marker[1]) and marker[1].startswith(path)
     if kind != "tiny":  # any geometry is read: a 1x1 image is only too small to train on (predict poses it)

@@ -10,9 +10,11 @@ import numpy as np
 import pytest
 
 from cpm.checkpoint import lite_model, resolve_checkpoint
+from cpm.config import build_config
 from cpm.errors import UserError
-from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, UNANNOTATED, VISIBLE
-from cpm.parts import part_names
+from cpm.joints import JOINT_INDEX, JOINT_NAMES, NUM_JOINTS, UNANNOTATED, VISIBLE
+from cpm.keypoints import LSP14
+from dataflow.geometry import Geometry
 from dataflow.lsp import read_lsp
 from dataflow.records import PersonRecord
 from eval.evaluate import evaluate, match_people, predictions_json
@@ -39,7 +41,7 @@ def test_evaluate_writes_the_documented_json_predictions_and_plots(trained_run, 
     assert report["flip"] is True and report["scales"] == [0.8, 1.0] and report["images_per_s"] > 0
     assert 0 <= report["pcp"] <= 1 and report["pck@0.2"] == pytest.approx(np.mean(list(report["per_joint"].values())))
     # the smoke run has part stages: IoU per part against the skeleton-derived targets of all 12 people
-    assert list(report["part_iou"]) == list(part_names("seed7")) and report["part_people"] == 12
+    assert list(report["part_iou"]) == list(LSP14.part_names("seed7")) and report["part_people"] == 12
     finite = [v for v in report["part_iou"].values() if np.isfinite(v)]
     assert all(0 <= v <= 1 for v in finite) and report["mean_part_iou"] == pytest.approx(np.mean(finite))
     assert "part IoU: head" in proc.stdout
@@ -61,7 +63,7 @@ def test_predict_writes_joints_inside_the_image(trained_run, tmp_path):
                "--part-masks", str(tmp_path / "masks"))
     assert proc.returncode == 0, proc.stderr[-3000:]
     result = json.loads((tmp_path / "j.json").read_text())
-    assert result["part_names"] == list(part_names("seed7")[:-1])
+    assert result["part_names"] == list(LSP14.part_names("seed7")[:-1])
     labels = cv2.imread(result["people"][0]["part_mask"], cv2.IMREAD_UNCHANGED)
     assert labels.shape == (h, w) and labels.dtype == np.uint8 and labels.max() <= len(result["part_names"])
     assert result["image"] == image_path and len(result["people"]) == 1
@@ -117,7 +119,7 @@ def test_flip_averaging_keeps_a_mirrored_input_mirrored(trained_run):
     b = predictor.predict(image[:, ::-1].copy(), mirrored_center, record.scale)
     li, ri = JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]
     # The mirrored image's left wrist is the original's right wrist, mirrored.
-    expected = a[FLIP_PERMUTATION].copy()
+    expected = a[LSP14.flip_permutation].copy()
     expected[:, 0] = w - 1 - expected[:, 0]
     err = np.abs(b[:, :2] - expected[:, :2])
     assert np.median(err) <= 0.5 and (err <= 1.5).mean() >= 0.9, err
@@ -189,7 +191,9 @@ def test_fusing_a_single_plain_view_is_upsampling(trained_run):
     _, cfg = resolve_checkpoint(trained_run)
     predictor = PosePredictor(cfg, resolve_checkpoint(trained_run)[0])
     maps = np.random.default_rng(0).random((23, 23, 15)).astype(np.float32)
-    np.testing.assert_allclose(fuse_views(predictor.codec, [maps], [1.0], [False]), predictor.codec.upsample(maps))
+    order = predictor.geometry.belief_flip_order
+    fused = fuse_views(predictor.codec, [maps], [1.0], [False], order)
+    np.testing.assert_allclose(fused, predictor.codec.upsample(maps))
 
 
 def test_pckh_and_within_radius_on_hand_built_records():
@@ -198,7 +202,7 @@ def test_pckh_and_within_radius_on_hand_built_records():
     pred = gt[:, :2].copy()[None]
     pred[0, JOINT_INDEX["left_knee"], 0] += 5.0  # exactly 0.5 x head size: correct
     pred[0, JOINT_INDEX["left_ankle"], 0] += 5.01  # just past: wrong
-    report = evaluate(pred, [rec], 368, 41 / 35)
+    report = evaluate(pred, [rec], Geometry.from_config(build_config("paper")))
     assert report["pckh@0.5"] == pytest.approx(13 / 14)
     assert report["per_joint_pckh"]["left_ankle"] == 0
     # within_radius: crop-px errors against a radius, unannotated joints not scored.
@@ -215,7 +219,7 @@ def test_pckh_and_within_radius_on_hand_built_records():
 def test_predictions_json_counts_people_per_image():
     gt = stick_person().astype(np.float32)
     recs = [PersonRecord(p, gt, (0, 0), 1.0, "x") for p in ("/d/a.jpg", "/d/a.jpg", "/d/b.jpg")]
-    out = predictions_json(np.zeros((3, NUM_JOINTS, 3)), recs)
+    out = predictions_json(np.zeros((3, NUM_JOINTS, 3)), recs, LSP14)
     assert [(p["image"], p["person"]) for p in out["predictions"]] == [("a.jpg", 0), ("a.jpg", 1), ("b.jpg", 0)]
 
 
@@ -315,6 +319,8 @@ def test_people_are_matched_by_mean_joint_distance_over_the_person_size():
 class _FakeEstimator:
     """eval.api.PoseEstimator's interface with answers given per image: {image: [K, 3] arrays}."""
 
+    spec = LSP14
+
     def __init__(self, answers, detected):
         self.answers, self.detected_images, self.detected = answers, detected, None
 
@@ -339,13 +345,12 @@ def test_detected_evaluation_scores_misses_as_wrong_and_counts_matches(monkeypat
     assert info == {"people": 3, "matched": 2, "images": 2, "images_without_detection": 1, "found": 3}
     np.testing.assert_array_equal(pred[0], a1.joints)
     assert np.isnan(pred[2]).all()
-    report = evaluate(pred, [a1, a2, b], 184, 41 / 70)
+    report = evaluate(pred, [a1, a2, b], Geometry.from_config(build_config("cpu")))
     assert report["pck@0.2"] == pytest.approx(14 / 42) and report["pcp"] == pytest.approx(10 / 30)
     assert report["count"] == {"people": 3, "limbs": 30, "joints": 42}  # the miss is scored, not left out
     assert "2 of 3 annotated matched (66.7 %" in ev.format_match(info)
     # the scoring entry point gives the same, with the match info and no part IoU
-    predictor = types.SimpleNamespace(cfg=types.SimpleNamespace(DATA=types.SimpleNamespace(INPUT_SIZE=184,
-                                                                                           TARGET_DIST=41 / 70)))
+    predictor = types.SimpleNamespace(geometry=Geometry.from_config(build_config("cpu")))
     result = ev.score(predictor, [a1, a2, b], estimator=estimator, progress=False)
     assert (result.people, result.images) == (3, 2)
     assert result.pck == pytest.approx(14 / 42) and result.pcp == pytest.approx(10 / 30)

@@ -2,18 +2,16 @@ import numpy as np
 
 from cpm.joints import (
     COCO17,
-    FLIP_PAIRS,
-    FLIP_PERMUTATION,
     JHMDB15,
     JOINT_INDEX,
     JOINT_NAMES,
     LSP14,
     MPII16,
     OCCLUDED,
-    PCP_LIMBS,
     UNANNOTATED,
     VISIBLE,
 )
+from cpm.keypoints import LSP14 as LSP_SPEC
 
 
 def test_model_joint_names_are_the_documented_ones():
@@ -23,15 +21,16 @@ def test_model_joint_names_are_the_documented_ones():
 
 
 def test_flip_permutation_swaps_sides_and_is_an_involution():
+    FLIP_PERMUTATION = LSP_SPEC.flip_permutation
     np.testing.assert_array_equal(FLIP_PERMUTATION[FLIP_PERMUTATION], np.arange(14))
     assert JOINT_NAMES[FLIP_PERMUTATION[JOINT_INDEX["left_knee"]]] == "right_knee"
     assert FLIP_PERMUTATION[JOINT_INDEX["neck"]] == JOINT_INDEX["neck"]
-    assert len(FLIP_PAIRS) == 6
+    assert len(LSP_SPEC.pairs) == 6
 
 
 def test_pcp_limbs_are_the_ten_lsp_limbs():
-    assert len(PCP_LIMBS) == 10
-    torso = [limb for limb in PCP_LIMBS if limb.name == "torso"][0]
+    assert len(LSP_SPEC.limbs) == 10
+    torso = [limb for limb in LSP_SPEC.limbs if limb.name == "torso"][0]
     assert torso.a == (JOINT_INDEX["neck"],) and set(torso.b) == {JOINT_INDEX["right_hip"], JOINT_INDEX["left_hip"]}
 
 

@@ -4,11 +4,12 @@ import pytest
 
 from cpm import names
 from cpm.config import build_config
-from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, VISIBLE
-from cpm.parts import SCHEMES, flip_permutation, part_names
+from cpm.joints import JOINT_INDEX, VISIBLE
+from cpm.keypoints import LSP14
+from dataflow.geometry import Geometry
 from dataflow.mapper import CropMapper
 from dataflow.records import PersonRecord
-from dataflow.targets import PartCodec, make_codec, make_part_codec
+from dataflow.targets import PartCodec
 from dataflow.transforms import Augment
 from eval.metrics import part_counts, part_iou
 from tests.helpers import build_model
@@ -36,11 +37,11 @@ def _distance_to_segment(px, py, a, b):
     return np.sqrt((px[..., None] - sx) ** 2 + (py[..., None] - sy) ** 2).min(axis=-1)
 
 
-@pytest.mark.parametrize("scheme", list(SCHEMES))
+@pytest.mark.parametrize("scheme", list(LSP14.part_schemes))
 def test_each_part_covers_its_bones_and_not_far_beyond(scheme):
     joints = stick_figure()
-    labels = PartCodec(scheme, np.arange(SIZE)).encode(joints, PERSON)
-    for k, part in enumerate(SCHEMES[scheme], start=1):
+    labels = PartCodec(LSP14.parts(scheme), np.arange(SIZE)).encode(joints, PERSON)
+    for k, part in enumerate(LSP14.parts(scheme), start=1):
         ys, xs = np.nonzero(labels == k)
         assert len(xs) > 0, part.name
         reach = np.full(len(xs), np.inf)
@@ -56,17 +57,17 @@ def test_each_part_covers_its_bones_and_not_far_beyond(scheme):
 
 
 def test_the_torso_fills_the_shoulder_hip_quadrilateral():
-    labels = PartCodec("seed7", np.arange(SIZE)).encode(stick_figure(), PERSON)
-    assert (labels[60:95, 88:97] == part_names("seed7").index("torso") + 1).all()
+    labels = PartCodec(LSP14.parts("seed7"), np.arange(SIZE)).encode(stick_figure(), PERSON)
+    assert (labels[60:95, 88:97] == LSP14.part_names("seed7").index("torso") + 1).all()
 
 
 def test_a_person_mask_is_the_body_and_its_pixels_go_to_the_nearest_part():
     joints = stick_figure()
     mask = np.zeros((SIZE, SIZE), np.uint8)
     mask[25:165, 55:130] = 1  # a loose box: more than the capsules cover
-    labels = PartCodec("seed7", np.arange(SIZE)).encode(joints, PERSON, mask)
+    labels = PartCodec(LSP14.parts("seed7"), np.arange(SIZE)).encode(joints, PERSON, mask)
     np.testing.assert_array_equal(labels > 0, mask > 0)
-    names = part_names("seed7")
+    names = LSP14.part_names("seed7")
     assert labels[160, 58] == names.index("right_leg") + 1  # a box corner far from any capsule: nearest bone
     assert labels[26, 92] == names.index("head") + 1
 
@@ -77,16 +78,15 @@ def _record():
 
 def test_a_flip_swaps_left_and_right_parts():
     cfg = build_config("cpu")
-    codec = make_codec(cfg)
+    geometry = Geometry.from_config(cfg)
     record = _record()
     image = np.full((SIZE, SIZE, 3), 100, np.uint8)
-    mappers = [CropMapper([record], codec, target_dist=cfg.DATA.TARGET_DIST, center_sigma=10.5, pad_value=128,
-                          augment=Augment.only(FLIP_PROB=p), seed=0,
-                          part_codec=make_part_codec(cfg, dense=False)) for p in (0.0, 1.0)]
+    mappers = [CropMapper([record], geometry, augment=Augment.only(FLIP_PROB=p), seed=0,
+                          part_codec=geometry.part_codec(dense=False)) for p in (0.0, 1.0)]
     (plain, flipped) = [mp.part_targets(record, image.shape, *mp.crop(record, image)[1:3])[0] for mp in mappers]
-    order = np.concatenate([[0], np.asarray(flip_permutation("seed7")) + 1])
+    order = np.concatenate([[0], np.asarray(LSP14.part_flip_permutation("seed7")) + 1])
     np.testing.assert_array_equal(order[flipped[:, ::-1]], plain)
-    names = part_names("seed7")
+    names = LSP14.part_names("seed7")
     assert order[names.index("left_arm") + 1] == names.index("right_arm") + 1
     assert (plain == names.index("left_arm") + 1).sum() > 0
 
@@ -95,8 +95,8 @@ def test_unannotated_joints_give_no_part_target():
     cfg = build_config("cpu")
     record = _record()
     record.joints[JOINT_INDEX["left_wrist"], 2] = 0
-    mapper = CropMapper([record], make_codec(cfg), target_dist=cfg.DATA.TARGET_DIST, center_sigma=10.5,
-                        pad_value=128, part_codec=make_part_codec(cfg, dense=True))
+    geometry = Geometry.from_config(cfg)
+    mapper = CropMapper([record], geometry, part_codec=geometry.part_codec(dense=True))
     image = np.full((SIZE, SIZE, 3), 100, np.uint8)
     labels, weight = mapper.part_targets(record, image.shape, *mapper.crop(record, image)[1:3])
     assert weight == 0 and labels.shape == (184, 184) and not labels.any()
@@ -108,13 +108,13 @@ def test_model_outputs_and_datapoint_shapes(scheme, channels):
     # background + exclusive parts (softmax) + body (sigmoid)
     assert graph.get_tensor_by_name(names.FINAL_PARTS + ":0").shape.as_list() == [None, 23, 23, channels]
     assert graph.get_tensor_by_name(names.part_stage_loss(2) + ":0").shape.as_list() == []
-    assert len(part_names(scheme)) == channels - 1
+    assert len(LSP14.part_names(scheme)) == channels - 1
     record = _record()
     image = np.full((SIZE, SIZE, 3), 100, np.uint8)
     for train, side in ((True, 23), (False, 184)):
-        mapper = CropMapper([record], make_codec(cfg), target_dist=cfg.DATA.TARGET_DIST, center_sigma=10.5,
-                            pad_value=128, augment=Augment.only() if train else None,
-                            part_codec=make_part_codec(cfg, dense=not train))
+        geometry = Geometry.from_config(cfg)
+        mapper = CropMapper([record], geometry, augment=Augment.only() if train else None,
+                            part_codec=geometry.part_codec(dense=not train))
         labels, weight = mapper.part_targets(record, image.shape, *mapper.crop(record, image)[1:3])
         assert labels.shape == (side, side) and labels.dtype == np.uint8 and weight == 1
         assert set(np.unique(labels)) == set(range(channels - 1))  # every part appears
@@ -138,8 +138,8 @@ def test_part_iou_hand_checked():
 
 
 def test_joint_flip_permutation_is_consistent_with_part_flip():
-    names = part_names("limbs")[:-1]
-    perm = flip_permutation("limbs")
+    names = LSP14.part_names("limbs")[:-1]
+    perm = LSP14.part_flip_permutation("limbs")
     assert all(names[perm[k]] == n.replace("left", "x").replace("right", "left").replace("x", "right")
                for k, n in enumerate(names))
-    assert FLIP_PERMUTATION[JOINT_INDEX["left_wrist"]] == JOINT_INDEX["right_wrist"]
+    assert LSP14.flip_permutation[JOINT_INDEX["left_wrist"]] == JOINT_INDEX["right_wrist"]

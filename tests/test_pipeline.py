@@ -5,6 +5,7 @@ from cpm.config import build_config
 from cpm.errors import UserError
 from cpm.joints import NUM_JOINTS
 from dataflow.datasets import SAMPLE_LSP_DIR
+from dataflow.geometry import Geometry
 from dataflow.lsp import read_lsp
 from dataflow.mapper import BAD_SAMPLE, make_mapper
 from dataflow.pipeline import build_train_dataflow
@@ -45,15 +46,15 @@ def test_workers_draw_different_augmentations(records):
 
 
 def test_eval_crops_are_deterministic(records):
-    mapper = make_mapper(records, _cfg(), train=False)
+    mapper = make_mapper(records, Geometry.from_config(_cfg()))
     a, b = mapper(3), mapper(3)
     np.testing.assert_array_equal(a[0], b[0])
 
 
 def test_training_targets_follow_the_crop(records):
-    mapper = make_mapper(records, _cfg(), train=True, seed=1)
+    mapper = make_mapper(records, Geometry.from_config(_cfg()), _cfg().AUG, seed=1)
     crop, beliefs, _, cmap = mapper(0)[:4]
-    decoded = mapper.codec.decode(beliefs)
+    decoded = mapper.geometry.beliefs.decode(beliefs)
     # Every LSP joint is annotated; those inside the crop have a peak near a non-grey pixel.
     inside = beliefs[:, :, :-1].max(axis=(0, 1)) > 0.5
     assert inside.sum() >= 10
@@ -66,11 +67,11 @@ def test_belief_peaks_sit_on_the_joints_of_the_evaluation_crop(records):
     """The deterministic crop's belief maps decode back to the annotated joints through the crop's affine map: the
     peak cell plus a quarter-cell step is at most a quarter of the 8 px stride (2 px) from the truth."""
     cfg = _cfg()
-    mapper = make_mapper(records, cfg, train=False)
+    mapper = make_mapper(records, Geometry.from_config(cfg))
     for i in range(5):
         r = records[i]
         expected = apply_affine(crop_affine(r.center, r.scale, 368, cfg.DATA.TARGET_DIST), r.joints)[:, :2]
-        decoded = mapper.codec.decode(mapper(i)[1])[:, :2]
+        decoded = mapper.geometry.beliefs.decode(mapper(i)[1])[:, :2]
         assert np.abs(decoded - expected).max() <= 2.0 + 1e-3
 
 
@@ -78,7 +79,7 @@ def test_corrupt_image_names_the_file(tmp_path, records):
     bad = tmp_path / "broken.jpg"
     bad.write_bytes(b"\xff\xd8 not really a jpeg")
     rec = PersonRecord(str(bad), records[0].joints, records[0].center, records[0].scale, "lsp")
-    mapper = make_mapper([rec], _cfg(), train=True)
+    mapper = make_mapper([rec], Geometry.from_config(_cfg()), _cfg().AUG)
     # a marker, not an exception: raised in a data worker, it would kill the worker and leave the trainer waiting
     assert mapper(0) == [BAD_SAMPLE, f"{bad}: truncated JPEG (no end-of-image marker)"]
 

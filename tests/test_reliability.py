@@ -18,6 +18,7 @@ import tensorflow as tf
 from cpm.config import build_config
 from cpm.errors import UserError
 from cpm.files import DiskFull, make_parent, write_json
+from dataflow.geometry import Geometry
 from dataflow.mapper import BAD_SAMPLE, make_mapper
 from dataflow.records import PersonRecord
 from dataflow.transforms import crop_affine, image_mask, warp_image
@@ -236,7 +237,7 @@ def test_a_training_record_of_odd_geometry_is_a_sample_or_a_counted_bad_one(tmp_
         joints[:, 0], joints[:, 1], joints[:, 2] = np.linspace(0, shape[1] - 1, 14), shape[0] / 2, 1
         records.append(PersonRecord(path, joints, np.array([shape[1] / 2, shape[0] / 2], np.float32),
                                     max(shape) / 200, "test"))
-    mapper = make_mapper(records, build_config("cpu"), train=True, seed=0)
+    mapper = make_mapper(records, Geometry.from_config(build_config("cpu")), build_config("cpu").AUG, seed=0)
     out = [mapper(i) for i in range(3)]
     assert out[0][0].shape == (184, 184, 3) and out[2][0].shape == (184, 184, 3)
     assert out[1][0] == BAD_SAMPLE and "3000x3 px is too small to train on" in out[1][1]

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from cpm.checkpoint import SHIPPED_MODEL, lite_model, resolve_checkpoint
-from cpm.joints import FLIP_PERMUTATION
+from cpm.keypoints import LSP14
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
 from eval.api import PoseEstimator
@@ -46,7 +46,7 @@ def scored():
     original = predictor.crop_views
     predictor.crop_views = lambda image, c, s: original(image[:, :, ::-1].copy(), c, s)  # a loader giving RGB
     rgb = predict_records(predictor, records)[0]
-    return [pose_scores(p, gt)["pck@0.2"] for p in (pred, rgb, pred[:, FLIP_PERMUTATION])]
+    return [pose_scores(p, gt, LSP14)["pck@0.2"] for p in (pred, rgb, pred[:, LSP14.flip_permutation])]
 
 
 def test_the_shipped_model_holds_weights_config_card_and_curve():

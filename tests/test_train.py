@@ -17,7 +17,7 @@ import pytest
 from cpm import checkpoint
 from cpm.config import build_config
 from cpm.errors import UserError
-from cpm.parts import part_names
+from cpm.keypoints import LSP14
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
 from engine.rundir import RunDir
@@ -56,7 +56,7 @@ def test_smoke_writes_checkpoint_events_stats_and_config(two_epoch_run):
     assert epoch["global_step"] == 8 and 0 <= epoch["val/pcp"] <= 1 and 0 <= epoch["val/pck@0.2"] <= 1
     assert {f"val/pcp/{g}" for g in ("head", "torso", "upper_arm", "lower_arm", "upper_leg", "lower_leg")} <= set(epoch)
     # part stages are on by default: per-part IoU every epoch, next to PCP
-    assert {f"val/part_iou/{p}" for p in part_names("seed7")} | {"val/mean_part_iou"} <= set(epoch)
+    assert {f"val/part_iou/{p}" for p in LSP14.part_names("seed7")} | {"val/mean_part_iou"} <= set(epoch)
     assert 0 <= epoch["val/mean_part_iou"] <= 1
     # speed of the steps alone, the image-summary step (step 0) apart, and of the validation pass
     assert 0.1 < epoch["speed/images_per_s"] < 1000 and epoch["speed/image_summary_s"] > 0  # step 0 also warms up

@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 
 from cpm.config import build_config
-from cpm.joints import FLIP_PERMUTATION, JOINT_INDEX, JOINT_NAMES, VISIBLE
+from cpm.joints import JOINT_INDEX, JOINT_NAMES, VISIBLE
+from cpm.keypoints import LSP14
+from dataflow.geometry import Geometry
 from dataflow.mapper import make_mapper
 from dataflow.records import PersonRecord
 from dataflow.transforms import (
@@ -32,13 +34,13 @@ def test_flip_mirrors_x_and_swaps_left_right():
     rng = np.random.default_rng(0)
     joints = _joints(rng)
     kw = dict(center=(100, 100), scale=0.8, size=SIZE, target_dist=41 / 35, zoom=1.1, rotate_deg=17)
-    plain = transform_joints(crop_affine(**kw), joints, flip=False)
-    flipped = transform_joints(crop_affine(**kw, flip=True), joints, flip=True)
+    plain = transform_joints(crop_affine(**kw), joints)
+    flipped = transform_joints(crop_affine(**kw, flip=True), joints, LSP14.flip_permutation)
     li, ri = JOINT_INDEX["left_wrist"], JOINT_INDEX["right_wrist"]
     # The joint labelled left after the flip is the mirrored right one, and vice versa.
     np.testing.assert_allclose(flipped[li, 0], SIZE - 1 - plain[ri, 0], atol=1e-4)
     np.testing.assert_allclose(flipped[li, 1], plain[ri, 1], atol=1e-4)
-    np.testing.assert_allclose(flipped[:, 0], SIZE - 1 - plain[FLIP_PERMUTATION, 0], atol=1e-4)
+    np.testing.assert_allclose(flipped[:, 0], SIZE - 1 - plain[LSP14.flip_permutation, 0], atol=1e-4)
     hn = JOINT_INDEX["head_top"]
     np.testing.assert_allclose(flipped[hn, :2], (SIZE - 1 - plain[hn, 0], plain[hn, 1]), atol=1e-4)
 
@@ -65,7 +67,7 @@ def test_rotation_moves_a_marked_pixel_and_its_joint_together():
     crop = warp_image(image, m, SIZE, pad_value=0)
     ys, xs = np.nonzero(crop[:, :, 0] > 127)
     mark = np.array([xs.mean(), ys.mean()])
-    joint = transform_joints(m, joints, flip=False)[0, :2]
+    joint = transform_joints(m, joints)[0, :2]
     np.testing.assert_allclose(mark, joint, atol=1.0)
     # A 90 degree counter-clockwise turn about the centre: (+50, -40) from the centre becomes (-40, -50).
     np.testing.assert_allclose(joint, ((SIZE - 1) / 2 - 40, (SIZE - 1) / 2 - 50), atol=1e-6)
@@ -79,9 +81,9 @@ def test_crop_to_original_round_trip_within_a_pixel():
     for _ in range(20):
         g = aug.sample_geometry(rng, np.array([100.0, 100.0]), 0.8)
         m = crop_affine(size=SIZE, target_dist=41 / 35, **g)
-        crop = transform_joints(m, joints, g["flip"])
+        crop = transform_joints(m, joints, LSP14.flip_permutation if g["flip"] else None)
         if g["flip"]:
-            crop = crop[FLIP_PERMUTATION]  # undo the relabelling, as a predictor does
+            crop = crop[LSP14.flip_permutation]  # undo the relabelling, as a predictor does
         back = apply_affine(invert_affine(m), crop)
         np.testing.assert_allclose(back[:, :2], joints[:, :2], atol=1e-3)
 
@@ -166,7 +168,7 @@ def test_a_frame_cut_crop_is_padding_outside_the_kept_part():
     off = [f"AUG.{k}={v}" for k, v in Augment.OFF.items()]
     cfg = build_config("cpu", [*off, "AUG.FRAME_CUT_PROB=1.0", "AUG.FRAME_CUT_MARGIN=0.0", "DATA.PAD_VALUE=128"])
     image = np.full((200, 100, 3), 250, np.uint8)
-    crop, m, _, _ = make_mapper([record], cfg, train=True, seed=0).crop(record, image)
+    crop, m, _, _ = make_mapper([record], Geometry.from_config(cfg), cfg.AUG, seed=0).crop(record, image)
     # the kept part, x 40-60 and y 50-150 of the image, is image; around it (3 px off its edges for the bicubic
     # ramp) the crop is padding, although the image goes on
     (cx0, cy0), (cx1, cy1) = apply_affine(m, np.array([[40.0, 50.0], [60.0, 150.0]]))
