@@ -270,6 +270,9 @@ def _defaults():
             # (warm-up-free "stable, then decay": an open-ended run keeps its LR until the decay is scheduled)
             COSINE_START_EPOCH=0,
             LR_FINAL_FACTOR=0.01,
+            # cosine only: the rate rises linearly from LR * LR_FINAL_FACTOR to LR over the first WARMUP_EPOCHS (a
+            # higher peak's first steps from random weights), and the cosine starts no earlier than its end
+            WARMUP_EPOCHS=0,
             WEIGHT_DECAY=5e-4,  # L2 weight decay on conv kernels (CPM: 5e-4)
             PART_LOSS_WEIGHT=1.0,  # weight of each part stage's loss (cross-entropy summed over cells, as the beliefs')
             KEEP_CHECKPOINTS=3,  # most recent checkpoints kept (the best validation one is kept apart)
@@ -354,6 +357,8 @@ def finalize(cfg):
     require(t.LR_SCHEDULE != "cosine" or 0 <= t.COSINE_START_EPOCH < t.EPOCHS, "TRAIN.COSINE_START_EPOCH",
             "must be in [0, EPOCHS)")
     require(0 <= t.LR_FINAL_FACTOR <= 1, "TRAIN.LR_FINAL_FACTOR", "must be in [0, 1]")
+    require(t.WARMUP_EPOCHS == 0 or (t.LR_SCHEDULE == "cosine" and 0 < t.WARMUP_EPOCHS < t.EPOCHS),
+            "TRAIN.WARMUP_EPOCHS", "needs LR_SCHEDULE=cosine and must be in [0, EPOCHS)")
     require(0 < t.LR_DECAY_FACTOR <= 1, "TRAIN.LR_DECAY_FACTOR", "must be in (0, 1]")
     require(t.WEIGHT_DECAY >= 0, "TRAIN.WEIGHT_DECAY", "must be >= 0")
     require(t.KEEP_CHECKPOINTS >= 1, "TRAIN.KEEP_CHECKPOINTS", "must be >= 1")

@@ -120,13 +120,19 @@ def lr_schedule(lr, decay_epochs, factor):
     return [(0, lr)] + [(e, lr * factor ** (i + 1)) for i, e in enumerate(decay_epochs)]
 
 
-def cosine_schedule(lr, start_epoch, epochs, final_factor, steps_per_epoch):
+def cosine_schedule(lr, start_epoch, epochs, final_factor, steps_per_epoch, warmup_epochs=0):
     """Step-based schedule of LR held until ``start_epoch``, then a cosine decay to ``lr * final_factor`` at the end
-    of ``epochs``: (global step, value) pairs at epoch ends, interpolated linearly in between."""
+    of ``epochs``: (global step, value) pairs at epoch ends, interpolated linearly in between. With
+    ``warmup_epochs`` the rate first rises from ``lr * final_factor`` to ``lr`` over those epochs, and the decay starts
+    at the later of the two."""
     final = lr * final_factor
-    points = [(0, lr)] if start_epoch else []
-    for e in range(start_epoch, epochs + 1):
-        progress = (e - start_epoch) / (epochs - start_epoch)
+    start = max(start_epoch, warmup_epochs)
+    if warmup_epochs:  # the loop below adds (start, lr): the warm-up's end unless the rate is then held
+        points = [(0, final)] + ([(warmup_epochs * steps_per_epoch, lr)] if start > warmup_epochs else [])
+    else:
+        points = [(0, lr)] if start else []
+    for e in range(start, epochs + 1):
+        progress = (e - start) / (epochs - start)
         points.append((e * steps_per_epoch, final + (lr - final) * 0.5 * (1 + math.cos(math.pi * progress))))
     return points
 
@@ -135,7 +141,8 @@ def lr_setter(t, steps_per_epoch):
     """The learning-rate callback of TRAIN.LR_SCHEDULE (t: the TRAIN group)."""
     if t.LR_SCHEDULE == "cosine":
         return ScheduledHyperParamSetter(
-            "learning_rate", cosine_schedule(t.LR, t.COSINE_START_EPOCH, t.EPOCHS, t.LR_FINAL_FACTOR, steps_per_epoch),
+            "learning_rate", cosine_schedule(t.LR, t.COSINE_START_EPOCH, t.EPOCHS, t.LR_FINAL_FACTOR, steps_per_epoch,
+                                             t.WARMUP_EPOCHS),
             interp="linear", step_based=True)
     return ScheduledHyperParamSetter("learning_rate", lr_schedule(t.LR, t.LR_DECAY_EPOCHS, t.LR_DECAY_FACTOR))
 

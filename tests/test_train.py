@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from cpm import checkpoint
-from cpm.config import build_config
+from cpm.config import ConfigError, build_config
 from cpm.errors import UserError
 from cpm.keypoints import LSP14
 from dataflow.datasets import SAMPLE_LSP_DIR
@@ -187,6 +187,16 @@ def test_cosine_schedule_holds_then_decays_to_the_floor():
     # from the start, with a floor of 10 %: 0.1 + 0.9 * 0.5 * (1 + cos(pi / 2)) = 0.55 half-way
     steps, values = zip(*cosine_schedule(2.0, 0, 2, 0.1, 5), strict=True)
     assert steps == (0, 5, 10) and values == pytest.approx([2.0, 1.1, 0.2])
+    # a one-epoch warm-up from the floor (0.2) to the peak, then the cosine over the three epochs left:
+    # 0.2 + 1.8 * 0.5 * (1 + cos(pi * k / 3)) at epochs 1 + k
+    steps, values = zip(*cosine_schedule(2.0, 0, 4, 0.1, 10, warmup_epochs=1), strict=True)
+    assert steps == (0, 10, 20, 30, 40)
+    assert values == pytest.approx([0.2, 2.0, 0.2 + 1.8 * 0.75, 0.2 + 1.8 * 0.25, 0.2])
+    # a warm-up before a held rate: up, held until epoch 3, then down
+    steps, values = zip(*cosine_schedule(1.0, 3, 4, 0.0, 10, warmup_epochs=1), strict=True)
+    assert steps == (0, 10, 30, 40) and values == pytest.approx([0.0, 1.0, 1.0, 0.0])
+    with pytest.raises(ConfigError, match="TRAIN.WARMUP_EPOCHS: needs LR_SCHEDULE=cosine"):
+        build_config("cpu", ["TRAIN.WARMUP_EPOCHS=1"])
 
 
 def _saved_run(tmp_path, drop=(), rename=None):
