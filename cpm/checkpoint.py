@@ -1,4 +1,5 @@
 """Find a model and its run's config from a run directory, a checkpoint prefix or an exported weights file."""
+import glob
 import hashlib
 import json
 import os
@@ -14,7 +15,10 @@ from cpm.files import write_json
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHIPPED_MODEL = os.path.join(ROOT, "models", "cpm-lsp")
 CONFIG_FILE = "config.json"
-BEST_CHECKPOINT = "max-val-pcp"  # MaxSaver's name for the checkpoint with the best validation PCP
+def best_checkpoint(metric):
+    """The name of a run's best checkpoint by ``metric`` (a keypoint spec's standard figure): max-val-pcp for PCP,
+    as every run before keypoint specs; max-val-pckh0.5, max-val-ap, ... for the others."""
+    return "max-val-" + metric.replace("@", "")
 WEIGHTS_FILE = "weights.npz"  # written by scripts/export.py
 LITE_FILE = "model.tflite"  # the same network for LiteRT, beside the weights it was converted from (eval.network)
 
@@ -36,7 +40,7 @@ def resolve_checkpoint(path):
     """Locate model weights and the config they were trained with.
 
     Args:
-        path: a run directory (its best-validation checkpoint ``max-val-pcp`` if present, else the latest one),
+        path: a run directory (its best-validation checkpoint ``max-val-*`` if present, else the latest one),
             a checkpoint prefix such as ``run/model-1200``, or an exported ``weights.npz``. The config is the
             ``config.json`` beside it. None: the shipped model (SHIPPED_MODEL), and a line saying so.
     Returns:
@@ -54,16 +58,17 @@ def resolve_checkpoint(path):
 
 
 def locate_weights(path):
-    """(run directory, weights path) of ``path``: a run directory (its max-val-pcp, else its latest checkpoint, else
+    """(run directory, weights path) of ``path``: a run directory (its best checkpoint, max-val-pcp or another metric's
+    best_checkpoint, else its latest checkpoint, else
     its weights.npz), a checkpoint prefix or an exported weights.npz. Raises UserError when nothing is there."""
     if os.path.isdir(path):
         run_dir = path
-        best = os.path.join(path, BEST_CHECKPOINT)
-        weights = best if os.path.isfile(best + ".index") else latest_in(path)
+        best = sorted(glob.glob(os.path.join(glob.escape(path), "max-val-*.index")))  # one a run: its spec's metric
+        weights = best[0][:-len(".index")] if best else latest_in(path)
         if weights is None and os.path.isfile(os.path.join(path, WEIGHTS_FILE)):
             weights = os.path.join(path, WEIGHTS_FILE)
         if weights is None:
-            raise UserError(f"{path} holds no checkpoint (no max-val-pcp, checkpoint file or {WEIGHTS_FILE})")
+            raise UserError(f"{path} holds no checkpoint (no max-val-*, checkpoint file or {WEIGHTS_FILE})")
     elif path.endswith(".npz") and os.path.isfile(path):
         run_dir, weights = os.path.dirname(os.path.abspath(path)), path
     elif os.path.isfile(path + ".index"):

@@ -287,12 +287,17 @@ def _defaults():
     )
 
 
-def build_config(preset="paper", overrides=(), base=None):
-    """The run's config: a preset (or ``base``, e.g. a loaded model's config, copied), then ``KEY=VALUE`` overrides,
-    checked and frozen. What every script calls."""
+def build_config(preset="paper", overrides=(), base=None, keypoints=None):
+    """The run's config: a preset (or ``base``, e.g. a loaded model's config, copied), the keypoint spec
+    ``keypoints`` (a cpm.keypoints.KeypointSpec; a spec without part schemes trains no part stages), then
+    ``KEY=VALUE`` overrides, checked and frozen. What every script calls."""
     cfg = get_config(base.PRESET if base is not None else preset)
     for key, value in flatten(base.to_dict() if base is not None else {}).items():
         cfg.set(key, value)
+    if keypoints is not None:
+        cfg.KEYPOINTS = keypoints.to_dict()
+        if cfg.MODEL.PART_SCHEME not in keypoints.part_schemes:
+            cfg.MODEL.PART_STAGES = 0
     cfg.override(overrides)
     return finalize(cfg)
 

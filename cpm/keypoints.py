@@ -18,6 +18,9 @@ JSON fields (names, never indices; only ``name`` and ``joints`` are required):
     torso        [a, b] | null             PCK's normaliser: the distance a-b; null: the longer side of the box
                                            around the person's annotated joints
     part_schemes {scheme: [{name, bones: [[a, b, radius]], polygon: [str]}]}   default none (no part stages)
+    metric       pcp | pck@0.2 | pckh@0.5 | ap   the set's standard figure: the best checkpoint and time to quality
+                                           follow it; default pck@0.2
+    pckh_exclude [str]                     joints left out of PCKh's mean (MPII's convention: pelvis, thorax)
 """
 import json
 import os
@@ -26,11 +29,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from cpm.errors import UserError
-from cpm.parts import BODY, HUMAN_SCHEMES, Part
+from cpm.parts import BODY, LSP_HEAD, Part, human_schemes
 
 #: OKS sigma of a joint whose spec declares none: the mean of COCO's 17 published ones (rounded), a body joint's
 #: typical annotation spread as a share of the person's size.
 DEFAULT_OKS_SIGMA = 0.072
+#: Figures a spec can name as its standard one (``metric``)
+METRICS = ("pcp", "pck@0.2", "pckh@0.5", "ap")
 
 
 class SpecError(UserError):
@@ -61,6 +66,8 @@ class KeypointSpec:
         oks_sigmas: float [K] COCO OKS sigmas.
         torso: (i, j) joints whose distance normalises PCK, or None (the annotated joints' box, its longer side).
         part_schemes: {scheme: tuple of cpm.parts.Part}.
+        metric: the set's standard figure (METRICS).
+        pckh_exclude: joint indices left out of PCKh's mean.
     """
 
     name: str
@@ -72,6 +79,8 @@ class KeypointSpec:
     oks_sigmas: tuple
     torso: tuple
     part_schemes: dict = field(default_factory=dict)
+    metric: str = "pck@0.2"
+    pckh_exclude: tuple = ()
 
     @property
     def num_joints(self):
@@ -129,6 +138,8 @@ class KeypointSpec:
             "part_schemes": {s: [{"name": p.name, "bones": [[n[a], n[b], float(r)] for a, b, r in p.bones],
                                   "polygon": [n[i] for i in p.polygon]} for p in parts]
                              for s, parts in self.part_schemes.items()},
+            "metric": self.metric,
+            "pckh_exclude": [n[i] for i in self.pckh_exclude],
         }
 
     @classmethod
@@ -211,10 +222,17 @@ class KeypointSpec:
             if len({p.name for p in built}) != len(built):
                 fail(key, "duplicate part names")
             schemes[str(scheme)] = tuple(built)
-        return cls(name, tuple(names), pairs, skeleton, tuple(limbs), sigmas, oks, torso, schemes)
+        metric = d.get("metric") or "pck@0.2"
+        if metric not in METRICS:
+            fail("metric", f"must be one of {', '.join(METRICS)}, got {metric!r}")
+        if metric == "pcp" and not limbs:
+            fail("metric", "pcp needs pcp_limbs")
+        exclude = tuple(joint("pckh_exclude", s) for s in d.get("pckh_exclude") or [])
+        return cls(name, tuple(names), pairs, skeleton, tuple(limbs), sigmas, oks, torso, schemes, metric, exclude)
 
 
-_FIELDS = ("name", "joints", "flip_pairs", "skeleton", "pcp_limbs", "sigmas", "oks_sigmas", "torso", "part_schemes")
+_FIELDS = ("name", "joints", "flip_pairs", "skeleton", "pcp_limbs", "sigmas", "oks_sigmas", "torso", "part_schemes",
+           "metric", "pckh_exclude")
 
 
 def _numbers(values, count, default, key, fail):
@@ -242,11 +260,25 @@ def twin_permutation(names, fail):
     return np.array(perm, dtype=np.int64)
 
 
-def _human(name, joints, skeleton, limbs, torso, part_schemes=HUMAN_SCHEMES):
+def _human(name, joints, skeleton, limbs, torso, head=LSP_HEAD, **more):
     return KeypointSpec.from_dict({
         "name": name, "joints": list(joints), "skeleton": [list(e) for e in skeleton],
         "pcp_limbs": [{"name": n, "group": g, "a": list(a), "b": list(b)} for n, g, a, b in limbs],
-        "torso": list(torso) if torso else None, "part_schemes": part_schemes})
+        "torso": list(torso) if torso else None, "part_schemes": human_schemes(head), **more})
+
+
+def _side_limbs():
+    """The eight arm and leg limbs of strict PCP, by LSP's joint names."""
+    return tuple((f"{side}_{part}", part, [f"{side}_{a}"], [f"{side}_{b}"]) for part, a, b in (
+        ("upper_arm", "shoulder", "elbow"), ("lower_arm", "elbow", "wrist"), ("upper_leg", "hip", "knee"),
+        ("lower_leg", "knee", "ankle")) for side in ("right", "left"))
+
+
+def _side_bones():
+    """Bones of both arms and legs and the girdles, by LSP's joint names."""
+    return tuple((f"{side}_{a}", f"{side}_{b}") for side in ("right", "left") for a, b in (
+        ("shoulder", "elbow"), ("elbow", "wrist"), ("hip", "knee"), ("knee", "ankle"))) + \
+        (("right_shoulder", "left_shoulder"), ("right_hip", "left_hip"))
 
 
 #: LSP's 14 joints in the order of the CPM release's LSP/MPII models: the shipped model's output channels.
@@ -275,10 +307,58 @@ LSP14 = _human(
      ("left_lower_leg", "lower_leg", ["left_knee"], ["left_ankle"])),
     # PCK@0.2 on LSP normalises by the torso size: the distance from the left shoulder to the right hip
     ("left_shoulder", "right_hip"),
+    metric="pcp",  # the shipped model's runs keep their best checkpoint by PCP, as they always have
+)
+
+#: MPII Human Pose's 16 joints, in its file order (ids 0..15). PCKh@0.5 leaves pelvis and thorax out of its mean, as
+#: the literature reports it.
+MPII16 = _human(
+    "mpii16",
+    ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "pelvis", "thorax", "upper_neck",
+     "head_top", "right_wrist", "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist"),
+    (("head_top", "upper_neck"), ("upper_neck", "thorax"), ("thorax", "pelvis"), ("thorax", "right_shoulder"),
+     ("thorax", "left_shoulder"), ("pelvis", "right_hip"), ("pelvis", "left_hip")) + _side_bones(),
+    (("head", "head", ["head_top"], ["upper_neck"]), ("torso", "torso", ["upper_neck"], ["pelvis"])) + _side_limbs(),
+    ("left_shoulder", "right_hip"),
+    head=(("head_top", "upper_neck", 0.08),),
+    metric="pckh@0.5", pckh_exclude=["pelvis", "thorax"],
+)
+
+#: COCO's 17 keypoints, in its order, with its published OKS sigmas (pycocotools' COCOeval) and its skeleton. The
+#: head part is drawn around the nose and ears (the set has no head top).
+COCO17 = _human(
+    "coco17",
+    ("nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder", "left_elbow",
+     "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip", "left_knee", "right_knee", "left_ankle",
+     "right_ankle"),
+    (("left_ankle", "left_knee"), ("left_knee", "left_hip"), ("right_ankle", "right_knee"), ("right_knee", "right_hip"),
+     ("left_hip", "right_hip"), ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip"),
+     ("left_shoulder", "right_shoulder"), ("left_shoulder", "left_elbow"), ("right_shoulder", "right_elbow"),
+     ("left_elbow", "left_wrist"), ("right_elbow", "right_wrist"), ("left_eye", "right_eye"), ("nose", "left_eye"),
+     ("nose", "right_eye"), ("left_eye", "left_ear"), ("right_eye", "right_ear"), ("left_ear", "left_shoulder"),
+     ("right_ear", "right_shoulder")),
+    (("torso", "torso", ["left_shoulder", "right_shoulder"], ["left_hip", "right_hip"]),) + _side_limbs(),
+    ("left_shoulder", "right_hip"),
+    head=(("nose", "left_ear", 0.05), ("nose", "right_ear", 0.05), ("left_ear", "right_ear", 0.05)),
+    oks_sigmas=[0.026, 0.025, 0.025, 0.035, 0.035, 0.079, 0.079, 0.072, 0.072, 0.062, 0.062, 0.107, 0.107, 0.087,
+                0.087, 0.089, 0.089],
+    metric="ap",
+)
+
+#: JHMDB's 15 puppet joints, in the order of its joint_positions.mat. Its head point is the head's centre.
+JHMDB15 = _human(
+    "jhmdb15",
+    ("neck", "belly", "head", "right_shoulder", "left_shoulder", "right_hip", "left_hip", "right_elbow", "left_elbow",
+     "right_knee", "left_knee", "right_wrist", "left_wrist", "right_ankle", "left_ankle"),
+    (("head", "neck"), ("neck", "belly"), ("neck", "right_shoulder"), ("neck", "left_shoulder"),
+     ("belly", "right_hip"), ("belly", "left_hip")) + _side_bones(),
+    (("head", "head", ["head"], ["neck"]), ("torso", "torso", ["neck"], ["right_hip", "left_hip"])) + _side_limbs(),
+    ("left_shoulder", "right_hip"),
+    head=(("head", "neck", 0.08),),
 )
 
 #: The built-in specs by name.
-BUILTIN = {spec.name: spec for spec in (LSP14,)}
+BUILTIN = {spec.name: spec for spec in (LSP14, MPII16, COCO17, JHMDB15)}
 #: The spec of a config without KEYPOINTS (every run and model from before specs existed).
 DEFAULT_SPEC = LSP14
 

@@ -7,7 +7,7 @@ mask, the mask is the body and each of its pixels goes to the nearest part.
 
 A scheme's exclusive parts partition the person (every body pixel has exactly one part); the model adds the whole
 body as one more channel. Label 0 is the background. A keypoint spec (cpm.keypoints) carries its schemes, by joint
-name; HUMAN_SCHEMES are those of a human body with LSP's joint names.
+name; human_schemes builds those of a human body.
 """
 from dataclasses import dataclass
 
@@ -41,7 +41,7 @@ def _part(name, bones, polygon=()):
 
 # Radii as fractions of the person's size; for a 234 px person (the paper preset's crop) the head is ~38 px wide,
 # a thigh ~28 px and a forearm ~16 px, close to adult proportions.
-_HEAD = _part("head", [("head_top", "neck", 0.08)])
+LSP_HEAD = (("head_top", "neck", 0.08),)
 _TORSO = _part("torso", [("right_shoulder", "left_shoulder", 0.04), ("left_shoulder", "left_hip", 0.04),
                          ("left_hip", "right_hip", 0.04), ("right_hip", "right_shoulder", 0.04)],
                ["right_shoulder", "left_shoulder", "left_hip", "right_hip"])
@@ -61,13 +61,17 @@ _LIMBS = {(side, kind): _limb(side, f"upper_{kind}", f"lower_{kind}", *joints, *
           for kind, joints, radii in (("arm", ("shoulder", "elbow", "wrist"), (0.045, 0.035)),
                                       ("leg", ("hip", "knee", "ankle"), (0.06, 0.045)))}
 
-#: Part schemes of a human body, in a keypoint spec's JSON form: exclusive parts in channel order (label k + 1); the
-#: body channel follows them in the model.
-HUMAN_SCHEMES = {
-    # The seven masks of Iftimie (2017, docs/references.md): head, torso, arms, legs (+ body).
-    "seed7": [_HEAD, _TORSO] + [_merge(f"{side}_{kind}", _LIMBS[side, kind])
-                                for kind in ("arm", "leg") for side in ("left", "right")],
-    # Upper and lower arms and legs separately (+ head, torso, body).
-    "limbs": [_HEAD, _TORSO] + [p for kind in ("arm", "leg") for side in ("left", "right")
-                                for p in _LIMBS[side, kind]],
-}
+
+def human_schemes(head=LSP_HEAD):
+    """Part schemes of a human body, in a keypoint spec's JSON form: exclusive parts in channel order (label k + 1);
+    the body channel follows them in the model. Shoulders, elbows, wrists, hips, knees and ankles go by LSP's names
+    (left_/right_ + joint); ``head``: the head's bones (joint a, joint b, radius), which differ between sets."""
+    head = _part("head", head)
+    return {
+        # The seven masks of Iftimie (2017, docs/references.md): head, torso, arms, legs (+ body).
+        "seed7": [head, _TORSO] + [_merge(f"{side}_{kind}", _LIMBS[side, kind])
+                                   for kind in ("arm", "leg") for side in ("left", "right")],
+        # Upper and lower arms and legs separately (+ head, torso, body).
+        "limbs": [head, _TORSO] + [p for kind in ("arm", "leg") for side in ("left", "right")
+                                   for p in _LIMBS[side, kind]],
+    }

@@ -5,18 +5,18 @@ Layouts of a folder DIR for a split S (the first that exists is used):
     DIR/S.json or DIR/annotations/S.json + images in DIR/images/ or DIR/
 Aliases: train -> train2017, val and test -> val2017 (COCO's test set has no public keypoints).
 
-Each annotation becomes one record: the 17 COCO keypoints map onto the model's 14 joints (cpm.joints.COCO17: the
-neck is the mean of the shoulders, the head top is extrapolated from the shoulders through the eyes), visibility
-keeps COCO's 0/1/2, the crop is centred on the person box (centre = box middle, scale = longer side / 200 px), and
-the person mask comes from the annotation's polygons or run-length encoding. Crowd regions and people with fewer
-than READER.COCO_MIN_KEYPOINTS labelled keypoints are skipped.
+Each annotation becomes one record of the file's keypoints (cpm.keypoints.COCO17 for COCO's own file; a model of
+another spec maps them, cpm.joints.joint_map), visibility keeps COCO's 0/1/2, the crop is centred on the person box
+(centre = box middle, scale = longer side / 200 px), and the person mask comes from the annotation's polygons or
+run-length encoding. Crowd regions and people with fewer than READER.COCO_MIN_KEYPOINTS labelled keypoints are
+skipped.
 """
 import os
 
 import numpy as np
 
 from cpm.errors import UserError
-from cpm.joints import COCO17, UNANNOTATED
+from cpm.keypoints import COCO17
 from dataflow.masks import PolygonMask, RLEMask
 from dataflow.records import (
     PersonRecord,
@@ -81,9 +81,7 @@ def read_coco_json(path, image_dirs, joint_set=COCO17, dataset="coco", min_keypo
         kps[:, 2] = np.clip(np.round(kps[:, 2]), 0, 2)
         if int((kps[:, 2] > 0).sum()) < min_keypoints:
             continue
-        joints = joint_set.map_joints(kps)
-        if (joints[:, 2] == UNANNOTATED).all():
-            continue
+        joints = kps
         image = images.get(ann["image_id"])
         if image is None:
             raise UserError(f"{path}: annotation {ann.get('id')} refers to image {ann['image_id']}, which is not "
@@ -93,7 +91,7 @@ def read_coco_json(path, image_dirs, joint_set=COCO17, dataset="coco", min_keypo
         if place is None:
             continue
         records.append(PersonRecord(path_of_image, joints, *place, dataset,
-                                    mask=_mask(ann.get("segmentation"), image)))
+                                    mask=_mask(ann.get("segmentation"), image), joint_set=joint_set))
     if not records:
         raise UserError(f"{path} has no usable person (min_keypoints={min_keypoints})")
     return records

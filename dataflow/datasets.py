@@ -1,15 +1,16 @@
 """Dataset selection by name: ``--data NAME --datadir DIR --split S`` of every script ends here.
 
-Each dataset names its reader, its joint set (cpm.joints: names, left/right pairs, sigmas, mapping onto the model's
-joints) and its default training and evaluation splits. Reader options come from the config's READER group.
+Each dataset names its reader, the keypoint spec of the joints its files store (cpm.keypoints; a model of another
+spec maps them, cpm.joints.joint_map) and its default training and evaluation splits. Reader options come from the
+config's READER group.
 """
 import os
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Optional
 
 from cpm.config import get_config
 from cpm.errors import UserError
-from cpm.joints import COCO17, JHMDB15, LSP14, MODEL_JOINTS, MPII16, JointSet
+from cpm.keypoints import COCO17, JHMDB15, LSP14, MPII16, KeypointSpec
 from dataflow.coco import read_coco
 from dataflow.jhmdb import read_jhmdb
 from dataflow.lsp import read_lsp
@@ -27,13 +28,13 @@ class Dataset:
 
     Attributes:
         name: the --data name.
-        joint_set: the joints its files store.
+        joint_set: the keypoint spec of the joints its files store; None: each file names its own (TFRecords).
         read: (datadir, split, reader config group) -> list of PersonRecord.
         train_split, eval_split: splits used when --split is not given.
     """
 
     name: str
-    joint_set: JointSet
+    joint_set: Optional[KeypointSpec]
     read: Callable
     train_split: str
     eval_split: str
@@ -45,8 +46,8 @@ DATASETS = {d.name: d for d in (
     Dataset("jhmdb", JHMDB15, lambda d, s, o: read_jhmdb(d, s, o.JHMDB_FRAME_STRIDE), "train", "test"),
     Dataset("coco", COCO17, lambda d, s, o: read_coco(d, s, o.COCO_MIN_KEYPOINTS, o.COCO_SKIP_CROWD), "train",
             "val"),
-    # Our TFRecords store model joints; other writers' files are mapped by their joint count (dataflow.tfrecord).
-    Dataset("tfrecord", MODEL_JOINTS, lambda d, s, o: read_tfrecord(d, s), "train", "test"),
+    # A TFRecord names the set of its joints; other writers' files are known by their joint count (dataflow.tfrecord)
+    Dataset("tfrecord", None, lambda d, s, o: read_tfrecord(d, s), "train", "test"),
 )}
 
 

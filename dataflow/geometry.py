@@ -10,8 +10,6 @@ cpm.model cannot import this module (the layering runs cpm <- dataflow): its bui
 """
 import numpy as np
 
-from cpm.errors import UserError
-from cpm.joints import JOINT_NAMES
 from cpm.keypoints import spec_of
 from dataflow.targets import BeliefCodec, PartCodec, center_map
 from dataflow.transforms import crop_affine, warp_image
@@ -46,18 +44,6 @@ class Geometry:
         sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA * s for s in spec.sigmas]
         return cls(spec, d.INPUT_SIZE, d.STRIDE, sigmas, d.TARGET_DIST, d.CENTER_SIGMA, d.PAD_VALUE,
                    cfg.MODEL.PART_SCHEME if cfg.MODEL.PART_STAGES else None, d.PART_WIDTH)
-
-    def check_records(self, records, what):
-        """One line (UserError) unless ``records`` hold this model's joints: the readers deliver lsp14's 14 joints
-        (cpm.joints.JOINT_NAMES) whatever the dataset, so a model of another keypoint spec cannot train or be scored
-        on them."""
-        if self.spec.names != JOINT_NAMES:
-            raise UserError(f"{what} data: the readers deliver the joints of lsp14 ({len(JOINT_NAMES)}), the model's "
-                            f"keypoint spec is {self.spec.name} ({self.num_joints} joints)")
-        bad = next((r for r in records if len(r.joints) != self.num_joints), None)
-        if bad is not None:
-            raise UserError(f"{what} data: {bad.image} holds {len(bad.joints)} joints, the model's keypoint spec "
-                            f"{self.spec.name} {self.num_joints}")
 
     @property
     def num_joints(self):

@@ -8,7 +8,7 @@ Official layout of a folder DIR (the release's separate archives unpacked side b
 Splits: train1..train3, test1..test3 (train and test mean split 1), all (every video with joints). Every
 READER.JHMDB_FRAME_STRIDE-th frame of a video is used, starting with the first. The puppet annotations place every
 joint, hidden or not, and carry no visibility flag: all joints are marked visible. The head joint is the head's
-centre (cpm.joints.JHMDB15). Centre and scale come from the joints' extent, as for LSP. The frame's puppet mask
+centre (cpm.keypoints.JHMDB15). Centre and scale come from the joints' extent, as for LSP. The frame's puppet mask
 travels with its record when the puppet_mask archive is present.
 
 COCO-style JSON layout (15 keypoints in the release's order, 0-based px as COCO stores them, person boxes):
@@ -21,7 +21,8 @@ import re
 import numpy as np
 
 from cpm.errors import UserError
-from cpm.joints import JHMDB15, VISIBLE
+from cpm.joints import VISIBLE
+from cpm.keypoints import JHMDB15
 from dataflow.coco import read_coco_json
 from dataflow.masks import MatFrameMask
 from dataflow.records import PersonRecord, center_scale_from_joints, first_existing, load_mat, with_frames
@@ -94,13 +95,14 @@ def read_jhmdb_official(datadir, split, frame_stride=1):
             image = os.path.join(datadir, "Rename_Images", cls, video, f"{t + 1:05d}.png")
             if not os.path.isfile(image):
                 raise UserError(f"frame {image} is missing ({cls}/{video} has {len(pos)} annotated frames)")
-            joints = JHMDB15.map_joints(np.concatenate([pos[t], np.full((len(pos[t]), 1), VISIBLE)], axis=1))
+            joints = np.concatenate([pos[t], np.full((len(pos[t]), 1), VISIBLE)], axis=1)
             try:
                 center, scale = center_scale_from_joints(joints)
             except ValueError:  # a degenerate frame: all joints at one point
                 continue
             records.append(PersonRecord(image, joints, center, scale, "jhmdb",
-                                        mask=MatFrameMask(mask_path, "part_mask", t) if has_mask else None))
+                                        mask=MatFrameMask(mask_path, "part_mask", t) if has_mask else None,
+                                        joint_set=JHMDB15))
     if not records:
         raise UserError(f"split {split!r} of {datadir} has no annotated video")
     return records

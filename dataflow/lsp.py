@@ -23,13 +23,17 @@ import re
 import numpy as np
 
 from cpm.errors import UserError
-from cpm.joints import LSP14, OCCLUDED, UNANNOTATED, VISIBLE
+from cpm.joints import OCCLUDED, UNANNOTATED, VISIBLE
+from cpm.keypoints import LSP14
 from dataflow.records import PersonRecord, center_scale_from_joints, load_mat, with_frames
 
 LSP_TRAIN_SIZE = 1000  # images im0001-im1000 are LSP's training half, im1001-im2000 its test half
 LSP_RELEASE_SIZE = 2000
 SPLITS = ("train", "test", "all")  # or an image-number range "A-B"
 _RANGE = re.compile(r"^(\d+)-(\d+)$")
+#: The joints of joints.mat in file order (lsp_dataset/README.txt); records hold them in lsp14's order
+FILE_ORDER = ("right_ankle", "right_knee", "right_hip", "left_hip", "left_knee", "left_ankle", "right_wrist",
+              "right_elbow", "right_shoulder", "left_shoulder", "left_elbow", "left_wrist", "neck", "head_top")
 
 
 def read_joints_mat(path):
@@ -104,7 +108,7 @@ def read_lsp(datadir, split="all"):
     indices = split_indices(split, len(joints), layout, datadir)
     images_dir = os.path.join(datadir, "images")
     pattern = _image_pattern(images_dir)
-    model_joints = LSP14.map_joints(joints)  # N x 14 x 3
+    model_joints = joints[:, [FILE_ORDER.index(n) for n in LSP14.names]]  # N x 14 x 3 in lsp14's order
     records = []
     for i in indices:
         path = os.path.join(images_dir, pattern % (i + 1))
@@ -114,7 +118,7 @@ def read_lsp(datadir, split="all"):
             center, scale = center_scale_from_joints(model_joints[i])
         except ValueError:
             continue
-        records.append(PersonRecord(path, model_joints[i], center, scale, layout))
+        records.append(PersonRecord(path, model_joints[i], center, scale, layout, joint_set=LSP14))
     if not records:
         raise UserError(f"split {split!r} of {datadir} has no usable person")
     return records

@@ -24,7 +24,8 @@ import os
 import numpy as np
 
 from cpm.errors import UserError
-from cpm.joints import MPII16, OCCLUDED, UNANNOTATED, VISIBLE
+from cpm.joints import OCCLUDED, UNANNOTATED, VISIBLE
+from cpm.keypoints import MPII16
 from dataflow.records import PersonRecord, first_existing, load_json, load_mat, locate
 
 HEAD_SIZE_FACTOR = 0.6  # PCKh head size = 0.6 x head-box diagonal (the official evaluation's SC_BIAS)
@@ -111,10 +112,10 @@ def read_mpii_mat(datadir, split):
                 continue
             if not os.path.isfile(image):
                 raise UserError(f"image {image} is missing (annolist entry {i} of {path})")
-            head = np.array([_number(rect.x2) - _number(rect.x1), _number(rect.y2) - _number(rect.y1)])
-            records.append(PersonRecord(image, MPII16.map_joints(joints),
-                                        (_number(objpos.x) - 1, _number(objpos.y) - 1), _number(scale), "mpii",
-                                        head_size=HEAD_SIZE_FACTOR * float(np.linalg.norm(head))))
+            head = HEAD_SIZE_FACTOR * float(np.linalg.norm([_number(rect.x2) - _number(rect.x1),
+                                                            _number(rect.y2) - _number(rect.y1)]))
+            records.append(PersonRecord(image, joints, (_number(objpos.x) - 1, _number(objpos.y) - 1),
+                                        _number(scale), "mpii", head_size=head, joint_set=MPII16))
     return _checked(records, datadir, split)
 
 
@@ -137,7 +138,7 @@ def read_mpii_json(path, image_dirs):
         joints = np.concatenate([xy, np.where(vis > 0, VISIBLE, UNANNOTATED)[:, None]], axis=1)
         image = locate(name, image_dirs, found)
         if (vis > 0).any() and scale > 0:
-            records.append(PersonRecord(image, MPII16.map_joints(joints), center, scale, "mpii"))
+            records.append(PersonRecord(image, joints, center, scale, "mpii", joint_set=MPII16))
     return records
 
 

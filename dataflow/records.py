@@ -1,4 +1,5 @@
 """The person record every reader yields, the centre/scale rules, and file lookup shared by the readers."""
+import dataclasses
 import json
 import os
 from dataclasses import dataclass
@@ -8,7 +9,8 @@ import numpy as np
 import scipy.io
 
 from cpm.errors import UserError
-from cpm.joints import NUM_JOINTS, UNANNOTATED
+from cpm.joints import UNANNOTATED, joint_map
+from cpm.keypoints import LSP14, KeypointSpec
 
 #: MPII's unit of person size: ``scale`` is the person's height in px divided by this.
 SCALE_UNIT_PX = 200.0
@@ -21,14 +23,16 @@ class PersonRecord:
     Attributes:
         image: path of the image file, or an object with ``read_bytes()`` and a readable ``str()`` for images stored
             inside a container (dataflow.tfrecord.TFRecordImage); dataflow.images.read_image takes both.
-        joints: float32 [14, 3], model joint order (cpm.joints.JOINT_NAMES); x, y in 0-based original image px;
-            visibility 0 unannotated / 1 occluded / 2 visible (cpm.joints).
+        joints: float32 [K, 3] in the order of ``joint_set``; x, y in 0-based original image px; visibility
+            0 unannotated / 1 occluded / 2 visible (cpm.joints).
         center: float32 [2], person centre in original px; the crop is cut around it.
         scale: person size in units of SCALE_UNIT_PX (MPII convention: height / 200 px).
         dataset: name of the reader that made the record.
         head_size: px, for PCKh (MPII); None where the dataset has no head box.
         mask: the person's mask as a reference that loads on demand (dataflow.masks: ``load()`` gives uint8 [H, W]
             in original px, 1 on the person), or None where the dataset has none.
+        joint_set: the cpm.keypoints.KeypointSpec of ``joints``: the dataset's own (map_records brings them into a
+            model's).
     """
 
     image: str
@@ -38,15 +42,39 @@ class PersonRecord:
     dataset: str
     head_size: Optional[float] = None
     mask: Any = None
+    joint_set: KeypointSpec = LSP14
 
     def __post_init__(self):
-        self.joints = np.asarray(self.joints, dtype=np.float32)
+        self.joints = np.array(self.joints, dtype=np.float32)
         self.center = np.asarray(self.center, dtype=np.float32)
-        if self.joints.shape != (NUM_JOINTS, 3):
-            raise ValueError(f"{self.image}: joints must be [{NUM_JOINTS}, 3], got {self.joints.shape}")
+        if self.joints.shape != (self.joint_set.num_joints, 3):
+            raise ValueError(f"{self.image}: joints must be [{self.joint_set.num_joints}, 3] ({self.joint_set.name}), "
+                             f"got {self.joints.shape}")
+        self.joints[self.joints[:, 2] == UNANNOTATED, :2] = 0.0  # whatever a file stores there: no position
         if self.center.shape != (2,):
             raise ValueError(f"{self.image}: center must be [2], got {self.center.shape}")
         self.scale = float(self.scale)
+
+
+def map_records(records, spec):
+    """``records`` with their joints in the order of ``spec`` (cpm.joints.joint_map: by name, or derived as declared;
+    a joint the data does not give is unannotated), as a model of ``spec`` trains on them and is scored against them.
+    Records already of ``spec``'s joints come back as they are; the list keeps its order and length."""
+    out = []
+    for r in records:
+        m = joint_map(r.joint_set, spec)
+        out.append(r if m.identity else dataclasses.replace(r, joints=m.map_joints(r.joints), joint_set=spec))
+    return out
+
+
+def describe_mapping(records, spec):
+    """One line per joint set of ``records`` that is not ``spec``'s (cpm.joints.JointMap.describe), in first-seen
+    order; none when every record already has the model's joints."""
+    seen = {}
+    for r in records:
+        seen.setdefault(id(r.joint_set), r.joint_set)
+    maps = [joint_map(s, spec) for s in seen.values()]
+    return [m.describe() for m in maps if not m.identity]
 
 
 def center_scale_from_joints(joints):

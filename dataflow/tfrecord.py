@@ -5,13 +5,14 @@ Writing (``write_tfrecord``) groups records by image and stores, per image:
     image/encoded       the source file's bytes unchanged (JPEG, or PNG for a PNG source: re-encoding would lose
                         pixels), image/format saying which; image/height, image/width, image/filename, image/id
     image/object/*      per person: the crop box (centre +- 100 x scale px, the box our records are cut around),
-                        normalised; area (person mask, else box); the 14 model joints as parts/x, parts/y (x / width,
-                        y / height) and parts/v (0 unannotated, 1 occluded, 2 visible)
-    image/extra         JSON {"joint_set": "model", "objects": [{center, scale, head_size, dataset, mask}]}: the
-                        record fields the schema has no key for, exact (mask as a COCO RLE)
+                        normalised; area (person mask, else box); the records' joints (their own set's) as parts/x,
+                        parts/y (x / width, y / height) and parts/v (0 unannotated, 1 occluded, 2 visible)
+    image/extra         JSON {"joint_set": name, "keypoints": spec (a set that is not built in), "objects":
+                        [{center, scale, head_size, dataset, mask}]}: the record fields the schema has no key for,
+                        exact (mask as a COCO RLE)
 Reading (``read_tfrecord``) gives one record per object. Files from other writers need only the schema's keys: their
-parts map onto the model through the joint set named in image/extra, or the one with that many joints (14 = model
-order, 15 JHMDB, 16 MPII, 17 COCO); centre and scale then come from the box. Images stay inside the file: records
+parts are of the joint set named in image/extra, or of the one with that many joints (14 lsp14, 15 jhmdb15,
+16 mpii16, 17 coco17); centre and scale then come from the box. Images stay inside the file: records
 point at them with a TFRecordImage.
 """
 import json
@@ -24,12 +25,15 @@ import cv2
 import numpy as np
 
 from cpm.errors import BadSample, UserError
-from cpm.joints import JOINT_SETS, MODEL_JOINTS, UNANNOTATED
+from cpm.joints import UNANNOTATED
+from cpm.keypoints import BUILTIN, COCO17, JHMDB15, LSP14, MPII16, KeypointSpec
 from dataflow.masks import RLEMask
 from dataflow.records import SCALE_UNIT_PX, PersonRecord, center_scale_from_box, center_scale_from_joints
 
-JOINT_SETS_BY_SIZE = {js.num_joints: js for js in (MODEL_JOINTS, JOINT_SETS["jhmdb"], JOINT_SETS["mpii"],
-                                                    JOINT_SETS["coco"])}
+#: The set of a file that names none, by its parts per object (14: lsp14's order, as our files before keypoint specs)
+JOINT_SETS_BY_SIZE = {js.num_joints: js for js in (LSP14, JHMDB15, MPII16, COCO17)}
+#: Set names of files from before keypoint specs
+_OLD_NAMES = {"model": LSP14, "lsp": LSP14, "mpii": MPII16, "jhmdb": JHMDB15, "coco": COCO17}
 _HEADER = struct.Struct("<Q")  # a TFRecord entry: uint64 length, uint32 crc, data, uint32 crc
 
 
@@ -148,7 +152,7 @@ def _records(feat, path, offset, length):
                         f"{count} objects")
     extra = _our_extra(one("image/extra", b""))
     k = len(xs) // count
-    joint_set = JOINT_SETS.get(extra.get("joint_set")) or JOINT_SETS_BY_SIZE.get(k)
+    joint_set = _joint_set(extra, path) or JOINT_SETS_BY_SIZE.get(k)
     if joint_set is None or joint_set.num_joints != k:
         raise UserError(f"{path}: {filename} has {k} parts per object; known joint sets have "
                         f"{sorted(JOINT_SETS_BY_SIZE)}")
@@ -158,7 +162,7 @@ def _records(feat, path, offset, length):
     boxes = [feat.get(f"image/object/bbox/{s}", []) for s in ("xmin", "ymin", "xmax", "ymax")]
     records = []
     for i in range(count):
-        joints = joint_set.map_joints(parts[i])
+        joints = parts[i]
         if (joints[:, 2] == UNANNOTATED).all():
             continue
         obj = objects[i]
@@ -175,8 +179,17 @@ def _records(feat, path, offset, length):
         mask = obj.get("mask")
         records.append(PersonRecord(image, joints, center, scale, obj.get("dataset", "tfrecord"),
                                     head_size=obj.get("head_size"),
-                                    mask=RLEMask(mask["counts"], *mask["size"]) if mask else None))
+                                    mask=RLEMask(mask["counts"], *mask["size"]) if mask else None,
+                                    joint_set=joint_set))
     return records
+
+
+def _joint_set(extra, path):
+    """The keypoint spec image/extra names: its own JSON form, a built-in's name, or an old file's set name; None."""
+    if isinstance(extra.get("keypoints"), dict):
+        return KeypointSpec.from_dict(extra["keypoints"], source=path)
+    name = extra.get("joint_set")
+    return BUILTIN.get(name) or _OLD_NAMES.get(name)
 
 
 def _our_extra(raw):
@@ -222,7 +235,10 @@ def example_of(image, records):
         objects.append({"center": [float(v) for v in r.center], "scale": r.scale, "head_size": r.head_size,
                         "dataset": r.dataset,
                         "mask": {"counts": mask.counts, "size": [height, width]} if mask is not None else None})
-    joints = np.stack([r.joints for r in records])  # P x 14 x 3
+    spec = records[0].joint_set
+    if any(r.joint_set.names != spec.names for r in records):
+        raise UserError(f"{image}: its people hold joints of different sets ({spec.name}, ...)")
+    joints = np.stack([r.joints for r in records])  # P x K x 3
     floats = lambda v: tf.train.Feature(float_list=tf.train.FloatList(value=list(map(float, v))))  # noqa: E731
     ints = lambda v: tf.train.Feature(int64_list=tf.train.Int64List(value=list(map(int, v))))  # noqa: E731
     strings = lambda v: tf.train.Feature(bytes_list=tf.train.BytesList(value=list(v)))  # noqa: E731
@@ -231,7 +247,9 @@ def example_of(image, records):
         "image/id": strings([name]), "image/filename": strings([name]), "image/encoded": strings([data]),
         "image/height": ints([height]), "image/width": ints([width]), "image/colorspace": strings([b"RGB"]),
         "image/channels": ints([3]), "image/format": strings([_image_format(data, image)]),
-        "image/extra": strings([json.dumps({"joint_set": MODEL_JOINTS.name, "objects": objects}).encode()]),
+        "image/extra": strings([json.dumps({"joint_set": spec.name, "objects": objects,
+                                            **({} if BUILTIN.get(spec.name) is spec else
+                                               {"keypoints": spec.to_dict()})}).encode()]),
         "image/object/count": ints([len(records)]),
         "image/object/area": floats(areas),
         "image/object/id": strings([str(i).encode() for i in range(len(records))]),

@@ -36,7 +36,9 @@ class RunStopper(Callback):
 class PoseValidation(RunStopper):
     """Score the model on the validation people after every epoch (PCP, PCK@0.2, in original image px).
 
-    Writes ``val/pcp``, ``val/pck@0.2`` and ``val/pcp/<group>`` to the monitors (TensorBoard, stats.json) and, with
+    Writes ``val/pcp``, ``val/pck@0.2``, ``val/pcp/<group>`` and, where the keypoint spec and the data give them,
+    ``val/pckh@0.5`` (people with head sizes) and ``val/ap``, ``val/ap50``, ``val/ap75``, ``val/ar`` (COCO's
+    keypoint AP) to the monitors (TensorBoard, stats.json) and, with
     part stages, ``val/part_iou/<part>`` and ``val/mean_part_iou`` against the skeleton-derived part targets; prints
     the table. It scores as evaluate.py does (eval.evaluate.score, one plain view per person), through
     the training graph's own tower.
@@ -66,8 +68,9 @@ class PoseValidation(RunStopper):
             self.stop(e)
         put = self.trainer.monitors.put_scalar
         put("speed/validation_s", time.perf_counter() - start)
-        put("val/pcp", report["pcp"])
-        put("val/pck@0.2", report["pck@0.2"])
+        for key in ("pcp", "pck@0.2", "pckh@0.5", "ap", "ap50", "ap75", "ar"):  # what the spec and data give
+            if report.get(key) is not None and np.isfinite(report[key]):
+                put(f"val/{key}", report[key])
         for group, value in report["per_limb"].items():
             put(f"val/pcp/{group}", value)
         text = format_report(report, f"{self.title}, epoch {self.epoch_num}")

@@ -6,7 +6,7 @@ Layout of ``RUN``:
     config.json                 the run's config, data selection, command line and sessions (written atomically)
     stats.json                  one entry per epoch end (and per signal stop): scalars with epoch_num, global_step
     checkpoint, model-N.*       TensorFlow's checkpoints; ``checkpoint`` names the newest complete one
-    max-val-pcp.*               the best validation checkpoint
+    max-val-pcp.*               the best validation checkpoint (by the keypoint spec's metric: max-val-pckh0.5, ...)
     events.out.tfevents.*       TensorBoard
     log.log                     tensorpack's log
 """

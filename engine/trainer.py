@@ -16,16 +16,18 @@ from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, ScalarPri
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
-from cpm.checkpoint import BEST_CHECKPOINT, fine_tune_weights, load_run_config
+from cpm.checkpoint import CONFIG_FILE, best_checkpoint, fine_tune_weights, load_run_config
 from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
-from cpm.keypoints import LSP14
+from cpm.joints import UNANNOTATED
+from cpm.keypoints import LSP14, load_spec, spec_of
 from cpm.model import CPMModel
 from cpm.precision import cpu_description
 from cpm.session import SessionCreator
 from dataflow.geometry import Geometry
 from dataflow.pipeline import build_train_dataflow
+from dataflow.records import describe_mapping, map_records
 from engine.distributed import ClusterTrainer
 from engine.hooks import (
     BadSampleReport,
@@ -46,7 +48,7 @@ from engine.resume import (
     resume_point,
 )
 from engine.rundir import EventWriter, RunDir, StatsWriter, quiet_on_full_disk
-from eval.evaluate import baseline_report
+from eval.evaluate import baseline_report, standard_metric
 from eval.metrics import format_report
 
 
@@ -147,6 +149,41 @@ def lr_setter(t, steps_per_epoch):
     return ScheduledHyperParamSetter("learning_rate", lr_schedule(t.LR, t.LR_DECAY_EPOCHS, t.LR_DECAY_FACTOR))
 
 
+def choose_keypoints(logdir, joints, base, train_records):
+    """The keypoint spec a run trains, and why (a few words): a run directory's own when it resumes (a config.json from
+    before specs: lsp14); else ``joints`` (--joints: a built-in name or a JSON file); else the model ``base`` (--load's
+    config) predicts; else the first training person's own set. A ``joints`` that contradicts a resumed run, or a
+    --load'ed model of another set, is one line."""
+    chosen = load_spec(joints) if joints else None
+    if os.path.isfile(os.path.join(logdir, CONFIG_FILE)):
+        spec = spec_of(load_run_config(logdir))
+        if chosen is not None and chosen.training_fields() != spec.training_fields():
+            raise UserError(f"--joints {joints}: the run in {logdir} trains {spec.name}; use another --logdir")
+        return spec, "the run's own"
+    if base is not None:
+        spec = spec_of(base)
+        if chosen is not None and chosen.training_fields() != spec.training_fields():
+            raise UserError(f"--joints {joints}: the --load'ed model predicts {spec.name}; starting another set's "
+                            f"layers from it is not supported yet: train it from scratch, or drop --joints")
+        return spec, "the --load'ed model's"
+    if chosen is not None:
+        return chosen, f"--joints {joints}"
+    return train_records[0].joint_set, f"the joints of {train_records[0].dataset}, the first training data"
+
+
+def model_records(train_records, val_records, spec):
+    """The records with the model's joints (dataflow.records.map_records), each mapping named in the log; training
+    people left without an annotated joint (COCO people with only a face, for an lsp14 model) are dropped."""
+    for line in describe_mapping(train_records + val_records, spec):
+        logger.info(f"joints mapped onto the model's {spec.name}: {line}")
+    train = [r for r in map_records(train_records, spec) if (r.joints[:, 2] != UNANNOTATED).any()]
+    if not train:
+        raise UserError(f"no training person has an annotated joint of the model's keypoint spec {spec.name}")
+    if len(train) < len(train_records):
+        logger.info(f"{len(train_records) - len(train)} training people have none of {spec.name}'s joints: left out")
+    return train, map_records(val_records, spec)
+
+
 def worker_share(cluster, train_records, steps, seed, logdir, meta):
     """This worker's part of a cluster run: every K-th training person (K workers, a different shard each), 1/K of
     the epoch's shared steps, seed + task, and for workers other than the chief a ``worker<task>`` subfolder for
@@ -177,12 +214,13 @@ def build_callbacks(cfg, geometry, val_records, steps, done, gpus, cluster, save
     """
     t = cfg.TRAIN
     workers = cluster.count if cluster else 1
+    metric = standard_metric(geometry.spec, val_records)
     callbacks = [
         StepSpeed(t.BATCH_SIZE * max(1, gpus), t.SUMMARY_PERIOD),
         ClusterResume(steps, workers) if cluster else ShortenFirstEpoch(done // workers),
         saver,
         PoseValidation(val_records, cfg, geometry),
-        BestSaver("val/pcp", BEST_CHECKPOINT),
+        BestSaver(f"val/{metric}", best_checkpoint(metric)),
         lr_setter(t, steps * workers).set_chief_only(cluster is not None),  # one writer of the shared rate
         TrainingImages(geometry, t.SUMMARY_PERIOD),
         StopOnNonFiniteLoss(),
@@ -253,8 +291,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
                     f"(numbers {k}, {k + workers}, {k + 2 * workers}, ... of the selection)")
     val_records = val_records[:t.VAL_MAX_PEOPLE] if t.VAL_MAX_PEOPLE else val_records
     geometry = Geometry.from_config(cfg)
-    geometry.check_records(train_records, "training")
-    geometry.check_records(val_records, "validation")
+    train_records, val_records = model_records(train_records, val_records, geometry.spec)
     baseline = baseline_report(train_records, val_records, geometry)
     logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
     checkpoint, starting_epoch, done = resume_point(logdir, steps * workers)

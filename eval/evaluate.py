@@ -10,8 +10,9 @@ from tqdm import tqdm
 from cpm.joints import UNANNOTATED, to_coco_keypoints
 from dataflow.images import image_id, read_image
 from dataflow.mapper import check_joints, make_mapper
-from dataflow.records import SCALE_UNIT_PX
+from dataflow.records import SCALE_UNIT_PX, map_records
 from dataflow.transforms import apply_affine, transform_joints
+from eval.cocoeval import keypoint_ap
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import (
     PCKH_ALPHA,
@@ -25,6 +26,14 @@ from eval.metrics import (
     torso_size,
     within_radius,
 )
+
+
+def standard_metric(spec, records):
+    """The report key a model of ``spec`` is judged by on ``records`` (its best checkpoint): the spec's metric, or
+    PCK@0.2 where the data cannot give it (PCKh without head sizes)."""
+    if spec.metric == "pckh@0.5" and not all(r.head_size for r in records):
+        return "pck@0.2"
+    return spec.metric
 
 
 def progress_bar(total, desc, disable):
@@ -151,9 +160,10 @@ def evaluate(pred, records, geometry):
     (dataflow.geometry.Geometry: the keypoint spec's metrics, its crops for within-25-px).
 
     Returns:
-        eval.metrics.pose_scores' report plus "pckh@0.5" and "per_joint_pckh" (None unless every record has a head
-        size) and "within_25px" (share of joints within 25 px of the truth on a 368 px normalised crop, scaled to
-        the input size).
+        eval.metrics.pose_scores' report plus "pckh@0.5" (mean over the spec's joints less its pckh_exclude) and
+        "per_joint_pckh" (every joint), both None unless every record has a head size; "ap", "ap50", "ap75", "ar"
+        (eval.cocoeval.keypoint_ap) for a spec whose metric is AP; and "within_25px" (share of joints within 25 px
+        of the truth on a 368 px normalised crop, scaled to the input size).
     """
     gt = np.stack([r.joints for r in records])
     spec, input_size = geometry.spec, geometry.input_size
@@ -161,8 +171,11 @@ def evaluate(pred, records, geometry):
     report["pckh@0.5"] = report["per_joint_pckh"] = None
     if all(r.head_size for r in records):
         pckh = pck_correct(pred, gt, np.array([r.head_size for r in records]), PCKH_ALPHA)
-        report["pckh@0.5"] = mean_scored(pckh)
+        kept = [k for k in range(spec.num_joints) if k not in spec.pckh_exclude]  # MPII's mean leaves out 2 joints
+        report["pckh@0.5"] = mean_scored(pckh[:, kept])
         report["per_joint_pckh"] = {name: mean_scored(pckh[:, k]) for k, name in enumerate(spec.names)}
+    if spec.metric == "ap":
+        report.update(keypoint_ap(pred, records, spec))
     affines = geometry.affines(records)
     pred_crop = np.stack([apply_affine(m, p[:, :2]) for m, p in zip(affines, pred, strict=True)])
     gt_crop = np.stack([apply_affine(m, g) for m, g in zip(affines, gt, strict=True)])
@@ -215,7 +228,7 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True):
         Evaluation.
     """
     parts = match = None
-    predictor.geometry.check_records(records, "evaluation")
+    records = map_records(records, predictor.geometry.spec)
     if estimator is not None:
         pred, seconds, match = predict_detected(estimator, records, progress)
     else:
@@ -249,14 +262,15 @@ def predictions_json(pred, records, spec):
     return {"joint_names": list(spec.names), "predictions": out}
 
 
-def coco_results(pred, records):
-    """COCO keypoint results of ``pred`` [N, K, 3] (original px, score): one {"image_id", "category_id": 1,
-    "keypoints": 17 x [x, y, v], "score"} per person, the format pycocotools' ``COCO.loadRes`` and COCOeval read.
+def coco_results(pred, records, spec):
+    """COCO keypoint results of ``pred`` [N, K, 3] (original px, score) of a model of ``spec``: one {"image_id",
+    "category_id": 1, "keypoints": 17 x [x, y, v], "score"} per person, the format pycocotools' ``COCO.loadRes`` and
+    COCOeval read (cpm.joints.to_coco_keypoints).
 
     The image id is the number in the image's file name (COCO's 000000196141.jpg is 196141, LSP's im0801.jpg 801);
-    names without one are numbered in order of appearance from 1. The score is the mean of the 14 joints' scores.
+    names without one are numbered in order of appearance from 1. The score is the mean of the joints' scores.
     """
-    return [{"image_id": image_id(r.image, i), "category_id": 1, "keypoints": to_coco_keypoints(p),
+    return [{"image_id": image_id(r.image, i), "category_id": 1, "keypoints": to_coco_keypoints(p, spec),
              "score": float(np.mean(p[:, 2]))} for i, (p, r) in enumerate(zip(pred, records, strict=True))]
 
 

@@ -136,7 +136,8 @@ def format_report(report, title):
              + f"  {pct(report['pcp']):>7s}  {pct(report['pck@0.2']):>7s}",
              "  PCK@0.2 per joint: " + ", ".join(f"{n} {pct(v).strip()}" for n, v in report["per_joint"].items())]
     extra = [f"{name} {pct(report[key]).strip()}" for key, name in
-             (("pckh@0.5", "PCKh@0.5"), ("within_25px", "within 25 px of a 368 crop")) if key in report]
+             (("pckh@0.5", "PCKh@0.5"), ("ap", "AP"), ("ap50", "AP50"), ("ap75", "AP75"), ("ar", "AR"),
+              ("within_25px", "within 25 px of a 368 crop")) if key in report]
     if extra:
         lines.append("  " + ", ".join(extra))
     return "\n".join(lines)

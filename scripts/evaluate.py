@@ -89,7 +89,7 @@ def main():
         write_json(args.out_predictions, predictions_json(pred, records, predictor.spec))
         print(f"wrote {args.out_predictions}")
     if args.out_coco:
-        write_json(args.out_coco, coco_results(pred, records))
+        write_json(args.out_coco, coco_results(pred, records, predictor.spec))
         print(f"wrote {args.out_coco}")
     if args.out_plots:
         print("wrote " + ", ".join(write_plots(pred, records, report, args.out_plots, predictor.spec)))

@@ -9,8 +9,9 @@ prediction, the main person (nearest the image centre) first. JSON (one object p
     {"image": PATH, "people": [{"bbox": [x, y, w, h], "joints": [{"name", "x", "y", "score"}, ...]}],
      "detected": true}
 ("detected" is false where nobody was found and the whole image was posed as one person; absent with --bbox)
-with the 14 joints in original image px; a model with part stages adds "part_names", draws the parts in colour and,
-with --part-masks, writes each person's part labels as a PNG (path in the person's "part_mask"). For a folder or
+with the model's joints (its keypoint spec's, by name) in original image px; a model with part stages adds
+"part_names", draws the parts in colour and, with --part-masks, writes each person's part labels as a PNG (path
+in the person's "part_mask"). For a folder or
 video, --out-json writes JSON lines (one image or frame per line), and --out-image is a folder of annotated images
 (folder input) or an annotated video (video input).
 """
@@ -144,7 +145,8 @@ def main():
             people, drawn, maps, part_masks = pose_image(estimator, image, bbox)
             for person in people:
                 joints = np.array([[j["x"], j["y"], j["score"]] for j in person["joints"]])
-                coco.append({"image_id": image_id(name, k), "category_id": 1, "keypoints": to_coco_keypoints(joints),
+                coco.append({"image_id": image_id(name, k), "category_id": 1,
+                             "keypoints": to_coco_keypoints(joints, estimator.spec),
                              "score": float(joints[:, 2].mean())})
             if args.out_part_masks and part_masks is not None:
                 write_part_masks(args.out_part_masks, name, people, part_masks)

@@ -16,7 +16,6 @@ import tempfile
 import numpy as np
 
 from cpm.checkpoint import (
-    BEST_CHECKPOINT,
     CONFIG_FILE,
     LITE_FILE,
     WEIGHTS_FILE,
@@ -209,7 +208,7 @@ def main():
     final["people"] = len(records)
     with open(os.path.join(args.out, "README.md"), "w") as f:
         f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text,
-                     best=os.path.basename(weights) == BEST_CHECKPOINT, history=history, runs=runs))
+                     best=os.path.basename(weights).startswith("max-val-"), history=history, runs=runs))
     print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
           f"PCP {100 * full['pcp']:.2f}; weights in {'float16' if fp16 else 'float32'}")
 

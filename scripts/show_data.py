@@ -31,8 +31,9 @@ def main():
     prepare_outputs(args)
     if args.n < 1:
         raise UserError("--n must be at least 1")
-    cfg = build_config(args.preset, args.config)
-    records = records_from_args(args, cfg.READER)
+    records = records_from_args(args, build_config(args.preset, args.config).READER)
+    # the crops and targets a model of the data's own joints trains on
+    cfg = build_config(args.preset, args.config, keypoints=records[0].joint_set)
     geometry = Geometry.from_config(cfg)
     mapper = make_mapper(records, geometry, cfg.AUG, seed=args.seed)
     picks = np.random.default_rng(args.seed).choice(len(records), size=min(args.n, len(records)), replace=False)

@@ -16,10 +16,11 @@ import sys
 from cpm.checkpoint import resolve_checkpoint
 from cpm.config import build_config
 from cpm.errors import UserError, run_main
+from cpm.keypoints import BUILTIN
 from dataflow.datasets import DATASETS, load_selection, selections
 from engine.cli import DEFAULT_PRESET, add_config_arguments, add_precision_argument
 from engine.distributed import Worker, load_cluster, start_server
-from engine.trainer import split_validation, train
+from engine.trainer import choose_keypoints, split_validation, train
 from eval.metrics import format_report
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -43,6 +44,9 @@ def main():
                                        "models/cpm-lsp) whose weights and config the run starts from (ignored when "
                                        "the logdir has its own checkpoint)")
     parser.add_argument("--logdir", help="run directory (default: checkpoints/<preset>-<data>)")
+    parser.add_argument("--joints", metavar="NAME|FILE",
+                        help="the keypoint spec to train: " + ", ".join(BUILTIN) + ", or a JSON file (docs/data.md); "
+                             "default: a resumed run's own, else --load's, else the first training dataset's joints")
     parser.add_argument("--seed", type=int, default=None, help="augmentation seed")
     add_precision_argument(parser)
     parser.add_argument("--gpus", type=int, default=1, help="devices (per worker with --cluster); >1 uses "
@@ -75,7 +79,7 @@ def main():
         raise UserError(f"--job {args.job} needs --cluster FILE")
 
     overrides = (SMOKE_CONFIG if args.smoke else []) + args.config
-    load = None
+    load = base = None
     if args.load:  # fine-tuning: the model's own config, with the run's overrides on top
         if not (os.path.exists(args.load) or os.path.exists(args.load + ".index")):
             raise UserError(f"--load {args.load}: no such checkpoint")
@@ -83,19 +87,23 @@ def main():
         if args.preset and args.preset != base.PRESET:
             raise UserError(f"--preset {args.preset}: --load {args.load} was trained with preset {base.PRESET}, "
                             f"whose config the run takes (drop --preset)")
-        cfg = build_config(base.PRESET, overrides, base=base)
-    else:
-        cfg = build_config(args.preset or DEFAULT_PRESET, overrides)
+    preset = base.PRESET if base is not None else args.preset or DEFAULT_PRESET
+    # the readers' options first: which joints the run trains can depend on what the data holds
+    reader = build_config(preset, [o for o in overrides if o.startswith("READER.")]).READER
     triples = selections(args.data, args.datadir, args.split, "train")
-    records = load_selection(triples, cfg.READER)
+    records = load_selection(triples, reader)
+    tag = "smoke" if args.smoke else preset
+    logdir = args.logdir or os.path.join(ROOT, "checkpoints", f"{tag}-{'+'.join(n for n, _, _ in triples)}")
+    spec, why = choose_keypoints(logdir, args.joints, base, records)
+    cfg = build_config(preset, overrides, base=base, keypoints=spec)
     if args.val_data:
         val_records = load_selection(selections(args.val_data, args.val_datadir, args.val_split, "eval"),
                                      cfg.READER)
         train_records = records
     else:
         train_records, val_records = split_validation(records, cfg.DATA.VAL_FRACTION)
-    tag = "smoke" if args.smoke else cfg.PRESET
-    logdir = args.logdir or os.path.join(ROOT, "checkpoints", f"{tag}-{'+'.join(n for n, _, _ in triples)}")
+    print(f"joints: {spec.name}, {spec.num_joints} of them ({why})"
+          + ("" if spec.part_schemes else "; the set has no part scheme: no part stages"))
     print(f"training on {len(train_records)} people, validating on {len(val_records)}; run directory {logdir}")
     meta = {"data": triples, "argv": sys.argv[1:], "precision": args.precision}
     result = train(cfg, train_records, val_records, logdir, load=load, precision=args.precision,

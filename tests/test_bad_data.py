@@ -11,7 +11,7 @@ import scipy.io
 
 from cpm.config import build_config
 from cpm.errors import BadSample
-from cpm.joints import MODEL_JOINTS
+from cpm.joints import JOINT_INDEX
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.geometry import Geometry
 from dataflow.images import read_image
@@ -102,7 +102,7 @@ def test_nan_and_far_outside_joints_are_bad_but_a_few_px_outside_is_kept(bad_fol
     with pytest.raises(BadSample, match=f"im0019.jpg: an annotated joint lies far outside the {shape[1]}x{shape[0]}"):
         check_joints(far, shape)
     joints = far.joints.copy()
-    joints[MODEL_JOINTS.names.index("neck"), 2] = 0  # the same place on an unannotated joint says nothing: not bad
+    joints[JOINT_INDEX["neck"], 2] = 0  # the same place on an unannotated joint says nothing: not bad
     check_joints(dataclasses.replace(far, joints=joints), shape)
 
 

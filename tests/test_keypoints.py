@@ -10,12 +10,12 @@ from cpm import names
 from cpm.checkpoint import load_run_config
 from cpm.config import ConfigError, build_config, flatten
 from cpm.errors import UserError
-from cpm.joints import JOINT_NAMES
-from cpm.keypoints import DEFAULT_OKS_SIGMA, LSP14, KeypointSpec, SpecError, load_spec, spec_of
+from cpm.joints import JOINT_NAMES, VISIBLE
+from cpm.keypoints import COCO17, DEFAULT_OKS_SIGMA, LSP14, MPII16, KeypointSpec, SpecError, load_spec, spec_of
 from dataflow.geometry import Geometry
-from dataflow.records import PersonRecord
+from dataflow.records import PersonRecord, map_records
 from dataflow.transforms import transform_joints
-from engine.trainer import prepare_logdir
+from engine.trainer import choose_keypoints, prepare_logdir
 from eval.metrics import pck_correct, torso_size
 from tests.helpers import build_model
 
@@ -145,13 +145,13 @@ def test_a_run_resumes_unless_its_networks_joints_change(tmp_path):
         prepare_logdir(logdir, build_config("cpu"), {})
 
 
-def test_records_of_other_joints_are_refused_in_one_line():
-    legs = Geometry.from_config(build_config("cpu", [f"KEYPOINTS={LEGS!r}", "MODEL.PART_STAGES=0"]))
-    record = PersonRecord("a.jpg", np.zeros((14, 3), np.float32), (5.0, 5.0), 1.0, "test")
-    with pytest.raises(UserError, match="training data: the readers deliver the joints of lsp14 .14., the model's "
-                                        "keypoint spec is legs6 .6 joints."):
-        legs.check_records([record], "training")
-    Geometry.from_config(build_config("cpu")).check_records([record], "training")  # lsp14: fine
+def test_lsp_people_map_onto_a_users_leg_spec_by_name():
+    joints = np.zeros((14, 3), np.float32)
+    joints[:, 0], joints[:, 2] = np.arange(14), VISIBLE
+    record = PersonRecord("a.jpg", joints, (5.0, 5.0), 1.0, "test")
+    (mapped,) = map_records([record], KeypointSpec.from_dict(LEGS))
+    assert mapped.joints.shape == (6, 3) and (mapped.joints[:, 2] == VISIBLE).all()
+    np.testing.assert_array_equal(mapped.joints[:, 0], [LSP14.index[n] for n in LEGS["joints"]])
     with pytest.raises(TypeError, match="not a bool"):
         transform_joints(np.eye(2, 3), record.joints, True)
 
@@ -165,3 +165,20 @@ def test_pck_without_a_torso_normalises_by_the_joints_box():
     pred[0, 1, 0] += 6.0  # 6 px off: within 0.2 x 30
     pred[0, 2, 1] += 6.5  # just past
     np.testing.assert_array_equal(pck_correct(pred, gt, torso_size(gt, None))[0], [1, 1, 0, np.nan])
+
+
+def test_which_joints_a_run_trains(tmp_path):
+    coco_person = PersonRecord("a.jpg", np.zeros((17, 3)), (5.0, 5.0), 1.0, "coco", joint_set=COCO17)
+    # a new run: --joints, else the first training data's own set
+    assert choose_keypoints(str(tmp_path / "new"), None, None, [coco_person])[0] is COCO17
+    assert choose_keypoints(str(tmp_path / "new"), "mpii16", None, [coco_person])[0] is MPII16
+    # an old --data coco run (config.json without KEYPOINTS) resumes as it was: lsp14
+    logdir = str(tmp_path / "old")
+    prepare_logdir(logdir, build_config("cpu"), {})
+    _saved_keypoints(logdir, lambda k: None)
+    spec, why = choose_keypoints(logdir, None, None, [coco_person])
+    assert spec.names == LSP14.names and why == "the run's own"
+    with pytest.raises(UserError, match="--joints coco17: the run in .* trains lsp14; use another --logdir"):
+        choose_keypoints(logdir, "coco17", None, [coco_person])
+    # fine-tuning a model keeps its joints
+    assert choose_keypoints(str(tmp_path / "ft"), None, build_config("cpu"), [coco_person])[0].names == LSP14.names

@@ -12,13 +12,20 @@ import pytest
 import tensorflow as tf
 
 from cpm.errors import UserError
-from cpm.joints import COCO17, JHMDB15, JOINT_INDEX, MPII16, OCCLUDED, UNANNOTATED, VISIBLE
+from cpm.joints import JOINT_INDEX, OCCLUDED, UNANNOTATED, VISIBLE
+from cpm.keypoints import COCO17, JHMDB15, LSP14, MPII16
 from dataflow.datasets import load_records
 from dataflow.masks import PolygonMask, RLEMask, encode_mask
+from dataflow.records import map_records
 from dataflow.tfrecord import read_image_bytes, write_tfrecord
 from tests.helpers import COCO_FIXTURE, JHMDB_FIXTURE, MPII_FIXTURE, run, write_jhmdb_official, write_mpii_mat
 
 J = JOINT_INDEX
+
+
+def lsp_records(*args, **kwargs):
+    """load_records' people with lsp14's joints (as the shipped model trains on them), for checks by lsp14 name."""
+    return map_records(load_records(*args, **kwargs), LSP14)
 
 
 @pytest.fixture(scope="module")
@@ -36,15 +43,15 @@ def jhmdb_official(tmp_path_factory):
 
 
 def test_joint_sets_name_their_left_right_pairs():
-    names = lambda js: {(js.names[i], js.names[j]) for i, j in js.flip_pairs}  # noqa: E731
-    assert len(COCO17.flip_pairs) == 8  # eyes, ears, shoulders, elbows, wrists, hips, knees, ankles
+    names = lambda js: {(js.names[i], js.names[j]) for i, j in js.pairs}  # noqa: E731
+    assert len(COCO17.pairs) == 8  # eyes, ears, shoulders, elbows, wrists, hips, knees, ankles
     assert ("left_eye", "right_eye") in names(COCO17)
-    assert len(MPII16.flip_pairs) == 6 and len(JHMDB15.flip_pairs) == 6
+    assert len(MPII16.pairs) == 6 and len(JHMDB15.pairs) == 6
     assert ("right_ankle", "left_ankle") in names(MPII16)  # MPII lists the right side first
 
 
 def test_mpii_json_conversion():
-    records = load_records("mpii", MPII_FIXTURE, "test_mpii")
+    records = lsp_records("mpii", MPII_FIXTURE, "test_mpii")
     assert len(records) == 5
     r = records[0]  # 005808361.jpg: joints[9] (head top) = [962.2409, 80.0306], 1-based; center [966, 340]
     assert os.path.basename(r.image) == "005808361.jpg"
@@ -57,12 +64,12 @@ def test_mpii_json_conversion():
 
 def test_mpii_official_mat_splits_visibility_and_head_size(mpii_mat):
     # Five annotated people; the test image and the rect without annopoints yield nothing.
-    assert len(load_records("mpii", mpii_mat, "trainval")) == 5
-    val = load_records("mpii", mpii_mat, "val")  # Tompson's list: entries 2 and 4
+    assert len(lsp_records("mpii", mpii_mat, "trainval")) == 5
+    val = lsp_records("mpii", mpii_mat, "val")  # Tompson's list: entries 2 and 4
     assert [os.path.basename(r.image) for r in val] == ["052475643.jpg", "004645041.jpg"]
-    train = load_records("mpii", mpii_mat, "train")
+    train = lsp_records("mpii", mpii_mat, "train")
     assert len(train) == 3 and not {r.image for r in train} & {r.image for r in val}
-    r = load_records("mpii", mpii_mat, "trainval")[0]
+    r = lsp_records("mpii", mpii_mat, "trainval")[0]
     # is_visible "1" (string), [] (missing) and 0 on r ankle, r knee, r hip
     assert r.joints[J["right_ankle"], 2] == VISIBLE and r.joints[J["right_knee"], 2] == VISIBLE
     assert r.joints[J["right_hip"], 2] == OCCLUDED
@@ -74,20 +81,20 @@ def test_mpii_official_mat_splits_visibility_and_head_size(mpii_mat):
 
 def test_mpii_errors(mpii_mat, tmp_path):
     with pytest.raises(UserError, match="unknown MPII split 'test'"):
-        load_records("mpii", mpii_mat, "test")
+        lsp_records("mpii", mpii_mat, "test")
     os.remove(os.path.join(mpii_mat, "mpii_valid_pred", "data", "detections.mat"))
     with pytest.raises(UserError, match="validation split.*trainval"):
-        load_records("mpii", mpii_mat, "val")
+        lsp_records("mpii", mpii_mat, "val")
     with pytest.raises(UserError, match="MPII annotations not found"):
-        load_records("mpii", str(tmp_path), "train")
+        lsp_records("mpii", str(tmp_path), "train")
     (tmp_path / "train.json").write_text(json.dumps([{"image": "a.jpg", "joints": [[1, 2]] * 15,
                                                       "joints_vis": [1] * 15, "center": [5, 5], "scale": 1}]))
     with pytest.raises(UserError, match=r"person 0 has joints \(15, 2\)"):
-        load_records("mpii", str(tmp_path), "train")
+        lsp_records("mpii", str(tmp_path), "train")
 
 
 def test_jhmdb_coco_style_json():
-    records = load_records("jhmdb", JHMDB_FIXTURE, "test")  # test_jhmdb_sub1.json
+    records = lsp_records("jhmdb", JHMDB_FIXTURE, "test")  # test_jhmdb_sub1.json
     assert len(records) == 3
     r = records[0]  # keypoint 3 (head): 100.914365, 79.770933, 2; bbox [79, 62, 54, 159]
     np.testing.assert_allclose(r.joints[J["head_top"]], [100.914365, 79.770933, VISIBLE], atol=1e-4)
@@ -96,10 +103,10 @@ def test_jhmdb_coco_style_json():
 
 
 def test_jhmdb_official_layout_splits_stride_and_masks(jhmdb_official):
-    assert len(load_records("jhmdb", jhmdb_official, "train")) == 6  # videos 0 and 2, 3 frames each
-    assert len(load_records("jhmdb", jhmdb_official, "test1")) == 3
-    assert len(load_records("jhmdb", jhmdb_official, "all")) == 9
-    records = load_records("jhmdb", jhmdb_official, "train", _reader(JHMDB_FRAME_STRIDE=2))
+    assert len(lsp_records("jhmdb", jhmdb_official, "train")) == 6  # videos 0 and 2, 3 frames each
+    assert len(lsp_records("jhmdb", jhmdb_official, "test1")) == 3
+    assert len(lsp_records("jhmdb", jhmdb_official, "all")) == 9
+    records = lsp_records("jhmdb", jhmdb_official, "train", _reader(JHMDB_FRAME_STRIDE=2))
     assert [os.path.basename(r.image) for r in records] == ["00001.png", "00003.png"] * 2
     r = records[1]  # frame 3 of Frisbee_catch_..._0: the real head (100.914365, 79.770933) moved right by 2 px
     np.testing.assert_allclose(r.joints[J["head_top"]], [102.914365, 79.770933, VISIBLE], atol=1e-4)
@@ -111,19 +118,19 @@ def test_jhmdb_official_layout_splits_stride_and_masks(jhmdb_official):
 
 def test_jhmdb_errors(jhmdb_official, tmp_path):
     with pytest.raises(UserError, match="unknown JHMDB split 'train4'"):
-        load_records("jhmdb", jhmdb_official, "train4")
+        lsp_records("jhmdb", jhmdb_official, "train4")
     broken = str(tmp_path / "j")
     shutil.copytree(jhmdb_official, broken)
     with open(os.path.join(broken, "splits", "catch_test_split1.txt"), "a") as f:
         f.write("some_video.avi 3\n")
     with pytest.raises(UserError, match=r"catch_test_split1.txt line 4: expected '<video>.avi 1\|2'"):
-        load_records("jhmdb", broken, "train")
+        lsp_records("jhmdb", broken, "train")
     shutil.rmtree(os.path.join(broken, "splits"))
     with pytest.raises(UserError, match="splits not found"):
-        load_records("jhmdb", broken, "train")
+        lsp_records("jhmdb", broken, "train")
     os.remove(os.path.join(broken, "Rename_Images", "catch", "Frisbee_catch_f_cm_np1_ri_med_1", "00002.png"))
     with pytest.raises(UserError, match="00002.png is missing"):
-        load_records("jhmdb", broken, "all")
+        lsp_records("jhmdb", broken, "all")
 
 
 def _reader(**overrides):
@@ -133,7 +140,7 @@ def _reader(**overrides):
 
 
 def test_coco_mapping_visibility_masks_and_filters(tmp_path):
-    records = load_records("coco", COCO_FIXTURE, "test_coco")
+    records = lsp_records("coco", COCO_FIXTURE, "test_coco")
     assert len(records) == 12  # 14 annotations, two with no keypoints
     r = records[0]  # id 442619: l/r shoulder (399, 108) / (358, 129); l/r eye (374, 73) / (360, 75)
     np.testing.assert_allclose(r.joints[J["neck"]], [378.5, 118.5, VISIBLE])
@@ -145,7 +152,7 @@ def test_coco_mapping_visibility_masks_and_filters(tmp_path):
     np.testing.assert_allclose(r.joints[J["left_hip"]], [57, 246, OCCLUDED])
     np.testing.assert_allclose(r.joints[J["left_elbow"]], [0, 0, UNANNOTATED])
     # num_keypoints of the 12: 17 14 15 15 15 12 17 16 16 15 16 13 -> nine have 15 or more
-    assert len(load_records("coco", COCO_FIXTURE, "test_coco", _reader(COCO_MIN_KEYPOINTS=15))) == 9
+    assert len(lsp_records("coco", COCO_FIXTURE, "test_coco", _reader(COCO_MIN_KEYPOINTS=15))) == 9
     with open(os.path.join(COCO_FIXTURE, "test_coco.json")) as f:
         data = json.load(f)
     data["annotations"][0]["iscrowd"] = 1
@@ -153,20 +160,20 @@ def test_coco_mapping_visibility_masks_and_filters(tmp_path):
     (tmp_path / "crowd.json").write_text(json.dumps(data))
     for name in {im["file_name"] for im in data["images"]}:
         shutil.copy(os.path.join(COCO_FIXTURE, name), tmp_path)
-    assert len(load_records("coco", str(tmp_path), "crowd")) == 11
-    assert len(load_records("coco", str(tmp_path), "crowd", _reader(COCO_SKIP_CROWD=False))) == 12
+    assert len(lsp_records("coco", str(tmp_path), "crowd")) == 11
+    assert len(lsp_records("coco", str(tmp_path), "crowd", _reader(COCO_SKIP_CROWD=False))) == 12
 
 
 def test_coco_errors(tmp_path):
     with pytest.raises(UserError, match="annotations of split 'val' not found"):
-        load_records("coco", COCO_FIXTURE, "val")
+        lsp_records("coco", COCO_FIXTURE, "val")
     (tmp_path / "x.json").write_text(json.dumps({"images": [], "annotations": [], "categories": [
         {"id": 1, "name": "person", "keypoints": list(COCO17.names[:-1])}]}))
-    with pytest.raises(UserError, match="are not the coco joint set"):
-        load_records("coco", str(tmp_path), "x")
+    with pytest.raises(UserError, match="are not the coco17 joint set"):
+        lsp_records("coco", str(tmp_path), "x")
     (tmp_path / "y.json").write_text("{not json")
     with pytest.raises(UserError, match="y.json is not valid JSON"):
-        load_records("coco", str(tmp_path), "y")
+        lsp_records("coco", str(tmp_path), "y")
 
 
 def test_rle_masks_hand_checked():
@@ -195,15 +202,15 @@ def _same_records(a, b, tol=1e-3):
 def test_tfrecord_round_trip(tmp_path, mpii_mat, jhmdb_official):
     for name, datadir, split in (("coco", COCO_FIXTURE, "test_coco"), ("mpii", mpii_mat, "trainval"),
                                  ("jhmdb", jhmdb_official, "all")):
-        records = load_records(name, datadir, split)
+        records = lsp_records(name, datadir, split)
         out = str(tmp_path / f"{name}.tfrecord")
         images = write_tfrecord(records, out)
         assert images == len({r.image for r in records})
         assert sum(1 for _ in tf.data.TFRecordDataset(out)) == images  # TensorFlow's own reader agrees
-        again = load_records("tfrecord", out, "ignored")  # a file is its own split
+        again = lsp_records("tfrecord", out, "ignored")  # a file is its own split
         _same_records(records, again)
         write_tfrecord(again, str(tmp_path / "again.tfrecord"))  # records read from a TFRecord convert too
-        _same_records(again, load_records("tfrecord", str(tmp_path / "again.tfrecord"), ""))
+        _same_records(again, lsp_records("tfrecord", str(tmp_path / "again.tfrecord"), ""))
     example = tf.train.Example.FromString(next(iter(tf.data.TFRecordDataset(str(tmp_path / "coco.tfrecord")))).numpy())
     f = example.features.feature
     assert f["image/object/count"].int64_list.value[0] == 1 and f["image/format"].bytes_list.value[0] == b"JPEG"
@@ -229,7 +236,7 @@ def test_tfrecord_from_another_writer_uses_the_schema_only(tmp_path):
     out = str(tmp_path / "foreign.tfrecord")
     with tf.io.TFRecordWriter(out) as w:
         w.write(tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString())
-    (r,) = load_records("tfrecord", out, "")
+    (r,) = lsp_records("tfrecord", out, "")
     np.testing.assert_allclose(r.joints[J["head_top"]], [360.1, 47.3, VISIBLE], atol=1e-3)
     np.testing.assert_allclose(r.center, [320, 212.5], atol=1e-3)  # box 160..480 x 85..340
     assert r.scale == pytest.approx(320 / 200, abs=1e-5)
@@ -237,18 +244,18 @@ def test_tfrecord_from_another_writer_uses_the_schema_only(tmp_path):
 
 
 def test_tfrecord_errors(tmp_path):
-    records = load_records("coco", COCO_FIXTURE, "test_coco")
+    records = lsp_records("coco", COCO_FIXTURE, "test_coco")
     out = str(tmp_path / "c.tfrecord")
     write_tfrecord(records, out)
     data = open(out, "rb").read()
     (tmp_path / "cut.tfrecord").write_bytes(data[: len(data) // 2])
     with pytest.raises(UserError, match="cut.tfrecord is truncated"):
-        load_records("tfrecord", str(tmp_path / "cut.tfrecord"), "")
+        lsp_records("tfrecord", str(tmp_path / "cut.tfrecord"), "")
     (tmp_path / "text.tfrecord").write_bytes(b"hello, this is not a TFRecord at all\n" * 3)
     with pytest.raises(UserError, match="text.tfrecord"):
-        load_records("tfrecord", str(tmp_path / "text.tfrecord"), "")
+        lsp_records("tfrecord", str(tmp_path / "text.tfrecord"), "")
     with pytest.raises(UserError, match="has no val.tfrecord"):
-        load_records("tfrecord", str(tmp_path), "val")
+        lsp_records("tfrecord", str(tmp_path), "val")
 
 
 @pytest.mark.slow
@@ -272,7 +279,7 @@ def test_convert_and_show_data_for_every_reader(tmp_path, jhmdb_official):
 @pytest.mark.slow
 def test_evaluate_reads_mpii_and_its_tfrecord_alike_with_pckh(trained_run, mpii_mat, tmp_path):
     out = str(tmp_path / "mpii.tfrecord")
-    write_tfrecord(load_records("mpii", mpii_mat, "trainval"), out)
+    write_tfrecord(lsp_records("mpii", mpii_mat, "trainval"), out)
     reports = []
     for data, datadir in (("mpii", mpii_mat), ("tfrecord", out)):
         proc = run("evaluate.py", "--load", trained_run, "--data", data, "--datadir", datadir, "--split", "trainval",
