@@ -21,6 +21,8 @@ JSON fields (names, never indices; only ``name`` and ``joints`` are required):
     metric       pcp | pck@0.2 | pckh@0.5 | ap   the set's standard figure: the best checkpoint and time to quality
                                            follow it; default pck@0.2
     pckh_exclude [str]                     joints left out of PCKh's mean (MPII's convention: pelvis, thorax)
+    person       bool                      the joints are a whole person's, whom the person detector finds
+                                           (predicting without a box); default false: the whole image is posed
 """
 import json
 import os
@@ -68,6 +70,7 @@ class KeypointSpec:
         part_schemes: {scheme: tuple of cpm.parts.Part}.
         metric: the set's standard figure (METRICS).
         pckh_exclude: joint indices left out of PCKh's mean.
+        person: whether the person detector finds what these joints belong to.
     """
 
     name: str
@@ -81,6 +84,7 @@ class KeypointSpec:
     part_schemes: dict = field(default_factory=dict)
     metric: str = "pck@0.2"
     pckh_exclude: tuple = ()
+    person: bool = False
 
     @property
     def num_joints(self):
@@ -140,6 +144,7 @@ class KeypointSpec:
                              for s, parts in self.part_schemes.items()},
             "metric": self.metric,
             "pckh_exclude": [n[i] for i in self.pckh_exclude],
+            "person": self.person,
         }
 
     @classmethod
@@ -153,6 +158,9 @@ class KeypointSpec:
 
         if not isinstance(d, dict):
             raise SpecError(f"{where}: expected a JSON object with at least 'name' and 'joints'")
+        builtin = globals().get("BUILTIN", {}).get(d.get("name"))
+        if builtin is not None and list(d.get("joints") or []) == list(builtin.names):
+            d = {**builtin.to_dict(), **d}  # a built-in saved before a field existed takes today's value of it
         unknown = set(d) - set(_FIELDS)
         if unknown:
             fail(sorted(unknown)[0], f"unknown field (fields: {', '.join(_FIELDS)})")
@@ -228,11 +236,15 @@ class KeypointSpec:
         if metric == "pcp" and not limbs:
             fail("metric", "pcp needs pcp_limbs")
         exclude = tuple(joint("pckh_exclude", s) for s in d.get("pckh_exclude") or [])
-        return cls(name, tuple(names), pairs, skeleton, tuple(limbs), sigmas, oks, torso, schemes, metric, exclude)
+        person = d.get("person", False)
+        if not isinstance(person, bool):
+            fail("person", f"must be true or false, got {person!r}")
+        return cls(name, tuple(names), pairs, skeleton, tuple(limbs), sigmas, oks, torso, schemes, metric, exclude,
+                   person)
 
 
 _FIELDS = ("name", "joints", "flip_pairs", "skeleton", "pcp_limbs", "sigmas", "oks_sigmas", "torso", "part_schemes",
-           "metric", "pckh_exclude")
+           "metric", "pckh_exclude", "person")
 
 
 def _numbers(values, count, default, key, fail):
@@ -264,7 +276,7 @@ def _human(name, joints, skeleton, limbs, torso, head=LSP_HEAD, **more):
     return KeypointSpec.from_dict({
         "name": name, "joints": list(joints), "skeleton": [list(e) for e in skeleton],
         "pcp_limbs": [{"name": n, "group": g, "a": list(a), "b": list(b)} for n, g, a, b in limbs],
-        "torso": list(torso) if torso else None, "part_schemes": human_schemes(head), **more})
+        "torso": list(torso) if torso else None, "part_schemes": human_schemes(head), "person": True, **more})
 
 
 def _side_limbs():

@@ -23,6 +23,7 @@ has its own sigmoid. The centre map goes in too, as in belief stages 2+: it says
 The trunk is trained from scratch here (no pretrained VGG can be downloaded), so its convs use He initialisation
 rather than the release's N(0, 0.01), which does not train a 16-layer ReLU stack from scratch.
 """
+import numpy as np
 import tensorflow as tf
 from tensorpack import ModelDesc
 from tensorpack.models import BNReLU, Conv2D, MaxPooling, regularize_cost
@@ -242,3 +243,48 @@ def count_parameters(graph=None):
     graph = graph or tf.compat.v1.get_default_graph()
     with graph.as_default():
         return int(sum(v.shape.num_elements() for v in tf.compat.v1.trainable_variables()))
+
+
+def adapt_joint_channels(values, old_names, new_names, seed=0):
+    """A model's variables ``values`` ({name: array}) reshaped from joints ``old_names`` to ``new_names``: the layers
+    whose channels are joints (each stage's ``out``, and the belief inputs at the front of every later stage's and
+    part stage's ``conv1``) keep the channels of the joints both sets share, by name, and the background's; a new
+    joint's channels start as a fresh layer would (``out``: N(0, 0.01) and a zero bias, as _OUT_INIT; a ``conv1``
+    input: N(0, the std of the layer's belief inputs)). Every other variable is returned as it is.
+
+    Returns:
+        (adapted values, names of the variables that were adapted).
+    """
+    rng = np.random.default_rng(seed)
+    k_old, k_new = len(old_names), len(new_names)
+    # new channel -> old channel (joints by name, then the background), or -1 for a new joint
+    source = [old_names.index(n) if n in old_names else -1 for n in new_names] + [k_old]
+    out, adapted = dict(values), []
+    for name, v in values.items():
+        scope, layer = name.split("/")[0], name.split("/")[1] if "/" in name else ""
+        beliefs_out = scope.startswith("stage") and layer == "out"
+        beliefs_in = layer == "conv1" and name.split("/")[-1].startswith("W") and (
+            scope.startswith("part") or (scope.startswith("stage") and scope != "stage1"))
+        if not (beliefs_out or beliefs_in):
+            continue
+        axis = v.ndim - 1 if beliefs_out else 2
+        if v.shape[axis] < k_old + 1:
+            continue
+        shape = list(v.shape)
+        shape[axis] += k_new - k_old
+        if beliefs_out:
+            fresh = np.zeros(shape, v.dtype) if v.ndim == 1 else rng.normal(0, 0.01, shape).astype(v.dtype)
+        else:
+            belief_w = np.take(v, range(k_old + 1), axis=axis)
+            fresh = rng.normal(0, float(belief_w.std()), shape).astype(v.dtype)
+        for new, old in enumerate(source):
+            if old >= 0:
+                index = [slice(None)] * v.ndim
+                index[axis] = new
+                fresh[tuple(index)] = np.take(v, old, axis=axis)
+        rest = [slice(None)] * v.ndim  # what follows the beliefs in a conv1's input: features, centre map, parts
+        rest[axis] = slice(k_new + 1, None)
+        fresh[tuple(rest)] = np.take(v, range(k_old + 1, v.shape[axis]), axis=axis)
+        out[name] = fresh
+        adapted.append(name)
+    return out, adapted

@@ -5,18 +5,19 @@ Layouts of a folder DIR for a split S (the first that exists is used):
     DIR/S.json or DIR/annotations/S.json + images in DIR/images/ or DIR/
 Aliases: train -> train2017, val and test -> val2017 (COCO's test set has no public keypoints).
 
-Each annotation becomes one record of the file's keypoints (cpm.keypoints.COCO17 for COCO's own file; a model of
-another spec maps them, cpm.joints.joint_map), visibility keeps COCO's 0/1/2, the crop is centred on the person box
-(centre = box middle, scale = longer side / 200 px), and the person mask comes from the annotation's polygons or
-run-length encoding. Crowd regions and people with fewer than READER.COCO_MIN_KEYPOINTS labelled keypoints are
-skipped.
+Each annotation becomes one record of the file's keypoints: COCO's own 17 (cpm.keypoints.COCO17), or the keypoints
+and skeleton a user's file (CVAT's or Label Studio's COCO keypoint export, say) declares in its category, any number
+of them (category_spec); a model of another spec maps them (cpm.joints.joint_map). Visibility keeps COCO's 0/1/2,
+the crop is centred on the person box (centre = box middle, scale = longer side / 200 px), and the person mask comes
+from the annotation's polygons or run-length encoding. Crowd regions and people with fewer than
+READER.COCO_MIN_KEYPOINTS labelled keypoints are skipped.
 """
 import os
 
 import numpy as np
 
 from cpm.errors import UserError
-from cpm.keypoints import COCO17
+from cpm.keypoints import COCO17, KeypointSpec
 from dataflow.masks import PolygonMask, RLEMask
 from dataflow.records import (
     PersonRecord,
@@ -42,13 +43,33 @@ def coco_split_files(datadir, split):
                   datadir]
 
 
-def read_coco_json(path, image_dirs, joint_set=COCO17, dataset="coco", min_keypoints=1, skip_crowd=True):
+def category_spec(category, path):
+    """The keypoint spec of a COCO-format category: COCO's coco17 for its 17 keypoints, else a set of the category's
+    own keypoint names and skeleton (1-based index pairs, as annotation tools write them), named after the category
+    and its size (``hand21``), left/right twins from the names where both exist, PCK by the joints' box, judged by
+    COCO's keypoint AP with the default OKS sigma, without part stages."""
+    names = category.get("keypoints")
+    if list(names) == list(COCO17.names):
+        return COCO17
+    pairs = [[n, "right_" + n[5:]] for n in names if n.startswith("left_") and "right_" + n[5:] in names]
+    try:
+        skeleton = [[names[a - 1], names[b - 1]] for a, b in category.get("skeleton") or []]
+    except (IndexError, TypeError, ValueError):
+        raise UserError(f"{path}: category {category.get('name')!r} has a skeleton edge outside its "
+                        f"{len(names)} keypoints (1-based pairs)") from None
+    return KeypointSpec.from_dict({"name": f"{category.get('name', 'keypoints')}{len(names)}", "joints": list(names),
+                                   "flip_pairs": pairs, "skeleton": skeleton, "metric": "ap"}, source=path)
+
+
+def read_coco_json(path, image_dirs, joint_set=None, dataset="coco", min_keypoints=1, skip_crowd=True):
     """Person records of a COCO-format keypoint file.
 
     Args:
         path: the JSON file (keys images, annotations, categories).
         image_dirs: folders searched in order for each image's file_name.
-        joint_set: the keypoints' joint set; the file's person category must list the same names in the same order.
+        joint_set: the keypoints' joint set, which the file's category must list in its order; None: the category's
+            own (category_spec). The category is "person" where the file has one with keypoints, else the first
+            with keypoints.
         dataset: name stored in the records.
         min_keypoints: people with fewer labelled keypoints (visibility > 0) are skipped.
         skip_crowd: skip annotations with iscrowd = 1.
@@ -61,9 +82,11 @@ def read_coco_json(path, image_dirs, joint_set=COCO17, dataset="coco", min_keypo
     for key in ("images", "annotations", "categories"):
         if key not in data:
             raise UserError(f"{path} has no {key!r}: not a COCO keypoint file")
-    person = [c for c in data["categories"] if c.get("name") == "person" and "keypoints" in c]
+    with_keypoints = [c for c in data["categories"] if c.get("keypoints")]
+    person = [c for c in with_keypoints if c.get("name") == "person"] or with_keypoints
     if not person:
-        raise UserError(f"{path} has no 'person' category with keypoints")
+        raise UserError(f"{path} has no category with keypoints")
+    joint_set = joint_set or category_spec(person[0], path)
     if tuple(person[0]["keypoints"]) != joint_set.names:
         raise UserError(f"{path}: keypoint names {person[0]['keypoints']} are not the {joint_set.name} joint set "
                         f"{list(joint_set.names)}")
@@ -123,4 +146,4 @@ def _mask(segmentation, image):
 def read_coco(datadir, split, min_keypoints=1, skip_crowd=True):
     """Person records of a COCO keypoint split (see the module docstring for the layouts)."""
     path, image_dirs = coco_split_files(datadir, split)
-    return read_coco_json(path, image_dirs, COCO17, "coco", min_keypoints, skip_crowd)
+    return read_coco_json(path, image_dirs, None, "coco", min_keypoints, skip_crowd)

@@ -22,7 +22,7 @@ from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
 from cpm.joints import UNANNOTATED
 from cpm.keypoints import LSP14, load_spec, spec_of
-from cpm.model import CPMModel
+from cpm.model import CPMModel, adapt_joint_channels
 from cpm.precision import cpu_description
 from cpm.session import SessionCreator
 from dataflow.geometry import Geometry
@@ -151,24 +151,38 @@ def lr_setter(t, steps_per_epoch):
 
 def choose_keypoints(logdir, joints, base, train_records):
     """The keypoint spec a run trains, and why (a few words): a run directory's own when it resumes (a config.json from
-    before specs: lsp14); else ``joints`` (--joints: a built-in name or a JSON file); else the model ``base`` (--load's
-    config) predicts; else the first training person's own set. A ``joints`` that contradicts a resumed run, or a
-    --load'ed model of another set, is one line."""
-    chosen = load_spec(joints) if joints else None
+    before specs: lsp14); else ``joints`` (--joints: a built-in name, a JSON file, or "data": the first training
+    dataset's own; a --load'ed model of another set
+    is then fine-tuned into it, fine_tune_init); else the model ``base`` (--load's config) predicts; else the first
+    training person's own set. A ``joints`` that contradicts a resumed run is one line."""
+    chosen = train_records[0].joint_set if joints == "data" else load_spec(joints) if joints else None
     if os.path.isfile(os.path.join(logdir, CONFIG_FILE)):
         spec = spec_of(load_run_config(logdir))
         if chosen is not None and chosen.training_fields() != spec.training_fields():
             raise UserError(f"--joints {joints}: the run in {logdir} trains {spec.name}; use another --logdir")
         return spec, "the run's own"
-    if base is not None:
-        spec = spec_of(base)
-        if chosen is not None and chosen.training_fields() != spec.training_fields():
-            raise UserError(f"--joints {joints}: the --load'ed model predicts {spec.name}; starting another set's "
-                            f"layers from it is not supported yet: train it from scratch, or drop --joints")
-        return spec, "the --load'ed model's"
     if chosen is not None:
-        return chosen, f"--joints {joints}"
+        return chosen, f"--joints {joints}" + (" (fine-tuned from the --load'ed model)" if base is not None else "")
+    if base is not None:
+        return spec_of(base), "the --load'ed model's"
     return train_records[0].joint_set, f"the joints of {train_records[0].dataset}, the first training data"
+
+
+def fine_tune_init(load, spec):
+    """The weights a run starts from when it fine-tunes ``load`` (a checkpoint prefix or weights.npz beside its
+    config.json) into a model of ``spec``: every variable of the loaded model, its joint channels carried over by
+    name where its joints differ (cpm.model.adapt_joint_channels), in one line of the log."""
+    values = fine_tune_weights(load)
+    old = spec_of(load_run_config(os.path.dirname(os.path.abspath(load))))
+    if old.names == spec.names:
+        return values
+    values, adapted = adapt_joint_channels(values, list(old.names), list(spec.names))
+    shared = [n for n in spec.names if n in old.names]
+    fresh = [n for n in spec.names if n not in old.names]
+    logger.info(f"fine-tuning {load} ({old.name}) into {spec.name}: {len(values) - len(adapted)} variables restored "
+                f"as they are, {len(adapted)} joint layers keep the channels of {len(shared)} shared joints"
+                + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
+    return values
 
 
 def model_records(train_records, val_records, spec):
@@ -310,7 +324,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     train_flow = build_train_dataflow(train_records, cfg, seed=seed, geometry=geometry)
     callbacks += [BadSampleReport(train_flow.bad_samples), signals]  # signals last: the step's own work is done
     # resuming continues the run's own checkpoint; --load starts a new run from a model's weights only
-    init = checkpoint or (fine_tune_weights(load) if load else None)
+    init = checkpoint or (fine_tune_init(load, geometry.spec) if load else None)
     config = TrainConfig(
         model=CPMModel.from_config(cfg, geometry),
         data=QueueInput(train_flow),

@@ -5,7 +5,8 @@
     for person in estimator(image_bgr):                 # uint8 [H, W, 3], BGR as cv2.imread gives (rgb=True: RGB)
         print(person.box, person.joints["left_wrist"])  # (x, y, score) in the image's own px
 
-Without a box, people are found in the image (MediaPipe's BlazePose person detector, eval.blazepose; the main
+Without a box, people are found in the image (for a model whose joints are not a person's, keypoint spec ``person``
+false, the whole image is posed as one instead) (MediaPipe's BlazePose person detector, eval.blazepose; the main
 person, nearest the image centre, first; the whole image if it finds none: ``estimator.detected`` is then False, and
 the first look averages the whole image's beliefs at FALLBACK_ZOOMS); with ``box=(x, y, w, h)`` that one person is
 posed. Each person is posed from a first crop of its box and then ``refine`` more, each cut where the previous
@@ -125,7 +126,11 @@ class PoseEstimator:
         return people
 
     def _boxes(self, image, box):
-        """(box, centre, scale) of each person to pose: the given box, detections, or the whole image."""
+        """(box, centre, scale) of each person to pose: the given box, detections, or the whole image (also for a
+        model whose joints are not a person's, keypoint spec ``person`` false: the person detector would not find
+        them)."""
+        if box is None and not self.spec.person:
+            box = (0.0, 0.0, float(image.shape[1]), float(image.shape[0]))
         if box is not None:
             if len(box) != 4 or box[2] <= 0 or box[3] <= 0:
                 raise UserError(f"box {box!r}: expected (x, y, w, h) with positive width and height")

@@ -18,6 +18,7 @@ video, --out-json writes JSON lines (one image or frame per line), and --out-ima
 import argparse
 import json
 import os
+import sys
 
 import cv2
 import numpy as np
@@ -136,6 +137,9 @@ def main():
     many = os.path.isdir(args.image) or args.image.lower().endswith(VIDEO_EXTENSIONS)
     prepare_outputs(args, folders=("out_part_masks",) + (("out_image",) if os.path.isdir(args.image) else ()))
     estimator = PoseEstimator(args.load, args.precision, flip=args.flip, refine=args.refine)
+    if bbox is None and not estimator.spec.person:
+        print(f"the model's joints ({estimator.spec.name}) are not a person's, whom the detector finds: each image is "
+              f"posed whole (--bbox x,y,w,h to give the box)", file=sys.stderr)
     if args.out_part_masks and not estimator.part_names:
         raise UserError(f"--out-part-masks: {estimator.weights} was trained without part stages (MODEL.PART_STAGES=0)")
     json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)

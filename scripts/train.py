@@ -45,8 +45,10 @@ def main():
                                        "the logdir has its own checkpoint)")
     parser.add_argument("--logdir", help="run directory (default: checkpoints/<preset>-<data>)")
     parser.add_argument("--joints", metavar="NAME|FILE",
-                        help="the keypoint spec to train: " + ", ".join(BUILTIN) + ", or a JSON file (docs/data.md); "
-                             "default: a resumed run's own, else --load's, else the first training dataset's joints")
+                        help="the keypoint spec to train: " + ", ".join(BUILTIN) + ", a JSON file (docs/data.md), or "
+                             "data (the first training dataset's own); default: a resumed run's own, else --load's, "
+                             "else the first training dataset's (a --load'ed model of another set is fine-tuned into "
+                             "it: shared joints keep their channels)")
     parser.add_argument("--seed", type=int, default=None, help="augmentation seed")
     add_precision_argument(parser)
     parser.add_argument("--gpus", type=int, default=1, help="devices (per worker with --cluster); >1 uses "

@@ -5,13 +5,17 @@ import json
 import math
 import os
 
+import cv2
 import numpy as np
 import pytest
 
 from cpm.config import build_config
 from cpm.joints import UNANNOTATED, VISIBLE
-from cpm.keypoints import COCO17, MPII16
+from cpm.keypoints import COCO17, LSP14, MPII16
+from cpm.model import adapt_joint_channels
+from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.geometry import Geometry
+from dataflow.lsp import read_lsp
 from dataflow.records import PersonRecord
 from eval.cocoeval import keypoint_ap
 from eval.evaluate import evaluate, standard_metric
@@ -112,3 +116,85 @@ def test_a_coco17_model_trains_and_its_coco_results_score_with_pycocotools(tmp_p
     ev.accumulate()
     ev.summarize()
     assert 0 <= ev.stats[0] <= 1
+
+
+#: A user's own keypoints: LSP people's legs under names of the user's (their twins still left_/right_)
+LEG_NAMES = {"left_hip": "left_hip_joint", "left_knee": "left_knee_joint", "left_ankle": "left_heel",
+             "right_hip": "right_hip_joint", "right_knee": "right_knee_joint", "right_ankle": "right_heel"}
+
+
+def write_leg_file(folder, people=40):
+    """A COCO-format keypoint file as an annotation tool exports it: category "legs" with its keypoints and skeleton
+    (1-based), the first ``people`` people of the shipped LSP sample, their images beside it."""
+    records = read_lsp(SAMPLE_LSP_DIR, "train")[:people]
+    os.symlink(os.path.join(SAMPLE_LSP_DIR, "images"), os.path.join(folder, "images"))
+    images, annotations = [], []
+    for k, r in enumerate(records, 1):
+        kps = np.concatenate([r.joints[[LSP14.index[n] for n in LEG_NAMES], :2],
+                              np.full((6, 1), VISIBLE)], axis=1)
+        lo, hi = kps[:, :2].min(axis=0), kps[:, :2].max(axis=0)
+        h, w = cv2.imread(r.image).shape[:2]
+        images.append({"id": k, "file_name": os.path.basename(r.image), "height": h, "width": w})
+        annotations.append({"id": k, "image_id": k, "category_id": 7, "iscrowd": 0, "num_keypoints": 6,
+                            "keypoints": [float(v) for v in kps.ravel()], "area": float(np.prod(hi - lo)),
+                            "bbox": [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])]})
+    category = {"id": 7, "name": "legs", "keypoints": list(LEG_NAMES.values()),
+                "skeleton": [[1, 2], [2, 3], [4, 5], [5, 6], [1, 4]]}
+    with open(os.path.join(folder, "legs.json"), "w") as f:
+        json.dump({"images": images, "annotations": annotations, "categories": [category]}, f)
+
+
+@pytest.mark.slow
+def test_a_users_own_keypoints_train_evaluate_predict_and_export_with_their_names(tmp_path):
+    folder = str(tmp_path / "legs")
+    os.makedirs(folder)
+    write_leg_file(folder)
+    names = list(LEG_NAMES.values())
+    data = ["--data", "coco", "--datadir", folder, "--split", "legs"]
+    logdir = _trained(str(tmp_path / "run"), data, "joints: legs6, 6 of them (the joints of coco, the first training "
+                                                   "data); the set has no part scheme: no part stages")
+    report = _scored(str(tmp_path / "report.json"), "--load", logdir, *data)
+    assert list(report["per_joint"]) == names and 0 <= report["ap"] <= 1 and report["pcp"] is None
+    image = os.path.join(SAMPLE_LSP_DIR, "images", "im0001.jpg")
+    posed = run("predict.py", "--load", logdir, "--image", image)  # no box: not a person's joints, the image whole
+    assert posed.returncode == 0, posed.stderr[-2000:]
+    assert "the model's joints (legs6) are not a person's" in posed.stderr
+    line = next(x for x in posed.stdout.splitlines() if x.startswith("{"))
+    assert [j["name"] for j in json.loads(line)["people"][0]["joints"]] == names
+    out = str(tmp_path / "export")
+    exported = run("export.py", "--load", logdir, "--out", out)
+    assert exported.returncode == 0, exported.stderr[-2000:]
+    assert "legs6: 6 joints" in exported.stdout
+    with open(os.path.join(out, "config.json")) as f:
+        spec = json.load(f)["config"]["KEYPOINTS"]
+    assert spec["joints"] == names and spec["skeleton"][0] == ["left_hip_joint", "left_knee_joint"]
+    assert ["left_heel", "right_heel"] in spec["flip_pairs"]
+
+
+def test_fine_tuning_into_another_set_keeps_the_shared_joints_channels():
+    # out layer [1, 1, 2, K + 1] of joints (a, b) + background; the new set (b, c) keeps b and the background
+    w = np.arange(6, dtype=np.float32).reshape(1, 1, 2, 3)  # channel k holds k and 3 + k
+    conv = np.arange(2 * 5, dtype=np.float32).reshape(1, 1, 5, 2)  # input: beliefs a, b, bg, then 2 features
+    values = {"stage2/out/W:0": w, "stage2/out/b:0": np.array([1.0, 2.0, 3.0], np.float32),
+              "stage2/conv1/W:0": conv, "stage1/conv1/W:0": conv, "conv1_1/W:0": np.ones(3, np.float32)}
+    new, adapted = adapt_joint_channels(values, ["a", "b"], ["b", "c"])
+    assert sorted(adapted) == ["stage2/conv1/W:0", "stage2/out/W:0", "stage2/out/b:0"]
+    np.testing.assert_array_equal(new["stage2/out/W:0"][0, 0, :, [0, 2]].T, [[1, 2], [4, 5]])  # b, background
+    assert new["stage2/out/b:0"][0] == 2.0 and new["stage2/out/b:0"][1] == 0.0 and new["stage2/out/b:0"][2] == 3.0
+    assert abs(new["stage2/out/W:0"][0, 0, :, 1]).max() < 0.1  # c: a fresh output, N(0, 0.01)
+    np.testing.assert_array_equal(new["stage2/conv1/W:0"][0, 0, [0, 2, 3, 4]], conv[0, 0, [1, 2, 3, 4]])
+    assert new["stage1/conv1/W:0"] is conv and new["conv1_1/W:0"] is values["conv1_1/W:0"]  # no joint channels
+
+
+@pytest.mark.slow
+def test_a_model_fine_tunes_into_another_set(trained_run, tmp_path):
+    spec = tmp_path / "legs.json"
+    spec.write_text(json.dumps({"name": "legs6", "joints": ["left_hip", "left_knee", "left_ankle", "right_hip",
+                                                             "right_knee", "right_ankle"]}))
+    logdir = str(tmp_path / "ft")
+    tuned = run("train.py", "--load", trained_run, "--joints", str(spec), *SMALL, "--logdir", logdir)
+    assert tuned.returncode == 0, tuned.stderr[-2000:]
+    assert f"joints: legs6, 6 of them (--joints {spec} (fine-tuned from the --load'ed model))" in tuned.stdout
+    with open(os.path.join(logdir, "log.log")) as f:
+        log = f.read()
+    assert "(lsp14) into legs6: " in log and "joint layers keep the channels of 6 shared joints" in log

@@ -167,10 +167,18 @@ def test_coco_mapping_visibility_masks_and_filters(tmp_path):
 def test_coco_errors(tmp_path):
     with pytest.raises(UserError, match="annotations of split 'val' not found"):
         lsp_records("coco", COCO_FIXTURE, "val")
-    (tmp_path / "x.json").write_text(json.dumps({"images": [], "annotations": [], "categories": [
-        {"id": 1, "name": "person", "keypoints": list(COCO17.names[:-1])}]}))
-    with pytest.raises(UserError, match="are not the coco17 joint set"):
+    # 16 of COCO's names are a set of their own (a user's file), and its skeleton must stay within them
+    person16 = {"id": 1, "name": "person", "keypoints": list(COCO17.names[:-1]), "skeleton": [[1, 2], [16, 17]]}
+    (tmp_path / "x.json").write_text(json.dumps({"images": [], "annotations": [], "categories": [person16]}))
+    with pytest.raises(UserError, match="category 'person' has a skeleton edge outside its 16 keypoints"):
         lsp_records("coco", str(tmp_path), "x")
+    (tmp_path / "x.json").write_text(json.dumps({"images": [], "annotations": [], "categories": [
+        {**person16, "skeleton": [[1, 2]]}]}))
+    with pytest.raises(UserError, match="x.json has no usable person"):
+        lsp_records("coco", str(tmp_path), "x")
+    (tmp_path / "z.json").write_text(json.dumps({"images": [], "annotations": [], "categories": [{"id": 1}]}))
+    with pytest.raises(UserError, match="z.json has no category with keypoints"):
+        lsp_records("coco", str(tmp_path), "z")
     (tmp_path / "y.json").write_text("{not json")
     with pytest.raises(UserError, match="y.json is not valid JSON"):
         lsp_records("coco", str(tmp_path), "y")
