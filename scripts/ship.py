@@ -2,11 +2,12 @@
 
     python scripts/ship.py --run checkpoints/lsp-campaign --datadir LSP --split 801-1000 [--out models/cpm-lsp]
 
-Takes the run's best-validation checkpoint (max-val-pcp, else its newest), scores it and its float16 copy on the
-validation people, and writes OUT/weights.npz in float16 if that changes PCK@0.2 by less than 0.1 point (else in
-float32), OUT/model.tflite (the same network for LiteRT, which predict.py runs without TensorFlow), OUT/config.json,
-OUT/curve.png (validation PCK@0.2 and training loss against training hours) and OUT/README.md, the model card: data,
-recipe, training hours and CPUs, PCK@0.2 per joint, PCP per limb, part IoU.
+Takes the run's best-validation checkpoint (max-val-pcp, or another joint set's max-val-*; else its newest), scores
+it and its float16 copy on the validation people, and writes OUT/weights.npz in float16 if that changes PCK@0.2 by
+less than 0.1 point (else in float32), OUT/model.tflite (the same network for LiteRT, which predict.py runs without
+TensorFlow), OUT/config.json, OUT/curve.png (validation PCK@0.2 and training loss against training hours) and
+OUT/README.md, the model card: data, recipe, training hours and CPUs, the joint set and its standard figure, PCK@0.2
+per joint, PCP per limb, part IoU.
 """
 import argparse
 import os
@@ -24,6 +25,7 @@ from cpm.checkpoint import (
     save_weights,
 )
 from cpm.errors import UserError, run_main
+from cpm.keypoints import LSP14, spec_of
 from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
 from engine.rundir import RunDir
 from eval.evaluate import score
@@ -70,6 +72,12 @@ def plot_curve(stats, shipped, path):
     plt.close(fig)
 
 
+def metric_of(spec, report):
+    """The figure the card leads with: the spec's standard one where the report has it, else PCK@0.2."""
+    value = report.get(spec.metric)
+    return spec.metric if value is not None and np.isfinite(value) else "pck@0.2"
+
+
 def folder_name(path):
     return os.path.basename(os.path.normpath(path))
 
@@ -97,10 +105,16 @@ def time_to_quality(stats, levels=QUALITY_LEVELS):
     return "; ".join(parts)
 
 
-def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text, best=True, history=None, runs=()):
+#: How the card names each standard figure (cpm.keypoints.METRICS)
+METRIC_NAMES = {"pcp": "strict PCP", "pck@0.2": "PCK@0.2", "pckh@0.5": "PCKh@0.5", "ap": "keypoint AP"}
+
+
+def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text, best=True, history=None, runs=(),
+         spec=LSP14, folder="cpm-lsp"):
     """The model card's markdown; ``shipped`` is the stats.json entry of the shipped checkpoint's step, ``best``
-    whether it is the run's best-validation checkpoint (max-val-pcp) rather than the newest one kept; ``history``
-    and ``runs`` are RunDir.history()'s (the runs this one continues)."""
+    whether it is the run's best-validation checkpoint (max-val-*, by ``spec``'s standard figure) rather than the
+    newest one kept; ``history`` and ``runs`` are RunDir.history()'s (the runs this one continues); ``spec`` the
+    model's keypoint spec, ``folder`` the model folder's name."""
     sessions = meta.get("sessions", [])
     cpus = sorted({s["cpu"] for s in sessions}) or ["not recorded (a run from before config.json kept sessions)"]
     precisions = sorted({str(s["precision"]) for s in sessions}) or [str(meta.get("precision"))]
@@ -110,12 +124,17 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
     finished = stats[-1]["epoch_num"] >= meta["config"]["TRAIN"]["EPOCHS"]
     start = RunDir.started_from(meta)
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
+    metric = metric_of(spec, report)
+    figures = [f"**{METRIC_NAMES[k]} {pct(report[k])} %**" for k in (metric, "pck@0.2", "pcp", "pckh@0.5", "ap")
+               if report.get(k) is not None and np.isfinite(report[k])]
     lines = [
-        "# cpm-lsp: a Convolutional Pose Machine with part segmentation, trained on LSP + LSPET",
+        f"# {folder}: a Convolutional Pose Machine of {spec.num_joints} joints ({spec.name})"
+        + (" with part segmentation" if "part_iou" in report else ""),
+        "",
+        f"Joints, in output order: {', '.join(spec.names)}.",
         "",
         f"Validation ({val_text}: {report['people']} people never trained on, crop "
-        f"at the annotated person): "
-        f"**PCK@0.2 {pct(report['pck@0.2'])} %**, strict **PCP {pct(report['pcp'])} %**"
+        f"at the annotated person): " + ", ".join(dict.fromkeys(figures))
         + (f", mean part IoU {pct(report['mean_part_iou'])} %" if "mean_part_iou" in report else "") + ".",
         "",
         "## Training",
@@ -126,7 +145,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         f"{meta['config']['TRAIN']['LR']}, {meta['config']['TRAIN']['LR_SCHEDULE']} schedule; precision "
         f"{', '.join(precisions)}.",
         f"- Trained {shipped['global_step']} steps ({shipped['epoch_num']} epochs; "
-        + (f"the run's best validation PCP{'' if finished else ' so far'}" if best else "the newest checkpoint kept")
+        + (f"the run's best validation {METRIC_NAMES[metric]}{'' if finished else ' so far'}" if best else
+           "the newest checkpoint kept")
         + f", of {stats[-1]['global_step']} steps run"
         f"{', the whole run' if finished else ''})"
         + (f" in {hours:.2f} hours of wall-clock time, niced beside other work," if hours else ",")
@@ -146,11 +166,12 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         "| joint | " + " | ".join(report["per_joint"]) + " |",
         "|---|" + "---|" * len(report["per_joint"]),
         "| PCK@0.2 | " + " | ".join(pct(v) for v in report["per_joint"].values()) + " |",
-        "",
-        "| limb | " + " | ".join(report["per_limb"]) + " | mean |",
-        "|---|" + "---|" * (len(report["per_limb"]) + 1),
-        "| strict PCP | " + " | ".join(pct(v) for v in report["per_limb"].values()) + f" | {pct(report['pcp'])} |",
     ]
+    if report["per_limb"]:
+        lines += ["", "| limb | " + " | ".join(report["per_limb"]) + " | mean |",
+                  "|---|" + "---|" * (len(report["per_limb"]) + 1),
+                  "| strict PCP | " + " | ".join(pct(v) for v in report["per_limb"].values())
+                  + f" | {pct(report['pcp'])} |"]
     if "part_iou" in report:
         lines += ["", "| part | " + " | ".join(report["part_iou"]) + " |", "|---|" + "---|" * len(report["part_iou"]),
                   "| IoU | " + " | ".join(pct(v) for v in report["part_iou"].values()) + " |",
@@ -158,8 +179,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
                   "with every part's joints annotated."]
     lines += ["", "![validation PCK@0.2 and training loss](curve.png)", "",
               f"Produced by `scripts/ship.py --run {run_dir}`. Use it with `scripts/predict.py` or "
-              "`scripts/evaluate.py` (the default without `--load`), fine-tune it with "
-              "`scripts/train.py --load models/cpm-lsp`.", ""]
+              f"`scripts/evaluate.py` (`--load models/{folder}`; models/cpm-lsp is their default), fine-tune it with "
+              f"`scripts/train.py --load models/{folder}` (`--joints` to train another set from it).", ""]
     return "\n".join(lines)
 
 
@@ -207,10 +228,12 @@ def main():
     final, _ = score_weights(cfg, shipped_weights, records, network=open_network(cfg, shipped_weights))
     final["people"] = len(records)
     with open(os.path.join(args.out, "README.md"), "w") as f:
-        f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text,
+        f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text, spec=spec_of(cfg),
+                     folder=folder_name(args.out),
                      best=os.path.basename(weights).startswith("max-val-"), history=history, runs=runs))
+    metric = metric_of(spec_of(cfg), full)
     print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
-          f"PCP {100 * full['pcp']:.2f}; weights in {'float16' if fp16 else 'float32'}")
+          f"{METRIC_NAMES[metric]} {100 * full[metric]:.2f}; weights in {'float16' if fp16 else 'float32'}")
 
 
 if __name__ == "__main__":
