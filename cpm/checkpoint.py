@@ -63,8 +63,9 @@ def locate_weights(path):
     its weights.npz), a checkpoint prefix or an exported weights.npz. Raises UserError when nothing is there."""
     if os.path.isdir(path):
         run_dir = path
-        best = sorted(glob.glob(os.path.join(glob.escape(path), "max-val-*.index")))  # one a run: its spec's metric
-        weights = best[0][:-len(".index")] if best else latest_in(path)
+        # its spec's metric's; where the metric changed with the validation data, the newest
+        best = sorted(glob.glob(os.path.join(glob.escape(path), "max-val-*.index")), key=os.path.getmtime)
+        weights = best[-1][:-len(".index")] if best else latest_in(path)
         if weights is None and os.path.isfile(os.path.join(path, WEIGHTS_FILE)):
             weights = os.path.join(path, WEIGHTS_FILE)
         if weights is None:

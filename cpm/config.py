@@ -208,8 +208,9 @@ def _defaults():
         ),
         READER=Group(
             JHMDB_FRAME_STRIDE=1,  # use every k-th annotated frame of a JHMDB video (official layout)
-            # COCO: people with fewer labelled keypoints are skipped; below 5 of 17 most of the 14 model channels
-            # would have no target and the box, not the body, decides the crop
+            # COCO-format files: people with fewer labelled keypoints are skipped (a set of fewer keypoints: people
+            # without all of them); below 5 of COCO's 17 most of a model's channels would have no target and the
+            # box, not the body, decides the crop
             COCO_MIN_KEYPOINTS=5,
             COCO_SKIP_CROWD=True,  # skip COCO crowd regions (iscrowd = 1: many people under one mask, no keypoints)
         ),

@@ -126,11 +126,15 @@ def joint_map(source, target):
 
 
 def to_coco_keypoints(joints, spec):
-    """A model's joints [K, >=2] of ``spec`` as COCO's flat keypoint list [x1, y1, v1, ..., x17, y17, v17]: each COCO
-    keypoint the spec gives (joint_map) at v = 2, the others at 0, 0, v = 0."""
+    """A model's joints [K, >=2] of ``spec`` as a COCO result's flat keypoint list: for a person's set, COCO's 17
+    [x1, y1, v1, ..., x17, y17, v17], each COCO keypoint the spec gives (joint_map) at v = 2, the others at 0, 0,
+    v = 0; for another set (a hand, say; keypoint spec ``person`` false), its own K keypoints in its order, v = 2."""
+    joints = np.asarray(joints, np.float64)
+    if not spec.person:
+        return [float(v) for v in np.c_[joints[:, :2], np.full(len(joints), 2.0)].ravel()]
     m = joint_map(spec, keypoints.COCO17)
     given = m.matrix.any(axis=1)
     out = np.zeros((keypoints.COCO17.num_joints, 3))
-    out[given, :2] = m.matrix[given] @ np.asarray(joints, np.float64)[:, :2]
+    out[given, :2] = m.matrix[given] @ joints[:, :2]
     out[given, 2] = 2
     return [float(v) for v in out.ravel()]

@@ -17,7 +17,7 @@ import os
 import numpy as np
 
 from cpm.errors import UserError
-from cpm.keypoints import COCO17, KeypointSpec
+from cpm.keypoints import COCO17, KeypointSpec, twin_permutation
 from dataflow.masks import PolygonMask, RLEMask
 from dataflow.records import (
     PersonRecord,
@@ -48,17 +48,20 @@ def category_spec(category, path):
     own keypoint names and skeleton (1-based index pairs, as annotation tools write them), named after the category
     and its size (``hand21``), left/right twins from the names where both exist, PCK by the joints' box, judged by
     COCO's keypoint AP with the default OKS sigma, without part stages."""
-    names = category.get("keypoints")
-    if list(names) == list(COCO17.names):
+    names = list(category.get("keypoints"))
+    if names == list(COCO17.names):
         return COCO17
-    pairs = [[n, "right_" + n[5:]] for n in names if n.startswith("left_") and "right_" + n[5:] in names]
-    try:
-        skeleton = [[names[a - 1], names[b - 1]] for a, b in category.get("skeleton") or []]
-    except (IndexError, TypeError, ValueError):
+    twins = twin_permutation(names, None)  # a left_X without its right_X is its own (no mirror twin)
+    edges = category.get("skeleton") or []
+    if not all(isinstance(e, (list, tuple)) and len(e) == 2 and all(isinstance(k, int) and 1 <= k <= len(names)
+                                                                    for k in e) for e in edges):
         raise UserError(f"{path}: category {category.get('name')!r} has a skeleton edge outside its "
-                        f"{len(names)} keypoints (1-based pairs)") from None
-    return KeypointSpec.from_dict({"name": f"{category.get('name', 'keypoints')}{len(names)}", "joints": list(names),
-                                   "flip_pairs": pairs, "skeleton": skeleton, "metric": "ap"}, source=path)
+                        f"{len(names)} keypoints (1-based pairs)")
+    return KeypointSpec.from_dict({
+        "name": f"{category.get('name', 'keypoints')}{len(names)}", "joints": names,
+        "flip_pairs": [[names[i], names[j]] for i, j in enumerate(twins) if i < j],
+        "skeleton": [[names[a - 1], names[b - 1]] for a, b in edges], "metric": "ap",
+        "person": category.get("name") == "person"}, source=path)
 
 
 def read_coco_json(path, image_dirs, joint_set=None, dataset="coco", min_keypoints=1, skip_crowd=True):
@@ -102,7 +105,7 @@ def read_coco_json(path, image_dirs, joint_set=None, dataset="coco", min_keypoin
                             f"{3 * joint_set.num_joints}")
         kps = kps.reshape(-1, 3)
         kps[:, 2] = np.clip(np.round(kps[:, 2]), 0, 2)
-        if int((kps[:, 2] > 0).sum()) < min_keypoints:
+        if int((kps[:, 2] > 0).sum()) < min(min_keypoints, joint_set.num_joints):  # a small set: all of its own
             continue
         joints = kps
         image = images.get(ann["image_id"])

@@ -1,16 +1,15 @@
 """Dataset selection by name: ``--data NAME --datadir DIR --split S`` of every script ends here.
 
-Each dataset names its reader, the keypoint spec of the joints its files store (cpm.keypoints; a model of another
-spec maps them, cpm.joints.joint_map) and its default training and evaluation splits. Reader options come from the
-config's READER group.
+Each dataset names its reader and its default training and evaluation splits; its records carry the keypoint spec of
+the joints its files store (cpm.keypoints; a model of another spec maps them, dataflow.records.map_records). Reader
+options come from the config's READER group.
 """
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable
 
 from cpm.config import get_config
 from cpm.errors import UserError
-from cpm.keypoints import COCO17, JHMDB15, LSP14, MPII16, KeypointSpec
 from dataflow.coco import read_coco
 from dataflow.jhmdb import read_jhmdb
 from dataflow.lsp import read_lsp
@@ -28,26 +27,23 @@ class Dataset:
 
     Attributes:
         name: the --data name.
-        joint_set: the keypoint spec of the joints its files store; None: each file names its own (TFRecords).
         read: (datadir, split, reader config group) -> list of PersonRecord.
         train_split, eval_split: splits used when --split is not given.
     """
 
     name: str
-    joint_set: Optional[KeypointSpec]
     read: Callable
     train_split: str
     eval_split: str
 
 
 DATASETS = {d.name: d for d in (
-    Dataset("lsp", LSP14, lambda d, s, o: read_lsp(d, s), "train", "test"),
-    Dataset("mpii", MPII16, lambda d, s, o: read_mpii(d, s), "train", "val"),
-    Dataset("jhmdb", JHMDB15, lambda d, s, o: read_jhmdb(d, s, o.JHMDB_FRAME_STRIDE), "train", "test"),
-    Dataset("coco", COCO17, lambda d, s, o: read_coco(d, s, o.COCO_MIN_KEYPOINTS, o.COCO_SKIP_CROWD), "train",
+    Dataset("lsp", lambda d, s, o: read_lsp(d, s), "train", "test"),
+    Dataset("mpii", lambda d, s, o: read_mpii(d, s), "train", "val"),
+    Dataset("jhmdb", lambda d, s, o: read_jhmdb(d, s, o.JHMDB_FRAME_STRIDE), "train", "test"),
+    Dataset("coco", lambda d, s, o: read_coco(d, s, o.COCO_MIN_KEYPOINTS, o.COCO_SKIP_CROWD), "train",
             "val"),
-    # A TFRecord names the set of its joints; other writers' files are known by their joint count (dataflow.tfrecord)
-    Dataset("tfrecord", None, lambda d, s, o: read_tfrecord(d, s), "train", "test"),
+    Dataset("tfrecord", lambda d, s, o: read_tfrecord(d, s), "train", "test"),
 )}
 
 

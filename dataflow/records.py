@@ -67,6 +67,14 @@ def map_records(records, spec):
     return out
 
 
+def model_people(records, spec):
+    """map_records, less the people left without an annotated joint of ``spec`` (COCO people with only a face, for an
+    lsp14 model): what a model of ``spec`` trains on and is scored against. Readers delivered each dataset's own
+    joints, so these people are dropped here, before a validation split or an epoch's step count sees them, as the
+    readers dropped them when they mapped every dataset onto lsp14 themselves."""
+    return [r for r in map_records(records, spec) if (r.joints[:, 2] != UNANNOTATED).any()]
+
+
 def describe_mapping(records, spec):
     """One line per joint set of ``records`` that is not ``spec``'s (cpm.joints.JointMap.describe), in first-seen
     order; none when every record already has the model's joints."""

@@ -15,6 +15,7 @@ parts are of the joint set named in image/extra, or of the one with that many jo
 16 mpii16, 17 coco17); centre and scale then come from the box. Images stay inside the file: records
 point at them with a TFRecordImage.
 """
+import functools
 import json
 import os
 import struct
@@ -33,7 +34,7 @@ from dataflow.records import SCALE_UNIT_PX, PersonRecord, center_scale_from_box,
 #: The set of a file that names none, by its parts per object (14: lsp14's order, as our files before keypoint specs)
 JOINT_SETS_BY_SIZE = {js.num_joints: js for js in (LSP14, JHMDB15, MPII16, COCO17)}
 #: Set names of files from before keypoint specs
-_OLD_NAMES = {"model": LSP14, "lsp": LSP14, "mpii": MPII16, "jhmdb": JHMDB15, "coco": COCO17}
+_OLD_NAMES = {"model": LSP14}
 _HEADER = struct.Struct("<Q")  # a TFRecord entry: uint64 length, uint32 crc, data, uint32 crc
 
 
@@ -185,11 +186,22 @@ def _records(feat, path, offset, length):
 
 
 def _joint_set(extra, path):
-    """The keypoint spec image/extra names: its own JSON form, a built-in's name, or an old file's set name; None."""
+    """The keypoint spec image/extra names: its own JSON form, a built-in's name, or our files' name from before
+    keypoint specs; None (a set another writer's text does not make usable is not trusted either)."""
     if isinstance(extra.get("keypoints"), dict):
-        return KeypointSpec.from_dict(extra["keypoints"], source=path)
+        try:
+            return _parsed_spec(json.dumps(extra["keypoints"], sort_keys=True), path)
+        except UserError:
+            return None
     name = extra.get("joint_set")
     return BUILTIN.get(name) or _OLD_NAMES.get(name)
+
+
+@functools.lru_cache(maxsize=16)
+def _parsed_spec(text, path):
+    """One spec object per distinct JSON form in a file (every image of it stores the same), so that its people map
+    through one cached joint map."""
+    return KeypointSpec.from_dict(json.loads(text), source=path)
 
 
 def _our_extra(raw):

@@ -20,14 +20,13 @@ from cpm.checkpoint import CONFIG_FILE, best_checkpoint, fine_tune_weights, load
 from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
-from cpm.joints import UNANNOTATED
 from cpm.keypoints import LSP14, load_spec, spec_of
 from cpm.model import CPMModel, adapt_joint_channels
 from cpm.precision import cpu_description
 from cpm.session import SessionCreator
 from dataflow.geometry import Geometry
 from dataflow.pipeline import build_train_dataflow
-from dataflow.records import describe_mapping, map_records
+from dataflow.records import describe_mapping, model_people
 from engine.distributed import ClusterTrainer
 from engine.hooks import (
     BadSampleReport,
@@ -112,7 +111,8 @@ def prepare_logdir(logdir, cfg, meta):
             logger.info(f"continuing the run in {logdir} with changed {', '.join(changed)}")
     # every process that trained the run: when, on which CPU, in which precision, from which step
     sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu": cpu_description(),
-                     "precision": meta.get("precision"), "from_step": run.latest_checkpoint()[1]})
+                     "precision": meta.get("precision"), "backend": meta.get("backend"),
+                     "from_step": run.latest_checkpoint()[1]})
     run.write_meta({"config": cfg.to_dict(), **meta, "sessions": sessions})
     return run, resumed
 
@@ -190,12 +190,12 @@ def model_records(train_records, val_records, spec):
     people left without an annotated joint (COCO people with only a face, for an lsp14 model) are dropped."""
     for line in describe_mapping(train_records + val_records, spec):
         logger.info(f"joints mapped onto the model's {spec.name}: {line}")
-    train = [r for r in map_records(train_records, spec) if (r.joints[:, 2] != UNANNOTATED).any()]
+    train = model_people(train_records, spec)
     if not train:
         raise UserError(f"no training person has an annotated joint of the model's keypoint spec {spec.name}")
     if len(train) < len(train_records):
         logger.info(f"{len(train_records) - len(train)} training people have none of {spec.name}'s joints: left out")
-    return train, map_records(val_records, spec)
+    return train, model_people(val_records, spec)
 
 
 def worker_share(cluster, train_records, steps, seed, logdir, meta):
@@ -334,7 +334,8 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         max_epoch=t.EPOCHS,
         session_creator=SessionCreator(precision),
         starting_epoch=starting_epoch,
-        **({"session_init": SmartInit(init)} if init else {}),
+        # a fine-tuned layer whose shape no longer fits (another part scheme, say) starts fresh, with a warning
+        **({"session_init": SmartInit(init, ignore_mismatch=not checkpoint)} if init else {}),
     )
     if seed is not None:
         tf.compat.v1.set_random_seed(seed)  # the trainer builds its graph in the default graph

@@ -45,6 +45,7 @@ from dataflow.geometry import Geometry
 from dataflow.images import read_image
 from dataflow.mapper import make_mapper
 from dataflow.pipeline import mapped_indices
+from dataflow.records import model_people
 from engine.cli import (
     add_config_argument,
     add_config_arguments,
@@ -79,8 +80,8 @@ def cpu_line():
 
 def bench_data(args):
     cfg = build_config(args.preset, args.config)
-    records = records_from_args(args, cfg.READER)
     geometry = Geometry.from_config(cfg)
+    records = model_people(records_from_args(args, cfg.READER), geometry.spec)
     mapper = make_mapper(records, geometry, cfg.AUG, seed=0)
     n = args.n
     order = np.random.default_rng(0).integers(0, len(records), n)
@@ -121,48 +122,39 @@ def bench_data(args):
 
 
 def bench_train(args):
-    import tensorflow as tf
-    from tensorpack.tfutils.tower import TowerContext
+    from cpm import backend
+    from engine.speed import measure_in, step_seconds
 
-    from cpm import names
-    from cpm.model import CPMModel, count_parameters
-    from cpm.native_log import held_native_log
-    from cpm.session import session_config
-    from dataflow.datasets import load_records
-
-    cfg = build_config(args.preset, [f"TRAIN.BATCH_SIZE={args.batch}", "TRAIN.NUM_WORKERS=0"] + args.config)
-    geometry = Geometry.from_config(cfg)
-    mapper = make_mapper(load_records("lsp", SAMPLE_LSP_DIR, "train"), geometry, cfg.AUG, seed=0)
-    batch = [np.stack(x) for x in zip(*[mapper(i) for i in range(args.batch)], strict=True)]
-    model = CPMModel.from_config(cfg, geometry)
-    with tf.Graph().as_default():
-        inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
-        with TowerContext("", is_training=True):
-            cost = model.build_graph(*inputs)
-        with held_native_log():  # the first device lookup here: the cuInit error of a machine without a GPU
-            train_op = model.optimizer().minimize(cost)
-        params = count_parameters()
-        graph = tf.compat.v1.get_default_graph()
-        final = [graph.get_tensor_by_name(n + ":0") for n in names.predict_outputs(cfg.MODEL.PART_STAGES)]
-        feed = dict(zip(inputs, batch, strict=True))
-        with tf.compat.v1.Session(config=session_config(args.precision)) as sess:  # what the trainer runs with
-            sess.run(tf.compat.v1.global_variables_initializer())
-            times = {}
-            for name, fetch, fd in (("train step", train_op, feed), ("inference", final, {inputs[0]: batch[0],
-                                                                                          inputs[3]: batch[3]})):
-                for _ in range(args.warmup):
-                    sess.run(fetch, fd)
-                start = time.perf_counter()
-                for _ in range(args.steps):
-                    sess.run(fetch, fd)
-                times[name] = (time.perf_counter() - start) / args.steps
     print(cpu_line())
-    print(f"model: preset {args.preset}, {geometry.input_size}px input, {params:,} parameters, batch {args.batch}, "
-          f"{args.precision}, {cfg.MODEL.PART_STAGES} part stages, {os.cpu_count()} cores")
-    peer = dict(zip(times, args.peer or [], strict=False))
-    for name, t in times.items():
-        versus = f"  {_versus(t, peer[name], TRAIN_TARGET)}" if name in peer else ""
-        print(f"  {name:10s} {t:7.3f} s/batch  ({args.batch / t:6.1f} images/s){versus}")
+    overrides = list(args.config)
+    if not args.backends:  # this process's backend
+        t = step_seconds(args.preset, args.precision, args.batch, args.steps, args.warmup, overrides)
+        rows = {backend.running(): t}
+    else:  # each backend in a process of its own, side by side
+        names = list(backend.candidates(args.precision)) if args.backends == ["all"] else args.backends
+        unknown = [n for n in names if n not in backend.BACKENDS]
+        if unknown:
+            raise UserError(f"--backends {unknown[0]}: choose from all, {', '.join(backend.BACKENDS)}")
+        isa = {"ONEDNN_MAX_CPU_ISA": args.max_isa, "XLA_FLAGS": f"--xla_cpu_max_isa={args.max_isa}"} \
+            if args.max_isa else {}
+        rows = {n: measure_in(n, args.precision, isa, preset=args.preset, batch=args.batch, steps=args.steps,
+                              warmup=args.warmup, overrides=overrides) for n in names}
+    first = next(iter(rows.values()))
+    print(f"model: preset {args.preset}, {first['input_size']}px input, {first['parameters']:,} parameters, batch "
+          f"{args.batch}, {args.precision}, {first['part_stages']} part stages, {os.cpu_count()} cores"
+          + (f", instruction sets capped at {args.max_isa} (oneDNN and XLA; Eigen's are fixed at build)"
+             if args.max_isa else ""))
+    peer = dict(zip(("train", "inference"), args.peer or [], strict=False))
+    for name, t in rows.items():
+        for kind, label in (("train", "train step"), ("inference", "inference")):
+            versus = f"  {_versus(t[kind], peer[kind], TRAIN_TARGET)}" if kind in peer else ""
+            print(f"  {name:10s} {label:10s} {t[kind]:7.3f} s/batch  ({args.batch / t[kind]:6.1f} images/s){versus}")
+    entry = backend.cached(args.precision)
+    if len(rows) > 1:
+        fastest = min(rows, key=lambda n: rows[n]["train"])
+        print(f"fastest training step: {fastest}; " + (f"this machine's recorded choice: {entry['choice']} "
+                                                       f"(measured {entry['measured']})" if entry else
+                                                       "nothing recorded yet (train.py measures at its first run)"))
 
 
 def bench_predict(args):
@@ -244,14 +236,16 @@ def bench_detect(args):
     """Recall of annotated people and false boxes per image of BlazePose and HOG on real photos. A person is found
     when a box holds the centre of its annotation and the box's side is 0.7-3x the annotated person's size."""
     from cpm.joints import UNANNOTATED
+    from cpm.keypoints import LSP14
     from eval import blazepose
     from eval.people import detect_people
 
     records = []
     for data, datadir, split in (("coco", args.coco, "test_coco"), ("jhmdb", args.jhmdb, "test_jhmdb_sub1")):
         cfg = build_config(overrides=["READER.COCO_MIN_KEYPOINTS=0"])
-        records += [r for r in records_from_args(argparse.Namespace(data=data, datadir=datadir, split=split,
-                                                                    dataset_role="eval"), cfg.READER)
+        # at least 5 of lsp14's joints, as this benchmark has always counted them
+        records += [r for r in model_people(records_from_args(argparse.Namespace(
+            data=data, datadir=datadir, split=split, dataset_role="eval"), cfg.READER), LSP14)
                     if (r.joints[:, 2] != UNANNOTATED).sum() >= 5]
     images = sorted({str(r.image) for r in records})
     print(cpu_line())
@@ -371,6 +365,11 @@ def main():
     # short bursts run faster than sustained training on shared or turbo-boosted CPUs: time enough steps
     train.add_argument("--steps", type=int, default=30, help="timed steps (default 30)")
     train.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    train.add_argument("--backends", nargs="+", metavar="NAME",
+                       help="time these backends side by side, each in its own process: all, onednn, eigen, xla, "
+                            "xla-eigen (default: this process's, which CPM_BACKEND or the recorded choice sets)")
+    train.add_argument("--max-isa", metavar="ISA", help="with --backends: cap oneDNN's and XLA's instruction sets "
+                                                        "(e.g. AVX2, to measure an AVX2-only CPU's figures)")
     train.add_argument("--peer", type=float, nargs=2, metavar=("STEP", "INFERENCE"),
                        help="peer_cpm_torch.py's train and forward s/batch from this run: print ratio and target")
     predict = sub.add_parser("predict", help="single-person prediction time, image file to joints")

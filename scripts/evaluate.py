@@ -14,6 +14,7 @@ import json
 
 from cpm.checkpoint import resolve_checkpoint
 from cpm.errors import run_main
+from dataflow.records import model_people
 from engine.cli import (
     add_dataset_arguments,
     add_load_argument,
@@ -64,8 +65,9 @@ def main():
     prepare_outputs(args, folders=("out_plots",))
     scales = parse_scales(args.scales)
     weights, cfg = resolve_checkpoint(args.load)
-    records = records_from_args(args, cfg.READER)
     predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
+    # the data's people with the model's joints, as the model is scored on them (plots and JSON included)
+    records = model_people(records_from_args(args, cfg.READER), predictor.spec)
     estimator = PoseEstimator(predictor=predictor, refine=args.refine) if args.boxes == "detected" else None
     result = score(predictor, records, args.batch, estimator)
     report, pred, seconds, images = result.report, result.pred, result.seconds, result.images

@@ -13,13 +13,17 @@ import argparse
 import os
 import sys
 
+from cpm import backend
 from cpm.checkpoint import resolve_checkpoint
 from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from cpm.keypoints import BUILTIN
 from dataflow.datasets import DATASETS, load_selection, selections
+from dataflow.records import model_people
 from engine.cli import DEFAULT_PRESET, add_config_arguments, add_precision_argument
 from engine.distributed import Worker, load_cluster, start_server
+from engine.rundir import RunDir
+from engine.speed import run_backend
 from engine.trainer import choose_keypoints, split_validation, train
 from eval.metrics import format_report
 
@@ -51,6 +55,9 @@ def main():
                              "it: shared joints keep their channels)")
     parser.add_argument("--seed", type=int, default=None, help="augmentation seed")
     add_precision_argument(parser)
+    parser.add_argument("--backend", metavar="auto|" + "|".join(backend.BACKENDS),
+                        help="TensorFlow's CPU backend (default auto: the run's own when it resumes, else the fastest "
+                             "measured on this machine, measured at the first run; also CPM_BACKEND)")
     parser.add_argument("--gpus", type=int, default=1, help="devices (per worker with --cluster); >1 uses "
                                                            "SyncMultiGPUTrainerReplicated (docs/scaling.md)")
     parser.add_argument("--smoke", action="store_true", help="a few steps on the sample, one validation pass")
@@ -63,6 +70,19 @@ def main():
                          help="a step waiting this long for the other workers checks that every task still answers "
                               "(default 60)")
     args = parser.parse_args()
+    # the backend first: TensorFlow is imported with this process's, and another one means starting again
+    if args.load and not (os.path.exists(args.load) or os.path.exists(args.load + ".index")):
+        raise UserError(f"--load {args.load}: no such checkpoint")
+    preset0 = args.preset or (resolve_checkpoint(args.load)[1].PRESET if args.load else DEFAULT_PRESET)
+    triples = selections(args.data, args.datadir, args.split, "train")
+    logdir = args.logdir or os.path.join(ROOT, "checkpoints", f"{'smoke' if args.smoke else preset0}-"
+                                                              f"{'+'.join(n for n, _, _ in triples)}")
+    saved = RunDir(logdir).read_meta().get("backend") if RunDir(logdir).has_config() else None
+    chosen, why = run_backend(args.backend or os.environ.get(backend.ENV), saved, args.precision,
+                              cluster=bool(args.cluster))
+    if chosen != backend.running():
+        backend.reexec_with(chosen)
+    print(f"backend: {chosen} ({why})")
     worker = None
     if args.cluster:
         if not args.job:
@@ -83,21 +103,19 @@ def main():
     overrides = (SMOKE_CONFIG if args.smoke else []) + args.config
     load = base = None
     if args.load:  # fine-tuning: the model's own config, with the run's overrides on top
-        if not (os.path.exists(args.load) or os.path.exists(args.load + ".index")):
-            raise UserError(f"--load {args.load}: no such checkpoint")
         load, base = resolve_checkpoint(args.load)
         if args.preset and args.preset != base.PRESET:
             raise UserError(f"--preset {args.preset}: --load {args.load} was trained with preset {base.PRESET}, "
                             f"whose config the run takes (drop --preset)")
     preset = base.PRESET if base is not None else args.preset or DEFAULT_PRESET
     # the readers' options first: which joints the run trains can depend on what the data holds
-    reader = build_config(preset, [o for o in overrides if o.startswith("READER.")]).READER
-    triples = selections(args.data, args.datadir, args.split, "train")
+    reader = build_config(preset, [o for o in overrides if o.startswith("READER.")], base=base).READER
     records = load_selection(triples, reader)
     tag = "smoke" if args.smoke else preset
     logdir = args.logdir or os.path.join(ROOT, "checkpoints", f"{tag}-{'+'.join(n for n, _, _ in triples)}")
     spec, why = choose_keypoints(logdir, args.joints, base, records)
     cfg = build_config(preset, overrides, base=base, keypoints=spec)
+    records = model_people(records, spec)  # before the split: it holds out the same people as it always has
     if args.val_data:
         val_records = load_selection(selections(args.val_data, args.val_datadir, args.val_split, "eval"),
                                      cfg.READER)
@@ -107,14 +125,16 @@ def main():
     print(f"joints: {spec.name}, {spec.num_joints} of them ({why})"
           + ("" if spec.part_schemes else "; the set has no part scheme: no part stages"))
     print(f"training on {len(train_records)} people, validating on {len(val_records)}; run directory {logdir}")
-    meta = {"data": triples, "argv": sys.argv[1:], "precision": args.precision}
+    meta = {"data": triples, "argv": sys.argv[1:], "precision": args.precision, "backend": chosen}
     result = train(cfg, train_records, val_records, logdir, load=load, precision=args.precision,
                    gpus=args.gpus, seed=args.seed, meta=meta, cluster=worker)
     print(format_report(result["baseline"], "mean-pose baseline"))
     final = result["final"]
-    if "val/pcp" in final:  # (a cluster's other workers do not validate)
-        print(f"final (epoch {final['epoch_num']}, step {final['global_step']}): PCP {100 * final['val/pcp']:.1f}, "
-              f"PCK@0.2 {100 * final['val/pck@0.2']:.1f}")
+    figures = [f"{name} {100 * final['val/' + key]:.1f}" for key, name in
+               (("pcp", "PCP"), ("pck@0.2", "PCK@0.2"), ("pckh@0.5", "PCKh@0.5"), ("ap", "AP"))
+               if "val/" + key in final]
+    if figures:  # (a cluster's other workers do not validate)
+        print(f"final (epoch {final['epoch_num']}, step {final['global_step']}): {', '.join(figures)}")
     print(f"checkpoints, stats.json and config.json: {logdir}\nTensorBoard: tensorboard --logdir {logdir}")
 
 

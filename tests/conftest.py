@@ -2,6 +2,11 @@
 import os
 import shutil
 
+# One backend for the whole suite, whatever this machine measured as its fastest (cpm.backend): the tests' scripts
+# then train, score and export as they always have, and the probe does not run inside them (tests/test_backend.py
+# checks the choice itself).
+os.environ.setdefault("CPM_BACKEND", "onednn")
+
 import pytest
 import scipy.io
 

@@ -1,0 +1,101 @@
+"""The CPU backend a run trains on: measured once per machine and precision, recorded, chosen before TensorFlow's
+import, kept by a resumed run, and printed."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from cpm import backend
+from cpm.errors import UserError
+from engine import speed
+from tests.helpers import ROOT
+
+CPU = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\nstepping\t: 1\nmodel name\t: AMD EPYC\n" \
+      "flags\t\t: fpu avx2 fma {more}\n\n"
+
+
+def test_the_cache_is_keyed_on_what_decides_the_answer(tmp_path):
+    def key(model=1, more="", precision="fp32"):
+        path = tmp_path / f"cpu{model}{more}"
+        path.write_text(CPU.format(model=model, more=more))
+        return backend.machine_key(precision, str(path))
+
+    # the same "AMD EPYC" name, another model (Zen 3 and Zen 4) or other flags, another precision: another key
+    assert len({key(), key(model=17), key(more="avx512f avx512_bf16"), key(precision="bf16")}) == 4
+    assert key() == key() and key().startswith("AuthenticAMD/25/1/1/") and "/tf" in key()
+
+
+def test_remember_the_fastest_and_read_it_back(tmp_path):
+    cache = str(tmp_path / "cache" / "backends.json")
+    assert backend.cached("fp32", cache) is None
+    assert backend.remember("fp32", {"onednn": 2.3, "xla-eigen": 1.6, "eigen": 2.27}, cache) == "xla-eigen"
+    entry = backend.cached("fp32", cache)
+    assert entry["choice"] == "xla-eigen" and entry["seconds"]["onednn"] == 2.3
+    assert backend.cached("bf16", cache) is None  # another precision is measured on its own
+    with open(cache, "w") as f:
+        f.write("{damaged")
+    assert backend.cached("fp32", cache) is None  # measured again rather than trusted
+
+
+def test_which_backend_a_run_uses(monkeypatch, tmp_path):
+    monkeypatch.setattr(backend, "CACHE", str(tmp_path / "backends.json"))
+    measured = []
+
+    def fake_probe(precision, say=print):
+        measured.append(precision)
+        return backend.remember(precision, {"onednn": 0.5, "xla": 0.9}, backend.CACHE), {"onednn": 0.5, "xla": 0.9}
+
+    monkeypatch.setattr(speed, "probe", fake_probe)
+    assert speed.run_backend("eigen", "xla", "fp32") == ("eigen", "asked for")
+    with pytest.raises(UserError, match="--backend tpu: choose from auto, onednn, eigen, xla, xla-eigen"):
+        speed.run_backend("tpu", None, "fp32")
+    assert speed.run_backend("auto", "xla", "fp32") == ("xla", "the run's own")
+    assert speed.run_backend(None, None, "bf16") == ("onednn", "bf16 is oneDNN's mixed precision")
+    assert speed.run_backend(None, None, "fp32", cluster=True)[0] == "onednn" and not measured
+    choice, why = speed.run_backend(None, None, "fp32")  # nothing recorded: measured now, once
+    assert choice == "onednn" and why == "the fastest measured now: onednn 0.500, xla 0.900 s/step"
+    choice, why = speed.run_backend(None, None, "fp32")
+    assert choice == "onednn" and why.startswith("the fastest measured on this machine (") and measured == ["fp32"]
+
+
+def test_a_backend_is_applied_before_tensorflow_reads_it(monkeypatch):
+    monkeypatch.setenv("TF_XLA_FLAGS", "--something")
+    backend.apply("eigen")
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0" and "TF_XLA_FLAGS" not in os.environ
+    assert backend.running() == "eigen"
+    backend.apply("xla-eigen")
+    assert os.environ["TF_XLA_FLAGS"] == "--tf_xla_auto_jit=2 --tf_xla_cpu_global_jit"
+    backend.apply("onednn")  # the suite's (tests/conftest.py)
+
+
+@pytest.mark.slow
+def test_a_run_records_its_backend_and_keeps_it_when_it_resumes(tmp_path):
+    env = {k: v for k, v in os.environ.items() if k not in (backend.ENV, backend.APPLIED, "TF_XLA_FLAGS")}
+    logdir = str(tmp_path / "run")
+
+    def train(*extra):
+        done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--smoke", "--logdir",
+                               logdir, *extra], capture_output=True, text=True, env=env, timeout=600)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return done.stdout
+
+    assert "backend: eigen (asked for)" in train("--backend", "eigen")  # the process started again on Eigen
+    with open(os.path.join(logdir, "config.json")) as f:
+        meta = json.load(f)
+    assert meta["backend"] == "eigen" and meta["sessions"][-1]["backend"] == "eigen"
+    assert "backend: eigen (the run's own)" in train("--config", "TRAIN.EPOCHS=2")
+
+
+@pytest.mark.slow
+def test_benchmark_times_backends_side_by_side():
+    done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), "train", "--backends",
+                           "onednn", "eigen", "--steps", "1", "--warmup", "1", "--batch", "4"],
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith("  ")]
+    assert [(r[0], r[1]) for r in rows] == [("onednn", "train"), ("onednn", "inference"), ("eigen", "train"),
+                                            ("eigen", "inference")]
+    assert all(float(r[r.index("s/batch") - 1]) > 0 for r in rows)
+    assert "fastest training step: " in done.stdout
