@@ -30,7 +30,7 @@ train: $(STAMP)
 
 test: $(STAMP)
 	$(VENV)/bin/ruff check .
-	$(PY) -m pytest -q $(ARGS)
+	$(PY) -m pytest -q -n 2 $(ARGS)
 
 CAMPAIGN := checkpoints/lsp-campaign2
 # The campaign's newest checkpoint, config and history, committed between sessions: a machine whose checkpoints/ was

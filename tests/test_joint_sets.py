@@ -11,7 +11,7 @@ import pytest
 
 from cpm.config import build_config
 from cpm.joints import UNANNOTATED, VISIBLE
-from cpm.keypoints import COCO17, LSP14, MPII16
+from cpm.keypoints import COCO17, JHMDB15, LSP14, MPII16
 from cpm.model import adapt_joint_channels
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.geometry import Geometry
@@ -19,7 +19,7 @@ from dataflow.lsp import read_lsp
 from dataflow.records import PersonRecord
 from eval.cocoeval import keypoint_ap
 from eval.evaluate import evaluate, standard_metric
-from tests.helpers import COCO_FIXTURE, MPII_FIXTURE, run, write_mpii_mat
+from tests.helpers import COCO_FIXTURE, MPII_FIXTURE, run, write_jhmdb_official, write_mpii_mat
 
 SMALL = ["--smoke", "--config", "TRAIN.BATCH_SIZE=4", "TRAIN.NUM_WORKERS=0"]
 
@@ -198,3 +198,15 @@ def test_a_model_fine_tunes_into_another_set(trained_run, tmp_path):
     with open(os.path.join(logdir, "log.log")) as f:
         log = f.read()
     assert "(lsp14) into legs6: " in log and "joint layers keep the channels of 6 shared joints" in log
+
+
+@pytest.mark.slow
+def test_a_jhmdb15_model_trains_on_the_official_layout_and_scores_pck(tmp_path):
+    root = str(tmp_path / "jhmdb")
+    write_jhmdb_official(root)
+    data = ["--data", "jhmdb", "--datadir", root, "--split", "all"]
+    logdir = _trained(str(tmp_path / "run"), data, "joints: jhmdb15, 15 of them (the joints of jhmdb, the first "
+                                                   "training data)")
+    report = _scored(str(tmp_path / "report.json"), "--load", logdir, *data)
+    assert list(report["per_joint"]) == list(JHMDB15.names) and 0 <= report["pck@0.2"] <= 1
+    assert set(report["per_limb"]) == set(JHMDB15.groups)
