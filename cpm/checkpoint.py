@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import re
+import sys
 
 import numpy as np
 
@@ -36,6 +37,34 @@ def latest_in(run_dir):
     return name if os.path.isabs(name) else os.path.join(run_dir, name)
 
 
+def checkpoints_in(run_dir, prefix="model"):
+    """The ``<prefix>-<step>`` checkpoints whose index file is in ``run_dir``, newest (highest step) first, found by
+    their files rather than by TensorFlow's ``checkpoint`` state file (which a crash can leave missing or damaged):
+    [(path prefix, step)]."""
+    found = []
+    for name in os.listdir(run_dir) if os.path.isdir(run_dir) else ():
+        m = re.fullmatch(rf"{re.escape(prefix)}-(\d+)\.index", name)
+        if m:
+            found.append((os.path.join(run_dir, name[:-len(".index")]), int(m.group(1))))
+    return sorted(found, key=lambda ps: -ps[1])
+
+
+def checkpoint_damage(path):
+    """Why checkpoint ``path`` (a prefix) cannot be restored, or None when it can: every tensor is read back, so
+    TensorFlow checks each one against the checksum its index holds, and a data file cut short, a missing one or an
+    unreadable index is found here rather than in a traceback mid-restore."""
+    import tensorflow as tf  # noqa: PLC0415  (reading checkpoints is the only TensorFlow use here)
+
+    try:
+        reader = tf.train.load_checkpoint(path)
+        for name in reader.get_variable_to_shape_map():
+            reader.get_tensor(name)
+    except (tf.errors.OpError, OSError, ValueError, IndexError, RuntimeError) as e:  # a short read is an IndexError
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        return f"{type(e).__name__}: {first[:160]}"
+    return None
+
+
 def resolve_checkpoint(path):
     """Locate model weights and the config they were trained with.
 
@@ -59,26 +88,39 @@ def resolve_checkpoint(path):
 
 def locate_weights(path):
     """(run directory, weights path) of ``path``: a run directory (its best checkpoint, max-val-pcp or another metric's
-    best_checkpoint, else its latest checkpoint, else
-    its weights.npz), a checkpoint prefix or an exported weights.npz. Raises UserError when nothing is there."""
+    best_checkpoint, else its newest checkpoint, else its weights.npz), a checkpoint prefix or an exported
+    weights.npz. In a run directory a checkpoint that does not restore (checkpoint_damage) is named in one line on
+    stderr and the next is taken, in that order (the best, then the newest intact, then older ones). Raises
+    UserError when nothing usable is there, or when an explicit checkpoint prefix is damaged."""
     if os.path.isdir(path):
         run_dir = path
         # its spec's metric's; where the metric changed with the validation data, the newest
         best = sorted(glob.glob(os.path.join(glob.escape(path), "max-val-*.index")), key=os.path.getmtime)
-        weights = best[-1][:-len(".index")] if best else latest_in(path)
+        candidates = [b[:-len(".index")] for b in reversed(best)] + [p for p, _ in checkpoints_in(path)]
+        weights = next((c for c in candidates if _usable(c)), None)
         if weights is None and os.path.isfile(os.path.join(path, WEIGHTS_FILE)):
             weights = os.path.join(path, WEIGHTS_FILE)
         if weights is None:
-            raise UserError(f"{path} holds no checkpoint (no max-val-*, checkpoint file or {WEIGHTS_FILE})")
+            raise UserError(f"{path} holds no usable checkpoint (no intact max-val-* or model-*, nor {WEIGHTS_FILE})")
     elif path.endswith(".npz") and os.path.isfile(path):
         run_dir, weights = os.path.dirname(os.path.abspath(path)), path
-    elif os.path.isfile(path + ".index"):
-        run_dir, weights = os.path.dirname(os.path.abspath(path)), path
-    elif path.endswith(".index") and os.path.isfile(path):
-        run_dir, weights = os.path.dirname(os.path.abspath(path)), path[:-len(".index")]
+    elif os.path.isfile(path + ".index") or (path.endswith(".index") and os.path.isfile(path)):
+        weights = path if os.path.isfile(path + ".index") else path[:-len(".index")]
+        run_dir = os.path.dirname(os.path.abspath(weights))
+        damage = checkpoint_damage(weights)
+        if damage:
+            raise UserError(f"--load {path}: the checkpoint is damaged ({damage})")
     else:
         raise UserError(f"--load {path}: not a run directory, checkpoint prefix or .npz weights file")
     return run_dir, weights
+
+
+def _usable(prefix):
+    """Whether a run directory's checkpoint restores; a damaged one is named in one line on stderr."""
+    damage = checkpoint_damage(prefix)
+    if damage:
+        print(f"warning: checkpoint {prefix} is damaged ({damage}); trying the next", file=sys.stderr, flush=True)
+    return damage is None
 
 
 def load_weights(weights):

@@ -23,7 +23,7 @@ from tensorpack.callbacks import JSONWriter, TFEventWriter
 from tensorpack.tfutils.varmanip import is_training_name
 from tensorpack.utils import logger
 
-from cpm.checkpoint import CONFIG_FILE, latest_in, locate_weights
+from cpm.checkpoint import CONFIG_FILE, checkpoint_damage, checkpoints_in, locate_weights
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full, make_dirs, write_json
 from engine.hooks import RunStopper
@@ -203,11 +203,24 @@ class RunDir:
 
     # checkpoints
     def latest_checkpoint(self):
-        """(checkpoint prefix, its global step) of the newest checkpoint, or (None, 0)."""
-        path = latest_in(self.path)
-        if path is None:
-            return None, 0
-        return path, int(tf.train.load_variable(path, "global_step"))
+        """(checkpoint prefix, its global step) of the newest checkpoint that restores, or (None, 0).
+
+        The candidates are the ``model-<step>`` files themselves, newest first, so a missing or damaged
+        ``checkpoint`` state file costs nothing. One that does not restore (cpm.checkpoint.checkpoint_damage: a data
+        file cut short by a machine that died mid-save, an unreadable index) is named in one warning line and set
+        aside as ``<name>.damaged`` (so no later step picks it up again), and the next older one is used; the caller
+        cuts the run's stats back to it.
+        """
+        for path, step in checkpoints_in(self.path):
+            damage = checkpoint_damage(path)
+            if damage is None:
+                return path, step
+            logger.warn(f"checkpoint {path} is damaged ({damage}): set aside as {os.path.basename(path)}.*.damaged; "
+                        f"trying an older one")
+            for f in tf.io.gfile.glob(path + ".*"):
+                if not f.endswith(".damaged"):
+                    os.replace(f, f + ".damaged")
+        return None, 0
 
     def resume_checkpoint(self, steps_per_epoch):
         """(checkpoint prefix, its global step) to continue from, or (None, 0): the newest checkpoint, except one

@@ -103,7 +103,7 @@ def test_load_errors_are_one_line(tmp_path):
     proc = run("evaluate.py", "--load", str(tmp_path / "nothing"), "--split", "all")
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines()[-1].startswith("error: --load")
-    with pytest.raises(UserError, match="holds no checkpoint"):
+    with pytest.raises(UserError, match="holds no usable checkpoint"):
         resolve_checkpoint(str(tmp_path))
 
 

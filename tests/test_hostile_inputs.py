@@ -130,8 +130,8 @@ def damaged_run(trained_run, tmp_path):
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("data", "cannot load the weights"),
-    ("index", "cannot load the weights"),
+    ("data", "the checkpoint is damaged"),
+    ("index", "the checkpoint is damaged"),
     ("config", "is not a run config"),
     ("npz", "cannot load the weights"),
 ])
@@ -148,8 +148,16 @@ def test_damaged_models_are_one_line(damaged_run, damage, message):
     else:
         load = str(damaged_run / "weights.npz")
         (damaged_run / "weights.npz").write_bytes(b"PK\x03\x04 not a zip archive")
+    if damage in ("data", "index"):
+        # the run directory still serves: its best copy is named damaged and the newest intact checkpoint is used
+        posed = run("predict.py", "--load", load, "--image", PHOTO, "--bbox", BBOX)
+        assert posed.returncode == 0, posed.stderr[-2000:]
+        assert "max-val-pcp is damaged" in posed.stderr and "trying the next" in posed.stderr
+        line = next(x for x in posed.stdout.splitlines() if x.startswith("{"))
+        assert len(json.loads(line)["people"][0]["joints"]) == 14
+        load = str(damaged_run / "max-val-pcp")  # named explicitly, the damaged checkpoint is one line
     _one_line_error(run("predict.py", "--load", load, "--image", PHOTO, "--bbox", BBOX), message)
-    if damage == "data":  # evaluate.py loads through the same PosePredictor
+    if damage == "data":  # evaluate.py loads through the same resolution
         _one_line_error(run("evaluate.py", "--load", load, "--split", "601-610"), message)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from cpm import checkpoint
+from cpm.checkpoint import locate_weights
 from cpm.config import ConfigError, build_config
 from cpm.errors import UserError
 from cpm.keypoints import LSP14
@@ -315,3 +316,24 @@ def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(trained_
     assert "lsp" in card and "601-632: 32 people never trained on" in card and "- Weights: float" in card
     assert re.search(r"- Time to quality \(.*\): 80 % (at epoch \d+ \([\d.]+ h\)|not reached \(best [\d.]+ %, "
                      r"epoch \d+(, [\d.]+ h)?\)); 85 % ", card)
+
+
+@pytest.mark.slow
+def test_a_cut_checkpoint_is_passed_over_and_the_run_resumes_from_the_one_before(two_epoch_run, tmp_path):
+    logdir = str(tmp_path / "copy")
+    shutil.copytree(two_epoch_run[0], logdir, ignore=shutil.ignore_patterns("train.lock"))
+    data = os.path.join(logdir, "model-16.data-00000-of-00001")
+    with open(data, "r+b") as f:  # a machine that died mid-save: the newest data file cut short
+        f.truncate(os.path.getsize(data) // 2)
+    os.remove(os.path.join(logdir, "checkpoint"))  # and TensorFlow's state file lost: the files themselves count
+    os.remove(os.path.join(logdir, "max-val-pcp.index"))  # the best copy gone too: --load takes the newest intact
+    with pytest.raises(UserError, match=r"--load .*model-16: the checkpoint is damaged \(.*\)"):
+        locate_weights(os.path.join(logdir, "model-16"))
+    assert locate_weights(logdir)[1] == os.path.join(logdir, "model-8")
+    resumed = run("train.py", "--smoke", "--logdir", logdir, "--seed", "1", "--config", "TRAIN.EPOCHS=2")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    out = resumed.stdout + resumed.stderr
+    assert "model-16 is damaged" in out and "Traceback" not in out
+    assert os.path.isfile(data + ".damaged")  # set aside, not deleted
+    assert [e["global_step"] for e in stats(logdir)] == [8, 16]  # epoch 2 ran again from step 8, and reported
+    assert RunDir(logdir).latest_checkpoint() == (os.path.join(logdir, "model-16"), 16)  # a new, intact one
