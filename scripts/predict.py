@@ -14,6 +14,12 @@ with the model's joints (its keypoint spec's, by name) in original image px; a m
 in the person's "part_mask"). For a folder or
 video, --out-json writes JSON lines (one image or frame per line), and --out-image is a folder of annotated images
 (folder input) or an annotated video (video input).
+
+A folder carries on past a file it cannot read (missing, empty, cut short, not an image): one line on stderr names it
+and why, its JSON line is {"image": PATH, "skipped": WHY}, and the others are posed. The last line says how many
+were posed and skipped. Exit status: 0 all posed, 3 some skipped (the outputs of the rest complete), 2 a one-line
+failure of the whole run (a bad flag, model or path). A video that ends before the frame count its header gives says
+how many frames were read.
 """
 import argparse
 import json
@@ -38,6 +44,7 @@ from eval.api import REFINE, PoseEstimator
 from eval.draw import belief_montage, draw_skeleton, part_overlay, write_image
 from eval.metrics import json_safe
 
+SOME_SKIPPED = 3  # exit status: every readable input posed, some skipped (2: the run failed as a whole)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -91,12 +98,15 @@ def frames(path):
         if not files:
             raise UserError(f"{path} holds no images ({', '.join(IMAGE_EXTENSIONS)})")
         for f in files:
-            yield os.path.join(path, f), read_image(os.path.join(path, f))
+            try:
+                yield os.path.join(path, f), read_image(os.path.join(path, f))
+            except UserError as e:  # this file, not the run: the caller names it and goes on
+                yield os.path.join(path, f), e
     elif path.lower().endswith(VIDEO_EXTENSIONS):
         video = cv2.VideoCapture(path)
         if not video.isOpened():
             raise UserError(f"cannot open video {path}")
-        k = 0
+        k, expected = 0, int(video.get(cv2.CAP_PROP_FRAME_COUNT))
         while True:
             ok, frame = video.read()
             if not ok:
@@ -106,6 +116,8 @@ def frames(path):
         video.release()
         if k == 0:
             raise UserError(f"video {path} has no readable frames")
+        if 0 < k < expected:
+            print(f"video {path} ended after {k} of the {expected} frames its header gives", file=sys.stderr)
     elif os.path.isfile(path):
         yield path, read_image(path)
     else:
@@ -143,9 +155,19 @@ def main():
     if args.out_part_masks and not estimator.part_names:
         raise UserError(f"--out-part-masks: {estimator.weights} was trained without part stages (MODEL.PART_STAGES=0)")
     json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)
-    video_out, coco = None, []
+    video_out, coco, posed, skipped = None, [], 0, 0
     try:
         for k, (name, image) in enumerate(frames(args.image)):
+            if isinstance(image, UserError):
+                skipped += 1
+                print(f"skipped {name}: {str(image).removeprefix(name + ': ')}", file=sys.stderr, flush=True)
+                line = json.dumps({"image": name, "skipped": str(image)})
+                if json_out:
+                    json_out.write(line + "\n")
+                else:
+                    print(line)
+                continue
+            posed += 1
             people, drawn, maps, part_masks = pose_image(estimator, image, bbox)
             for person in people:
                 joints = np.array([[j["x"], j["y"], j["score"]] for j in person["joints"]])
@@ -184,6 +206,10 @@ def main():
             json_out.close()
         if video_out is not None:
             video_out.release()
+    if many:
+        print(f"{posed} posed, {skipped} skipped", flush=True)
+    if skipped:
+        sys.exit(SOME_SKIPPED)
 
 
 if __name__ == "__main__":

@@ -164,3 +164,24 @@ def test_damaged_models_are_one_line(damaged_run, damage, message):
 def test_json_safe_makes_strict_json():
     value = {"a": float("nan"), "b": [np.float32(1.5), np.inf, (np.int64(2),)], "c": np.array([0.5, -np.inf])}
     assert json.dumps(json_safe(value), allow_nan=False) == '{"a": null, "b": [1.5, null, [2]], "c": [0.5, null]}'
+
+
+@pytest.mark.slow
+def test_a_folder_carries_on_past_files_it_cannot_read(tmp_path):
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name in ("a.jpg", "c.jpg"):
+        shutil.copy(PHOTO, folder / name)
+    os.symlink(tmp_path / "gone.jpg", folder / "b.jpg")  # a dangling link
+    (folder / "d.png").write_bytes(b"")  # an empty file
+    out = tmp_path / "poses.jsonl"
+    done = run("predict.py", "--image", str(folder), "--bbox", BBOX, "--out-json", str(out))
+    assert done.returncode == 3, done.stderr[-2000:]  # some skipped, the rest complete
+    assert "Traceback" not in done.stderr
+    skipped = [line for line in done.stderr.splitlines() if line.startswith("skipped ")]
+    assert [line.split(":")[0] for line in skipped] == [f"skipped {folder / 'b.jpg'}", f"skipped {folder / 'd.png'}"]
+    lines = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [os.path.basename(x["image"]) for x in lines] == ["a.jpg", "b.jpg", "c.jpg", "d.png"]
+    assert len(lines[0]["people"][0]["joints"]) == 14 and len(lines[2]["people"]) == 1
+    assert "skipped" in lines[1] and "empty file" in lines[3]["skipped"]
+    assert done.stdout.strip().splitlines()[-1] == "2 posed, 2 skipped"

@@ -26,7 +26,7 @@ from engine.resume import alive, descendants
 from engine.rundir import RunBusy, RunDir
 from tests.helpers import ROOT, SMALL_CPM, run
 
-STEPS = 500  # one long epoch, so that every signal lands inside it
+STEPS = 1000  # one long epoch, so that every signal lands inside it (500 left too little on 2 busy cores)
 TRAIN_ARGS = [*SMALL_CPM, "TRAIN.EPOCHS=1", f"TRAIN.STEPS_PER_EPOCH={STEPS}", "TRAIN.BATCH_SIZE=4",
               "TRAIN.VAL_MAX_PEOPLE=8", "TRAIN.NUM_WORKERS=2", "TRAIN.CHECKPOINT_MINUTES=0"]
 SAVED = re.compile(r"^SIG(INT|TERM): saved model-(\d+) at step (\d+) in ([\d.]+) s; the same command resumes$")
