@@ -245,10 +245,11 @@ def count_parameters(graph=None):
         return int(sum(v.shape.num_elements() for v in tf.compat.v1.trainable_variables()))
 
 
-def adapt_joint_channels(values, old_names, new_names, seed=0):
+def adapt_joint_channels(values, old_names, new_names, seed=0, aliases=None):
     """A model's variables ``values`` ({name: array}) reshaped from joints ``old_names`` to ``new_names``: the layers
     whose channels are joints (each stage's ``out``, and the belief inputs at the front of every later stage's and
-    part stage's ``conv1``) keep the channels of the joints both sets share, by name, and the background's; a new
+    part stage's ``conv1``) keep the channels of the joints both sets share, by name or through ``aliases`` ({new
+    joint: the old joint it is}, e.g. MPII's upper_neck: lsp14's neck), and the background's; a new
     joint's channels start as a fresh layer would (``out``: N(0, 0.01) and a zero bias, as _OUT_INIT; a ``conv1``
     input: N(0, the std of the layer's belief inputs)). Every other variable is returned as it is.
 
@@ -258,7 +259,9 @@ def adapt_joint_channels(values, old_names, new_names, seed=0):
     rng = np.random.default_rng(seed)
     k_old, k_new = len(old_names), len(new_names)
     # new channel -> old channel (joints by name, then the background), or -1 for a new joint
-    source = [old_names.index(n) if n in old_names else -1 for n in new_names] + [k_old]
+    aliases = aliases or {}
+    source = [old_names.index(n) if n in old_names else old_names.index(aliases[n]) if aliases.get(n) in old_names
+              else -1 for n in new_names] + [k_old]
     out, adapted = dict(values), []
     for name, v in values.items():
         scope, layer = name.split("/")[0], name.split("/")[1] if "/" in name else ""

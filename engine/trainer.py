@@ -20,6 +20,7 @@ from cpm.checkpoint import CONFIG_FILE, best_checkpoint, fine_tune_weights, load
 from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
+from cpm.joints import DERIVED
 from cpm.keypoints import LSP14, load_spec, spec_of
 from cpm.model import CPMModel, adapt_joint_channels
 from cpm.precision import cpu_description
@@ -176,11 +177,15 @@ def fine_tune_init(load, spec):
     old = spec_of(load_run_config(os.path.dirname(os.path.abspath(load))))
     if old.names == spec.names:
         return values
-    values, adapted = adapt_joint_channels(values, list(old.names), list(spec.names))
-    shared = [n for n in spec.names if n in old.names]
-    fresh = [n for n in spec.names if n not in old.names]
+    # a joint the other set only names differently (DERIVED's one-to-one entries) keeps its channel too
+    aliases = {n: next(iter(d)) for n, d in DERIVED.get((old.name, spec.name), {}).items()
+               if len(d) == 1 and next(iter(d.values())) == 1.0 and n not in old.names}
+    values, adapted = adapt_joint_channels(values, list(old.names), list(spec.names), aliases=aliases)
+    shared = [n for n in spec.names if n in old.names or aliases.get(n) in old.names]
+    fresh = [n for n in spec.names if n not in shared]
     logger.info(f"fine-tuning {load} ({old.name}) into {spec.name}: {len(values) - len(adapted)} variables restored "
                 f"as they are, {len(adapted)} joint layers keep the channels of {len(shared)} shared joints"
+                + (f" ({', '.join(f'{n} from {a}' for n, a in aliases.items())})" if aliases else "")
                 + (f"; fresh: {', '.join(fresh)}" if fresh else ""))
     return values
 

@@ -184,6 +184,10 @@ def test_fine_tuning_into_another_set_keeps_the_shared_joints_channels():
     assert abs(new["stage2/out/W:0"][0, 0, :, 1]).max() < 0.1  # c: a fresh output, N(0, 0.01)
     np.testing.assert_array_equal(new["stage2/conv1/W:0"][0, 0, [0, 2, 3, 4]], conv[0, 0, [1, 2, 3, 4]])
     assert new["stage1/conv1/W:0"] is conv and new["conv1_1/W:0"] is values["conv1_1/W:0"]  # no joint channels
+    # a joint the new set only names differently (MPII's upper_neck for lsp14's neck) keeps its channel too
+    renamed, _ = adapt_joint_channels(values, ["a", "b"], ["b", "c"], aliases={"c": "a"})
+    np.testing.assert_array_equal(renamed["stage2/out/W:0"][0, 0, :, 1], w[0, 0, :, 0])
+    assert renamed["stage2/out/b:0"][1] == 1.0
 
 
 @pytest.mark.slow
