@@ -27,9 +27,16 @@ def person_area(record):
     return BOX_AREA_SHARE * (SCALE_UNIT_PX * record.scale) ** 2
 
 
-def keypoint_ap(pred, records, spec):
+def _result(image_id, joints):
+    """A COCO keypoint result of one person's joints [K, 3] (x, y, score): scored by the joints' mean score."""
+    return {"image_id": image_id, "category_id": 1, "score": float(np.mean(joints[:, 2])),
+            "keypoints": [float(v) for v in np.c_[joints[:, :2], np.ones(len(joints))].ravel()]}
+
+
+def keypoint_ap(pred, records, spec, extra=()):
     """COCO keypoint AP of ``pred`` [N, K, 3] (x, y, score in original px) against ``records`` (N people of ``spec``'s
-    joints).
+    joints); ``extra``: more predictions, [(image, joints [K, 3])] (people found that match no annotated person:
+    false positives, as COCO counts every detection).
 
     Returns:
         {"ap", "ap50", "ap75", "ar"}: fractions (COCOeval's stats 0, 1, 2 and 5); NaN where no person has an
@@ -51,8 +58,8 @@ def keypoint_ap(pred, records, spec):
                             "bbox": [float(lo[0]), float(lo[1]), float(hi[0] - lo[0]), float(hi[1] - lo[1])],
                             "area": person_area(r)})
         if np.all(np.isfinite(p)):
-            results.append({"image_id": image_id, "category_id": 1, "score": float(np.mean(p[:, 2])),
-                            "keypoints": [float(v) for v in np.c_[p[:, :2], np.ones(len(p))].ravel()]})
+            results.append(_result(image_id, p))
+    results += [_result(images[str(image)], p) for image, p in extra if str(image) in images and np.all(np.isfinite(p))]
     if not annotations or not results:  # nobody to find, or nobody found
         value = float("nan") if not annotations else 0.0
         return {"ap": value, "ap50": value, "ap75": value, "ar": value}

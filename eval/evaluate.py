@@ -126,7 +126,8 @@ def predict_detected(estimator, records, progress=True):
 
     Returns:
         (pred float32 [N, K, 3] with NaN rows for misses, seconds taken, {"people": N, "matched", "images",
-        "images_without_detection", "found": people found in all images}).
+        "images_without_detection", "found": people found in all images}, the unmatched people found: [(image,
+        joints [K, 3])], false positives to COCO's AP).
     """
     k = estimator.spec.num_joints
     pred = np.full((len(records), k, 3), np.nan, np.float32)
@@ -134,17 +135,20 @@ def predict_detected(estimator, records, progress=True):
     for i, r in enumerate(records):
         by_image.setdefault(r.image, []).append(i)
     info = {"people": len(records), "matched": 0, "images": len(by_image), "images_without_detection": 0, "found": 0}
-    start = time.perf_counter()
+    start, unmatched = time.perf_counter(), []
     with progress_bar(len(by_image), "images", not progress) as bar:
         for image, indices in by_image.items():
             found = np.array([p.array() for p in estimator(read_image(image))], np.float32).reshape(-1, k, 3)
             info["found"] += len(found)
             info["images_without_detection"] += not estimator.detected
-            for a, p in match_people(found, [records[i] for i in indices]):
+            pairs = match_people(found, [records[i] for i in indices])
+            for a, p in pairs:
                 pred[indices[a]] = found[p]
                 info["matched"] += 1
+            used = {p for _, p in pairs}
+            unmatched += [(image, found[p]) for p in range(len(found)) if p not in used]
             bar.update(1)
-    return pred, time.perf_counter() - start, info
+    return pred, time.perf_counter() - start, info, unmatched
 
 
 def format_match(info):
@@ -230,12 +234,14 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True):
     parts = match = None
     records = map_records(records, predictor.geometry.spec)
     if estimator is not None:
-        pred, seconds, match = predict_detected(estimator, records, progress)
+        pred, seconds, match, unmatched = predict_detected(estimator, records, progress)
     else:
         pred, seconds, parts = predict_records(predictor, records, batch_people, progress)
     report = evaluate(pred, records, predictor.geometry)
     if match is not None:
         report["match"] = match
+        if "ap" in report and unmatched:  # the people found that match nobody count against AP, as COCO counts them
+            report.update(keypoint_ap(pred, records, predictor.geometry.spec, extra=unmatched))
     if parts is not None:
         report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])
     return Evaluation(pred, report, seconds, len({r.image for r in records}))

@@ -341,7 +341,8 @@ def test_detected_evaluation_scores_misses_as_wrong_and_counts_matches(monkeypat
     estimator = _FakeEstimator({"a.jpg": [a2.joints + [[0, 40, 0]], a1.joints.copy()],
                                 "b.jpg": [b.joints + [[400, 0, 0]]]}, detected={"a.jpg"})
     monkeypatch.setattr(ev, "read_image", lambda path: setattr(estimator, "_current", path) or np.zeros((9, 9, 3)))
-    pred, _, info = ev.predict_detected(estimator, [a1, a2, b], progress=False)
+    pred, _, info, unmatched = ev.predict_detected(estimator, [a1, a2, b], progress=False)
+    assert len(unmatched) == info["found"] - info["matched"]  # what COCO's AP counts as false positives
     assert info == {"people": 3, "matched": 2, "images": 2, "images_without_detection": 1, "found": 3}
     np.testing.assert_array_equal(pred[0], a1.joints)
     assert np.isnan(pred[2]).all()

@@ -59,6 +59,13 @@ def test_coco_ap_of_perfect_and_of_shifted_predictions():
     expected = np.mean([oks >= t for t in np.linspace(0.5, 0.95, 10)])
     assert keypoint_ap(pred[None], [record], COCO17)["ap"] == pytest.approx(expected)
     assert keypoint_ap(np.full_like(pred, np.nan)[None], [record], COCO17)["ap"] == 0.0  # not found
+    # a false positive scored above the true person: precision 1/2 at every recall, so AP 0.5
+    perfect = gt.copy()
+    perfect[:, 2] = 0.5
+    stray = perfect.copy()
+    stray[:, 0] += 1000.0
+    stray[:, 2] = 0.9
+    assert keypoint_ap(perfect[None], [record], COCO17, extra=[("a.jpg", stray)])["ap"] == pytest.approx(0.5)
 
 
 def _trained(logdir, data, says):
