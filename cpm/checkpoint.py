@@ -52,7 +52,20 @@ def checkpoints_in(run_dir, prefix="model"):
 def checkpoint_damage(path):
     """Why checkpoint ``path`` (a prefix) cannot be restored, or None when it can: every tensor is read back, so
     TensorFlow checks each one against the checksum its index holds, and a data file cut short, a missing one or an
-    unreadable index is found here rather than in a traceback mid-restore."""
+    unreadable index is found here rather than in a traceback mid-restore. Remembered per process while the files'
+    sizes and times stay the same (a training start asks about the same checkpoint more than once)."""
+    files = sorted(glob.glob(glob.escape(path) + ".*"))
+    key = (path, tuple((f, os.path.getsize(f), os.path.getmtime(f)) for f in files if os.path.isfile(f)))
+    if key not in _DAMAGE:
+        _DAMAGE[key] = _read_back(path)
+    return _DAMAGE[key]
+
+
+_DAMAGE = {}  # checkpoint_damage's answers by (prefix, its files' names, sizes and times)
+
+
+def _read_back(path):
+    """checkpoint_damage's check itself: None, or why reading ``path`` back failed."""
     import tensorflow as tf  # noqa: PLC0415  (reading checkpoints is the only TensorFlow use here)
 
     try:

@@ -121,10 +121,9 @@ class KeypointSpec:
         return tuple(int(i) for i in twin_permutation([p.name for p in self.parts(scheme)], None))
 
     def training_fields(self):
-        """The JSON fields a trained network depends on (its channels, their flips, targets and parts): what a run
-        must keep to resume; the others (bones, limbs, OKS sigmas, torso) only score or draw and may change."""
+        """The TRAINING_FIELDS of the JSON form: what a run must keep to resume."""
         d = self.to_dict()
-        return {k: d[k] for k in ("joints", "flip_pairs", "sigmas", "part_schemes")}
+        return {k: d[k] for k in TRAINING_FIELDS}
 
     def to_dict(self):
         """The JSON form (lists and names only, so it compares equal after a round trip through a file)."""
@@ -243,6 +242,9 @@ class KeypointSpec:
                    person)
 
 
+#: The JSON fields a trained network depends on (its channels, their flips, targets and parts); the others (bones,
+#: limbs, OKS sigmas, torso, metric) only score or draw and may change while a run resumes
+TRAINING_FIELDS = ("joints", "flip_pairs", "sigmas", "part_schemes")
 _FIELDS = ("name", "joints", "flip_pairs", "skeleton", "pcp_limbs", "sigmas", "oks_sigmas", "torso", "part_schemes",
            "metric", "pckh_exclude", "person")
 

@@ -21,7 +21,7 @@ from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
 from cpm.joints import DERIVED
-from cpm.keypoints import LSP14, load_spec, spec_of
+from cpm.keypoints import TRAINING_FIELDS, load_spec, spec_of
 from cpm.model import CPMModel, adapt_joint_channels
 from cpm.precision import cpu_description
 from cpm.session import SessionCreator
@@ -56,7 +56,7 @@ def _fixed_for_a_run(key):
     """Keys a continued run must keep: they define the network, its checkpoint variables or its data (of the keypoint
     spec, its training fields: _comparable)."""
     return key in ("PRESET", "TRAIN.OPTIMIZER") or key.startswith(("DATA.", "MODEL.")) or \
-        key in {f"KEYPOINTS.{k}" for k in LSP14.training_fields()}
+        key in {f"KEYPOINTS.{k}" for k in TRAINING_FIELDS}
 
 
 def _comparable(cfg):
