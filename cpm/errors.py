@@ -1,6 +1,10 @@
 """The error type for bad user input, and the wrapper that turns it into one line for scripts."""
 import sys
 
+#: exit status of a script that carried on past inputs it could not read (predict, evaluate, convert_tfrecord): every
+#: readable one done, the outputs complete; 2 is a one-line failure of the whole run
+SOME_SKIPPED = 3
+
 
 class UserError(Exception):
     """Bad input from the user (a file, flag or config value). Scripts print it as one line, without a traceback."""

@@ -1,5 +1,7 @@
-"""Writing files so that a failure is one line and loses nothing: folders made as ``mkdir -p`` makes them, JSON
-replaced atomically, and a full disk named with the path and the space left."""
+"""Writing files so that a failure is one line and loses nothing: folders made as ``mkdir -p`` makes them, every
+output written under a temporary name and renamed into place when whole (``staged``), and a full disk, a read-only
+file system or a missing permission named with the path and the space left."""
+import contextlib
 import errno
 import json
 import os
@@ -17,6 +19,28 @@ def is_disk_full(error):
     return getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error)
 
 
+#: errno values of a write the file system refused, and the words TensorFlow's errors (which carry no errno) use
+_REFUSED = {errno.EROFS: "Read-only file system", errno.EACCES: "Permission denied", errno.EPERM:
+            "Operation not permitted", errno.EFBIG: "File too large"}
+
+
+def is_write_refused(error):
+    """True if ``error`` says the file system refused a write: full, read-only, no permission, a file too large."""
+    return is_disk_full(error) or getattr(error, "errno", None) in _REFUSED or \
+        any(words in str(error) for words in _REFUSED.values())
+
+
+def write_failed(path, error):
+    """The one-line UserError of a write of ``path`` that ``error`` refused (is_write_refused), with the space left:
+    DiskFull for a full disk."""
+    free = f"{_size(free_bytes(path))} free"
+    if is_disk_full(error):
+        return DiskFull(f"no space left on the device writing {path} ({free})")
+    reason = _REFUSED.get(getattr(error, "errno", None)) or next(
+        (words for words in _REFUSED.values() if words in str(error)), None) or str(error).splitlines()[0]
+    return UserError(f"cannot write {path}: {reason} ({free})")
+
+
 def free_bytes(path):
     """Bytes free to an unprivileged writer on the file system of ``path`` (its nearest existing parent)."""
     path = os.path.abspath(path)
@@ -26,9 +50,9 @@ def free_bytes(path):
 
 
 def disk_full(path):
-    """The DiskFull error of a failed write of ``path``."""
-    return DiskFull(f"no space left on the device writing {path} ({_size(free_bytes(path))} free); free some space "
-                    f"and re-run the same command: the run resumes from its last checkpoint")
+    """The DiskFull error of a failed write of ``path`` in a training run, which the same command resumes."""
+    return DiskFull(f"{write_failed(path, OSError(errno.ENOSPC, 'full'))}; free some space and re-run the same "
+                    f"command: the run resumes from its last checkpoint")
 
 
 def _size(n):
@@ -46,9 +70,15 @@ def make_dirs(folder, what):
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as e:
-        if is_disk_full(e):
-            raise disk_full(folder) from None
-        raise UserError(f"{what}: cannot create the folder {folder} ({e.strerror})") from None
+        raise UserError(f"{what}: cannot create the folder {folder} ({e.strerror}; "
+                        f"{_size(free_bytes(folder))} free)") from None
+    if not os.access(folder, os.W_OK | os.X_OK):  # an existing folder on a read-only mount, or not ours
+        reason = "Read-only file system" if _read_only(folder) else "Permission denied"
+        raise UserError(f"{what}: cannot write in the folder {folder} ({reason}; {_size(free_bytes(folder))} free)")
+
+
+def _read_only(folder):
+    return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
 
 
 def make_parent(path, what):
@@ -56,21 +86,85 @@ def make_parent(path, what):
     make_dirs(os.path.dirname(os.path.abspath(path)), what)
 
 
-def write_json(path, obj, indent=None):
-    """Write ``obj`` as JSON to ``path`` atomically: a temporary file beside it, flushed to disk, then renamed
-    over it, so a reader, a crash or a full disk never sees half a file (on failure the old file stays as it was)."""
-    tmp = f"{path}.tmp{os.getpid()}"
+def _partial_name(path):
+    """A temporary name beside ``path`` that keeps its extension (OpenCV and numpy choose the format by it)."""
+    folder, base = os.path.split(os.path.abspath(path))
+    stem, ext = os.path.splitext(base)
+    return os.path.join(folder, f".{stem}.partial-{os.getpid()}{ext}")
+
+
+def _remove(path):
+    with contextlib.suppress(OSError):
+        shutil.rmtree(path) if os.path.isdir(path) and not os.path.islink(path) else os.remove(path)
+
+
+@contextlib.contextmanager
+def staged(path, folder=False):
+    """Write a file (or with ``folder`` a whole folder) under a temporary name beside ``path``, yielded, and rename it
+    to ``path`` when the block ends: a reader, a crash or a full disk never sees half an output, and an old file at
+    ``path`` stays as it was until the new one is whole. On any failure the temporary is removed; a write the file
+    system refused (full, read-only, no permission) becomes one UserError line naming ``path`` and the space left.
+
+    A folder replaces an empty folder at ``path``; a folder at ``path`` that holds files is swapped for the new one,
+    which first takes over the files it does not write itself (the user's own beside ours).
+    """
+    tmp = _partial_name(path) if not folder else _partial_folder(path)
+    _remove(tmp)
     try:
-        with open(tmp, "w") as f:
-            json.dump(obj, f, indent=indent)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        if is_disk_full(e):
-            raise disk_full(path) from None
-        raise UserError(f"cannot write {path}: {e.strerror}") from None
+        if folder:
+            os.makedirs(tmp)
+        yield tmp
+        if not folder:
+            with open(tmp, "rb+") as f:  # on the disk, not in the page cache, before the rename makes it the file
+                os.fsync(f.fileno())
+            os.replace(tmp, path)
+        else:
+            _replace_folder(tmp, path)
+    except BaseException as e:
+        _remove(tmp)
+        if is_write_refused(e):
+            raise write_failed(path, e) from None
+        raise
+
+
+def _partial_folder(path):
+    """Where staged builds the folder ``path``: beside it, or inside it where its parent is another file system or
+    not ours to write (a mount point given as the output folder)."""
+    path = os.path.abspath(path)
+    parent = os.path.dirname(path)
+    if os.path.isdir(path) and (os.path.ismount(path) or not os.access(parent, os.W_OK | os.X_OK)):
+        return os.path.join(path, f".partial-{os.getpid()}")
+    return f"{path}.partial-{os.getpid()}"
+
+
+def _replace_folder(new, path):
+    """Make folder ``new`` the folder ``path`` (staged's folder case)."""
+    if not os.path.isdir(path):
+        os.rename(new, path)
+        return
+    if os.path.dirname(new) == os.path.abspath(path):  # built inside: its files move out one by one
+        for name in os.listdir(new):
+            _remove(os.path.join(path, name))
+            os.rename(os.path.join(new, name), os.path.join(path, name))
+        os.rmdir(new)
+        return
+    for name in os.listdir(path):  # files the new folder does not write itself stay
+        if not os.path.exists(os.path.join(new, name)):
+            os.rename(os.path.join(path, name), os.path.join(new, name))
+    old = f"{os.path.abspath(path)}.old-{os.getpid()}"
+    os.rename(path, old)
+    os.rename(new, path)
+    _remove(old)
+
+
+def write_bytes(path, data):
+    """Write ``data`` to ``path`` as ``staged`` writes: whole or not at all, a refused write one line."""
+    with staged(path) as tmp, open(tmp, "wb") as f:
+        f.write(data)
+
+
+def write_json(path, obj, indent=None):
+    """Write ``obj`` as JSON to ``path`` as ``staged`` writes: a reader, a crash or a full disk never sees half a file
+    (on failure the old file stays as it was)."""
+    with staged(path) as tmp, open(tmp, "w") as f:
+        json.dump(obj, f, indent=indent)

@@ -25,7 +25,14 @@ from cpm.joints import VISIBLE
 from cpm.keypoints import JHMDB15
 from dataflow.coco import read_coco_json
 from dataflow.masks import MatFrameMask
-from dataflow.records import PersonRecord, center_scale_from_joints, first_existing, load_mat, with_frames
+from dataflow.records import (
+    PersonRecord,
+    center_scale_from_joints,
+    check_some_images_exist,
+    first_existing,
+    load_mat,
+    with_frames,
+)
 
 NUM_SPLITS = 3
 TRAIN, TEST = 1, 2  # the split files' labels
@@ -93,8 +100,6 @@ def read_jhmdb_official(datadir, split, frame_stride=1):
         has_mask = os.path.isfile(mask_path)
         for t in range(0, len(pos), frame_stride):
             image = os.path.join(datadir, "Rename_Images", cls, video, f"{t + 1:05d}.png")
-            if not os.path.isfile(image):
-                raise UserError(f"frame {image} is missing ({cls}/{video} has {len(pos)} annotated frames)")
             joints = np.concatenate([pos[t], np.full((len(pos[t]), 1), VISIBLE)], axis=1)
             try:
                 center, scale = center_scale_from_joints(joints)
@@ -105,7 +110,7 @@ def read_jhmdb_official(datadir, split, frame_stride=1):
                                         joint_set=JHMDB15))
     if not records:
         raise UserError(f"split {split!r} of {datadir} has no annotated video")
-    return records
+    return check_some_images_exist(records, f"split {split!r} of {datadir}")
 
 
 def read_jhmdb_json(datadir, split):

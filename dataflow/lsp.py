@@ -25,7 +25,7 @@ import numpy as np
 from cpm.errors import UserError
 from cpm.joints import OCCLUDED, UNANNOTATED, VISIBLE
 from cpm.keypoints import LSP14
-from dataflow.records import PersonRecord, center_scale_from_joints, load_mat, with_frames
+from dataflow.records import PersonRecord, center_scale_from_joints, check_some_images_exist, load_mat, with_frames
 
 LSP_TRAIN_SIZE = 1000  # images im0001-im1000 are LSP's training half, im1001-im2000 its test half
 LSP_RELEASE_SIZE = 2000
@@ -100,7 +100,7 @@ def read_lsp(datadir, split="all"):
         list of PersonRecord, one per image of the split, in file order; centre and scale come from the joints
         (center_scale_from_joints). Entries with fewer than two annotated joints (a handful in LSPET) are skipped.
     Raises:
-        UserError: missing folder, joints.mat or image; wrong shape; a split the folder does not hold.
+        UserError: missing folder or joints.mat, no image of the split; wrong shape; a split the folder does not hold.
     """
     if not os.path.isdir(datadir):
         raise UserError(f"LSP folder {datadir} does not exist")
@@ -112,8 +112,6 @@ def read_lsp(datadir, split="all"):
     records = []
     for i in indices:
         path = os.path.join(images_dir, pattern % (i + 1))
-        if not os.path.isfile(path):
-            raise UserError(f"image {path} is missing (entry {i + 1} of {datadir}/joints.mat)")
         try:
             center, scale = center_scale_from_joints(model_joints[i])
         except ValueError:
@@ -121,4 +119,4 @@ def read_lsp(datadir, split="all"):
         records.append(PersonRecord(path, model_joints[i], center, scale, layout, joint_set=LSP14))
     if not records:
         raise UserError(f"split {split!r} of {datadir} has no usable person")
-    return records
+    return check_some_images_exist(records, f"split {split!r} of {datadir}")

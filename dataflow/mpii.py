@@ -26,7 +26,7 @@ import numpy as np
 from cpm.errors import UserError
 from cpm.joints import OCCLUDED, UNANNOTATED, VISIBLE
 from cpm.keypoints import MPII16
-from dataflow.records import PersonRecord, first_existing, load_json, load_mat, locate
+from dataflow.records import PersonRecord, check_some_images_exist, first_existing, load_json, load_mat, locate
 
 HEAD_SIZE_FACTOR = 0.6  # PCKh head size = 0.6 x head-box diagonal (the official evaluation's SC_BIAS)
 MAT_SPLITS = ("train", "val", "trainval")
@@ -110,8 +110,6 @@ def read_mpii_mat(datadir, split):
             objpos, scale = _field(rect, "objpos"), _field(rect, "scale")
             if joints is None or objpos is None or scale is None or (joints[:, 2] == UNANNOTATED).all():
                 continue
-            if not os.path.isfile(image):
-                raise UserError(f"image {image} is missing (annolist entry {i} of {path})")
             head = HEAD_SIZE_FACTOR * float(np.linalg.norm([_number(rect.x2) - _number(rect.x1),
                                                             _number(rect.y2) - _number(rect.y1)]))
             records.append(PersonRecord(image, joints, (_number(objpos.x) - 1, _number(objpos.y) - 1),
@@ -156,4 +154,4 @@ def read_mpii(datadir, split):
 def _checked(records, datadir, split):
     if not records:
         raise UserError(f"split {split!r} of {datadir} has no annotated person")
-    return records
+    return check_some_images_exist(records, f"split {split!r} of {datadir}")

@@ -166,3 +166,14 @@ def locate(name, folders, found):
     if name not in found:
         found[name] = first_existing([os.path.join(d, name) for d in folders], f"image {name}")
     return found[name]
+
+
+def check_some_images_exist(records, where):
+    """Raise a UserError if no image of ``records`` (a reader's split) exists: a wrong folder or layout. One missing
+    file is kept as a record, to cost that file only: training skips it as a bad sample, evaluation scores its people
+    wrong and conversion leaves it out, each naming it."""
+    if records and not any(os.path.isfile(str(r.image)) for r in records):
+        raise UserError(f"none of the {len({str(r.image) for r in records})} images of {where} exists (the first: "
+                        f"{records[0].image}): a wrong folder or layout?")
+    return records
+

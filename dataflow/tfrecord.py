@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from cpm.errors import BadSample, UserError
+from cpm.files import staged
 from cpm.joints import UNANNOTATED
 from cpm.keypoints import BUILTIN, COCO17, JHMDB15, LSP14, MPII16, KeypointSpec
 from dataflow.masks import RLEMask
@@ -227,9 +228,9 @@ def example_of(image, records):
     import tensorflow as tf
 
     data = read_image_bytes(image)
-    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    decoded = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR) if data else None
     if decoded is None:
-        raise UserError(f"cannot decode image {image}")
+        raise BadSample(f"{image}: {'not a decodable image' if data else 'empty file'}")
     height, width = decoded.shape[:2]
     size = np.array([width, height], np.float64)
     boxes, areas, objects = [], [], []
@@ -274,20 +275,30 @@ def example_of(image, records):
     return tf.train.Example(features=tf.train.Features(feature=feature))
 
 
-def write_tfrecord(records, out):
+def write_tfrecord(records, out, unreadable=None):
     """Write records to one TFRecord file, one Example per image (first-seen order). Returns the image count.
 
-    Written to ``out + ".partial"`` and renamed at the end, so an interrupted conversion leaves no half file.
+    Written under a temporary name beside ``out`` and renamed at the end (cpm.files.staged), so an interrupted
+    conversion or a full disk leaves no half file. An image that cannot be read raises BadSample naming it, or with
+    ``unreadable`` (a dict) is left out and noted there as {image: why}.
     """
     import tensorflow as tf
 
     by_image = OrderedDict()
     for r in records:
         by_image.setdefault(r.image, []).append(r)
-    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
-    partial = out + ".partial"
-    with tf.io.TFRecordWriter(partial) as writer:
+    written = 0
+    with staged(out) as partial, tf.io.TFRecordWriter(partial) as writer:
         for image, people in by_image.items():
-            writer.write(example_of(image, people).SerializeToString())
-    os.replace(partial, out)
-    return len(by_image)
+            try:
+                example = example_of(image, people)
+            except BadSample as e:
+                if unreadable is None:
+                    raise
+                unreadable[str(image)] = str(e).removeprefix(f"{image}: ")
+                continue
+            writer.write(example.SerializeToString())
+            written += 1
+        if not written:
+            raise UserError(f"{out}: none of the {len(by_image)} images could be read; nothing written")
+    return written

@@ -10,6 +10,7 @@ Layout of ``RUN``:
     events.out.tfevents.*       TensorBoard
     log.log                     tensorpack's log
 """
+import contextlib
 import fcntl
 import json
 import os
@@ -25,7 +26,7 @@ from tensorpack.utils import logger
 
 from cpm.checkpoint import CONFIG_FILE, checkpoint_damage, checkpoints_in, locate_weights
 from cpm.errors import UserError
-from cpm.files import disk_full, is_disk_full, make_dirs, write_json
+from cpm.files import DiskFull, disk_full, is_disk_full, make_dirs, write_json
 from engine.hooks import RunStopper
 
 STATS_FILE = JSONWriter.FILENAME
@@ -47,6 +48,15 @@ def _close_locks_in_child():
 
 
 os.register_at_fork(after_in_child=_close_locks_in_child)
+
+
+@contextlib.contextmanager
+def _full_disk_resumes(path):
+    """A full disk while writing the run's own files is the one line that says the same command resumes."""
+    try:
+        yield
+    except DiskFull:
+        raise disk_full(path) from None
 
 
 class RunBusy(UserError):
@@ -115,7 +125,8 @@ class RunDir:
             raise UserError(f"{self.config_path} is not a run config: {e}") from None
 
     def write_meta(self, meta):
-        write_json(self.config_path, meta, indent=2)
+        with _full_disk_resumes(self.config_path):
+            write_json(self.config_path, meta, indent=2)
 
     # stats.json
     def stats(self):
@@ -139,7 +150,8 @@ class RunDir:
             logger.warn(f"{e}; moved to {aside}, the history starts again (the checkpoints are untouched)")
 
     def write_stats(self, stats):
-        write_json(self.stats_path, stats)
+        with _full_disk_resumes(self.stats_path):
+            write_json(self.stats_path, stats)
 
     def cut_stats(self, step):
         """Drop the entries newer than global step ``step`` (the checkpoint a run resumes from): they describe

@@ -1,8 +1,11 @@
 """Pictures of poses: skeletons, belief-map overlays and image grids (OpenCV, uint8 BGR)."""
+import os
+
 import cv2
 import numpy as np
 
 from cpm.errors import UserError
+from cpm.files import write_bytes
 from cpm.joints import UNANNOTATED
 
 # Right side warm, left side cool, centre line white: mirrored people are easy to spot.
@@ -14,9 +17,16 @@ def _side(name):
 
 
 def write_image(path, image):
-    """cv2.imwrite, with a failure (a full disk, an extension OpenCV does not write) as a one-line UserError."""
-    if not cv2.imwrite(path, image):
-        raise UserError(f"cannot write {path} (a full disk, or an extension OpenCV does not write?)")
+    """Write ``image`` to ``path`` in the format of its extension, whole or not at all (cpm.files.write_bytes: a
+    refused write is one UserError line naming the path and the space left)."""
+    ext = os.path.splitext(path)[1]
+    try:
+        ok, data = cv2.imencode(ext, image)
+    except cv2.error:
+        ok = False
+    if not ok:
+        raise UserError(f"cannot write {path}: OpenCV does not write {ext or 'files without an extension'}")
+    write_bytes(path, data.tobytes())
 
 
 def draw_skeleton(image, joints, spec, thickness=2, color=None):

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 from tqdm import tqdm
 
+from cpm.errors import BadSample
+from cpm.files import staged
 from cpm.joints import UNANNOTATED, to_coco_keypoints
 from dataflow.images import image_id, read_image
 from dataflow.mapper import check_joints, make_mapper
@@ -47,10 +49,24 @@ def progress_bar(total, desc, disable):
                 bar_format="{l_bar}{bar}|{n_fmt}/{total_fmt}[{elapsed}<{remaining},{rate_noinv_fmt}]")
 
 
-def predict_records(predictor, records, batch_people=8, progress=True):
+def read_or_note(image, unreadable):
+    """``image`` read (dataflow.images.read_image), or None where it cannot be read and ``unreadable`` (a dict, or None
+    to raise BadSample) takes {image: why} instead."""
+    try:
+        return read_image(image)
+    except BadSample as e:
+        if unreadable is None:
+            raise
+        unreadable[str(image)] = str(e).removeprefix(f"{image}: ")
+        return None
+
+
+def predict_records(predictor, records, batch_people=8, progress=True, unreadable=None):
     """Joints of every record's person, in original px, and with part stages part IoU counts against the
     skeleton-derived targets of the same crops. The one prediction path of evaluate.py, ship.py and the epoch report.
-    Every person is scored: an unreadable image or unusable joints raise BadSample naming the file.
+    Every person is scored: unusable joints raise BadSample naming the file, and so does an unreadable image unless
+    ``unreadable`` (a dict) is given, which then takes {image: why} and the person's joints are NaN (wrong to every
+    metric; left out of part IoU, which counts pixels).
 
     Returns:
         (pred float32 [N, K, 3], seconds taken, part counts: None, or (intersection, union, people scored)).
@@ -63,25 +79,29 @@ def predict_records(predictor, records, batch_people=8, progress=True):
     start = time.perf_counter()
     with progress_bar(len(records), "people", not progress) as bar:
         for first in range(0, len(records), batch_people):
-            chunk = records[first:first + batch_people]
-            images = [read_image(r.image) for r in chunk]
-            for image, r in zip(images, chunk, strict=True):
+            chunk = []  # (index, record, image) of the readable people of this batch
+            for i, r in enumerate(records[first:first + batch_people], first):
+                image = read_or_note(r.image, unreadable)
+                if image is None:
+                    pred[i] = np.nan
+                    continue
                 check_joints(r, image.shape)
-            views = [predictor.crop_views(im, r.center, r.scale) for im, r in zip(images, chunk, strict=True)]
+                chunk.append((i, r, image))
+            bar.update(min(batch_people, len(records) - first))
+            if not chunk:
+                continue
+            views = [predictor.crop_views(im, r.center, r.scale) for _, r, im in chunk]
             beliefs, part_maps = predictor.outputs(np.concatenate([v[0] for v in views]),
                                                    np.concatenate([v[1] for v in views]))
             per = len(views[0][0])
-            for k, (_, _, base, valid) in enumerate(views):
-                pred[first + k] = predictor.decode(beliefs[k * per:(k + 1) * per], base, valid)[0]
+            for k, ((i, r, image), (_, _, base, valid)) in enumerate(zip(chunk, views, strict=True)):
+                pred[i] = predictor.decode(beliefs[k * per:(k + 1) * per], base, valid)[0]
                 if parts:
-                    r = chunk[k]
-                    target, weight = part_mapper.part_targets(r, images[k].shape, base,
-                                                              transform_joints(base, r.joints))
+                    target, weight = part_mapper.part_targets(r, image.shape, base, transform_joints(base, r.joints))
                     if weight > 0:
                         labels, body = predictor.decode_parts(part_maps[k * per:(k + 1) * per], valid)
-                        i, u = part_counts(labels, body, target, valid, num_parts)
-                        inter, union, scored = inter + i, union + u, scored + 1
-            bar.update(len(chunk))
+                        counts = part_counts(labels, body, target, valid, num_parts)
+                        inter, union, scored = inter + counts[0], union + counts[1], scored + 1
     return pred, time.perf_counter() - start, ((inter, union, scored) if parts else None)
 
 
@@ -118,11 +138,11 @@ def match_people(predicted, annotated, max_distance=MATCH_MAX_DISTANCE):
     return [(int(a), int(p)) for a, p in zip(rows, cols, strict=True) if cost[a, p] < max_distance]
 
 
-def predict_detected(estimator, records, progress=True):
+def predict_detected(estimator, records, progress=True, unreadable=None):
     """Joints of every record's person as a user without a box gets them: the people eval.api.PoseEstimator finds
     in each image (BlazePose's detector; the whole image where it finds none), matched to the annotated people of
     that image (match_people). An annotated person without a match is a miss: NaN joints, which every metric counts
-    wrong.
+    wrong; so is the person of an image that cannot be read, where ``unreadable`` (a dict) is given (predict_records).
 
     Returns:
         (pred float32 [N, K, 3] with NaN rows for misses, seconds taken, {"people": N, "matched", "images",
@@ -138,7 +158,11 @@ def predict_detected(estimator, records, progress=True):
     start, unmatched = time.perf_counter(), []
     with progress_bar(len(by_image), "images", not progress) as bar:
         for image, indices in by_image.items():
-            found = np.array([p.array() for p in estimator(read_image(image))], np.float32).reshape(-1, k, 3)
+            pixels = read_or_note(image, unreadable)
+            if pixels is None:
+                bar.update(1)
+                continue
+            found = np.array([p.array() for p in estimator(pixels)], np.float32).reshape(-1, k, 3)
             info["found"] += len(found)
             info["images_without_detection"] += not estimator.detected
             pairs = match_people(found, [records[i] for i in indices])
@@ -196,7 +220,7 @@ class Evaluation:
             people the detected flow found no match for.
         report: ``evaluate``'s report; with part stages and annotated boxes also "part_iou", "mean_part_iou" and
             "part_people" (people with every part's joints annotated); with detected boxes "match"
-            (predict_detected's info).
+            (predict_detected's info); with carry_on "unreadable".
         seconds: time spent predicting.
         images: distinct images.
     """
@@ -220,7 +244,7 @@ class Evaluation:
         return self.report["pcp"]
 
 
-def score(predictor, records, batch_people=8, estimator=None, progress=True):
+def score(predictor, records, batch_people=8, estimator=None, progress=True, carry_on=False):
     """Score ``predictor`` (an eval.inference.PosePredictor) on ``records``: the one scoring entry point of
     evaluate.py, ship.py and the epoch report.
 
@@ -228,16 +252,22 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True):
         estimator: an eval.api.PoseEstimator over the same predictor to find the people as predict.py does
             (predict_detected; part IoU is then left out, as it is scored against the annotated person's crop);
             None crops every person at its annotated joints (predict_records).
+        carry_on: score the people of an image that cannot be read as wrong, as a miss is, and name the image in the
+            report's "unreadable" ({image: why}); False (the epoch report, which compares epochs on the same people)
+            stops with BadSample naming it.
     Returns:
         Evaluation.
     """
     parts = match = None
+    unreadable = {} if carry_on else None
     records = map_records(records, predictor.geometry.spec)
     if estimator is not None:
-        pred, seconds, match, unmatched = predict_detected(estimator, records, progress)
+        pred, seconds, match, unmatched = predict_detected(estimator, records, progress, unreadable)
     else:
-        pred, seconds, parts = predict_records(predictor, records, batch_people, progress)
+        pred, seconds, parts = predict_records(predictor, records, batch_people, progress, unreadable)
     report = evaluate(pred, records, predictor.geometry)
+    if carry_on:
+        report["unreadable"] = unreadable
     if match is not None:
         report["match"] = match
         if "ap" in report and unmatched:  # the people found that match nobody count against AP, as COCO counts them
@@ -311,7 +341,8 @@ def write_plots(pred, records, report, out_dir, spec):
     ax.grid(alpha=0.3)
     ax.legend()
     curve = os.path.join(out_dir, "pck_curve.png")
-    fig.savefig(curve, dpi=100, bbox_inches="tight")
+    with staged(curve) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
     fig, ax = plt.subplots(figsize=(6, 4))
     limbs = list(report["per_limb"])
@@ -319,6 +350,7 @@ def write_plots(pred, records, report, out_dir, spec):
     ax.set(ylabel="strict PCP (%)", ylim=(0, 100), title="PCP per limb")
     ax.tick_params(axis="x", rotation=30)
     bars = os.path.join(out_dir, "pcp_bars.png")
-    fig.savefig(bars, dpi=100, bbox_inches="tight")
+    with staged(bars) as tmp:
+        fig.savefig(tmp, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return [curve, bars]

@@ -7,13 +7,19 @@ and with part stages per-part IoU against the skeleton-derived part targets.
 --boxes detected scores what a user without a box gets: the people predict.py finds, matched to the annotated ones
 (eval.evaluate.match_people); an annotated person without a match counts as all joints wrong.
 
+An image that cannot be read (missing, empty, cut short, not an image) costs its people, not the run: one line on
+stderr names it and why, its people count as all joints wrong (never out of the denominator), the report's JSON
+lists it under "unreadable", and the exit status is 3 (0: every image read; 2: a one-line failure of the whole run).
+Every output appears only when whole (written under a temporary name, then renamed).
+
 The model's config is read from the run's config.json; no training flags are needed.
 """
 import argparse
-import json
+import sys
 
 from cpm.checkpoint import resolve_checkpoint
-from cpm.errors import run_main
+from cpm.errors import SOME_SKIPPED, run_main
+from cpm.files import write_json
 from dataflow.records import model_people
 from engine.cli import (
     add_dataset_arguments,
@@ -30,11 +36,6 @@ from eval.api import REFINE, PoseEstimator
 from eval.evaluate import coco_results, format_match, predictions_json, score, write_plots
 from eval.inference import PosePredictor
 from eval.metrics import format_part_report, format_report, json_safe
-
-
-def write_json(path, content):
-    with open(path, "w") as f:
-        json.dump(json_safe(content), f, indent=2, allow_nan=False)
 
 
 def main():
@@ -69,8 +70,13 @@ def main():
     # the data's people with the model's joints, as the model is scored on them (plots and JSON included)
     records = model_people(records_from_args(args, cfg.READER), predictor.spec)
     estimator = PoseEstimator(predictor=predictor, refine=args.refine) if args.boxes == "detected" else None
-    result = score(predictor, records, args.batch, estimator)
+    result = score(predictor, records, args.batch, estimator, carry_on=True)
     report, pred, seconds, images = result.report, result.pred, result.seconds, result.images
+    unreadable = report["unreadable"]
+    for image, why in unreadable.items():
+        people = sum(str(r.image) == image for r in records)
+        print(f"skipped {image}: {why} (its {people} {'person' if people == 1 else 'people'} scored wrong)",
+              file=sys.stderr)
     title = (f"{args.data} {args.split} ({weights}; boxes {args.boxes}, flip={args.flip}, "
              f"scales={','.join(map(str, scales))})")
     print(format_report(report, title))
@@ -79,22 +85,26 @@ def main():
     if "part_iou" in report:
         print(format_part_report(report) + f" ({report['part_people']} people with every part's joints annotated; "
                                            f"targets derived from the skeleton)")
+    if unreadable:
+        print(f"{len(unreadable)} of {images} images unreadable: their people count as wrong")
     print(f"{images} images, {len(records)} people in {seconds:.1f} s: {images / seconds:.1f} images/s, "
           f"{len(records) / seconds:.1f} people/s")
     report.update(checkpoint=weights, data=args.data, datadir=args.datadir, split=args.split, boxes=args.boxes,
                   flip=args.flip,
                   scales=list(scales), images_per_s=images / seconds, people_per_s=len(records) / seconds)
     if args.out_json:
-        write_json(args.out_json, report)
+        write_json(args.out_json, json_safe(report), indent=2)
         print(f"wrote {args.out_json}")
     if args.out_predictions:
-        write_json(args.out_predictions, predictions_json(pred, records, predictor.spec))
+        write_json(args.out_predictions, json_safe(predictions_json(pred, records, predictor.spec)), indent=2)
         print(f"wrote {args.out_predictions}")
     if args.out_coco:
-        write_json(args.out_coco, coco_results(pred, records, predictor.spec))
+        write_json(args.out_coco, json_safe(coco_results(pred, records, predictor.spec)), indent=2)
         print(f"wrote {args.out_coco}")
     if args.out_plots:
         print("wrote " + ", ".join(write_plots(pred, records, report, args.out_plots, predictor.spec)))
+    if unreadable:
+        sys.exit(SOME_SKIPPED)
 
 
 if __name__ == "__main__":

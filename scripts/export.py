@@ -16,8 +16,10 @@ DIR/model.onnx         the frozen graph as ONNX (tf2onnx, opset 17) for onnxrunt
 DIR/weights.npz        model variables (``--load DIR/weights.npz`` works in evaluate.py and predict.py)
 DIR/config.json        the run's config (S, sigmas, ... needed to build crops and read the maps)
 
---weights-only writes only weights.npz and config.json (what a shipped model in models/ holds); --fp16 stores the
-weights (and the TFLite model's) as float16 (half the size; they load back as float32).
+The folder is written under a temporary name beside DIR and renamed when whole: a full disk or a read-only folder is
+one line (exit 2) and leaves no folder that looks complete. --weights-only writes only weights.npz and config.json
+(what a shipped model in models/ holds); --fp16 stores the weights (and the TFLite model's) as float16 (half the
+size; they load back as float32).
 """
 import argparse
 import os
@@ -34,6 +36,7 @@ from cpm.checkpoint import (
     save_weights,
 )
 from cpm.errors import UserError, run_main
+from cpm.files import staged
 from cpm.model import CPMModel
 from dataflow.geometry import Geometry
 from engine.cli import add_load_argument, add_verbose_argument, apply_verbosity, prepare_outputs
@@ -69,29 +72,30 @@ def main():
                              input_names=list(names.PREDICT_INPUTS), output_names=outputs)
 
     written = []
-    if not args.weights_only:
-        ModelExporter(predict_config()).export_serving(saved_model)
-        written.append("saved_model/")
-    network = TFNetwork(cfg, weights, geometry=geometry)
-    save_weights(os.path.join(args.out, WEIGHTS_FILE), network.variables(), fp16=args.fp16)
-    source = os.path.join(os.path.dirname(os.path.abspath(weights)), CONFIG_FILE)  # weights sit in their run dir
-    if os.path.abspath(source) != os.path.abspath(os.path.join(args.out, CONFIG_FILE)):
-        shutil.copyfile(source, os.path.join(args.out, CONFIG_FILE))
-    if not args.weights_only:
-        frozen = network.frozen_graph()
-        with open(os.path.join(args.out, "frozen_graph.pb"), "wb") as f:
-            f.write(frozen.SerializeToString())
-        written.append("frozen_graph.pb")
-        with open(os.path.join(args.out, LITE_FILE), "wb") as f:
-            f.write(network.tflite(fp16=args.fp16))
-        record_lite_model(args.out)
-        written.append(LITE_FILE)
-        import tf2onnx  # noqa: PLC0415  (the ONNX converter is needed here only)
+    with staged(args.out, folder=True) as out:  # the folder appears whole, or not at all
+        if not args.weights_only:
+            ModelExporter(predict_config()).export_serving(os.path.join(out, "saved_model"))
+            written.append("saved_model/")
+        network = TFNetwork(cfg, weights, geometry=geometry)
+        save_weights(os.path.join(out, WEIGHTS_FILE), network.variables(), fp16=args.fp16)
+        # the weights sit in their run dir, beside its config
+        shutil.copyfile(os.path.join(os.path.dirname(os.path.abspath(weights)), CONFIG_FILE),
+                        os.path.join(out, CONFIG_FILE))
+        if not args.weights_only:
+            frozen = network.frozen_graph()
+            with open(os.path.join(out, "frozen_graph.pb"), "wb") as f:
+                f.write(frozen.SerializeToString())
+            written.append("frozen_graph.pb")
+            with open(os.path.join(out, LITE_FILE), "wb") as f:
+                f.write(network.tflite(fp16=args.fp16))
+            record_lite_model(out)
+            written.append(LITE_FILE)
+            import tf2onnx  # noqa: PLC0415  (the ONNX converter is needed here only)
 
-        tf2onnx.convert.from_graph_def(frozen, input_names=[f"{n}:0" for n in names.PREDICT_INPUTS],
-                                       output_names=[f"{n}:0" for n in outputs], opset=ONNX_OPSET,
-                                       output_path=os.path.join(args.out, "model.onnx"))
-        written.append("model.onnx")
+            tf2onnx.convert.from_graph_def(frozen, input_names=[f"{n}:0" for n in names.PREDICT_INPUTS],
+                                           output_names=[f"{n}:0" for n in outputs], opset=ONNX_OPSET,
+                                           output_path=os.path.join(out, "model.onnx"))
+            written.append("model.onnx")
     written += [WEIGHTS_FILE + (" (float16)" if args.fp16 else ""), CONFIG_FILE]
     print(f"exported {weights} ({geometry.spec.name}: {geometry.num_joints} joints, {geometry.input_size} px input) to "
           f"{args.out}: {', '.join(written)}")

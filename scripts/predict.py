@@ -18,10 +18,13 @@ video, --out-json writes JSON lines (one image or frame per line), and --out-ima
 A folder carries on past a file it cannot read (missing, empty, cut short, not an image): one line on stderr names it
 and why, its JSON line is {"image": PATH, "skipped": WHY}, and the others are posed. The last line says how many
 were posed and skipped. Exit status: 0 all posed, 3 some skipped (the outputs of the rest complete), 2 a one-line
-failure of the whole run (a bad flag, model or path). A video that ends before the frame count its header gives says
-how many frames were read.
+failure of the whole run (a bad flag, model or path, a full disk or a read-only folder). Every output file appears
+only when whole: it is written under a temporary name beside it and renamed at the end. A video that ends before the
+frame count its header gives says how many frames were read.
 """
 import argparse
+import contextlib
+import errno
 import json
 import os
 import sys
@@ -29,7 +32,8 @@ import sys
 import cv2
 import numpy as np
 
-from cpm.errors import UserError, run_main
+from cpm.errors import SOME_SKIPPED, UserError, run_main
+from cpm.files import free_bytes, staged, write_json
 from cpm.joints import to_coco_keypoints
 from dataflow.images import image_id, read_image
 from engine.cli import (
@@ -44,7 +48,6 @@ from eval.api import REFINE, PoseEstimator
 from eval.draw import belief_montage, draw_skeleton, part_overlay, write_image
 from eval.metrics import json_safe
 
-SOME_SKIPPED = 3  # exit status: every readable input posed, some skipped (2: the run failed as a whole)
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm")
 
@@ -86,8 +89,7 @@ def write_part_masks(folder, name, people, part_masks):
     stem = os.path.splitext(os.path.basename(name))[0].replace("#", "_")
     for k, (person, labels) in enumerate(zip(people, part_masks, strict=True)):
         path = os.path.join(folder, f"{stem}_person{k}.png")
-        if not cv2.imwrite(path, labels):
-            raise UserError(f"cannot write {path}")
+        write_image(path, labels)
         person["part_mask"] = path
 
 
@@ -154,9 +156,13 @@ def main():
               f"posed whole (--bbox x,y,w,h to give the box)", file=sys.stderr)
     if args.out_part_masks and not estimator.part_names:
         raise UserError(f"--out-part-masks: {estimator.weights} was trained without part stages (MODEL.PART_STAGES=0)")
-    json_out = open(args.out_json, "w") if args.out_json else None  # noqa: SIM115  (closed below)
-    video_out, coco, posed, skipped = None, [], 0, 0
-    try:
+    posed, skipped, coco, video = 0, 0, [], []  # video: the annotated video's writer, made at the first frame
+    with contextlib.ExitStack() as outputs:  # each output written whole under a temporary name, then renamed
+        json_out = outputs.enter_context(open(outputs.enter_context(staged(args.out_json)), "w")) \
+            if args.out_json else None
+        video_path = outputs.enter_context(staged(args.out_image)) if args.out_image and many and \
+            not os.path.isdir(args.image) else None
+        outputs.callback(lambda: [v.release() for v in video])  # before the rename
         for k, (name, image) in enumerate(frames(args.image)):
             if isinstance(image, UserError):
                 skipped += 1
@@ -191,21 +197,19 @@ def main():
             elif args.out_image and os.path.isdir(args.image):
                 write_image(os.path.join(args.out_image, os.path.basename(name)), drawn)
             elif args.out_image:
-                if video_out is None:
-                    video_out = cv2.VideoWriter(args.out_image, cv2.VideoWriter_fourcc(*"mp4v"), 25,
-                                                (drawn.shape[1], drawn.shape[0]))
-                video_out.write(drawn)
+                if not video:
+                    video.append(cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"mp4v"), 25,
+                                                 (drawn.shape[1], drawn.shape[0])))
+                video[0].write(drawn)
             if args.out_beliefs and not many:
                 write_image(args.out_beliefs, belief_montage(np.clip(maps, 0, 1), 96))
             print(f"{name}: {len(people)} people", flush=True)
+        if video:
+            video.pop().release()
+            if free_bytes(video_path) == 0:  # OpenCV's writer drops what the disk refuses without a word
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         if args.out_coco:
-            with open(args.out_coco, "w") as f:
-                json.dump(json_safe(coco), f, allow_nan=False)
-    finally:
-        if json_out:
-            json_out.close()
-        if video_out is not None:
-            video_out.release()
+            write_json(args.out_coco, json_safe(coco))
     if many:
         print(f"{posed} posed, {skipped} skipped", flush=True)
     if skipped:

@@ -7,7 +7,9 @@ it and its float16 copy on the validation people, and writes OUT/weights.npz in 
 less than 0.1 point (else in float32), OUT/model.tflite (the same network for LiteRT, which predict.py runs without
 TensorFlow), OUT/config.json, OUT/curve.png (validation PCK@0.2 and training loss against training hours) and
 OUT/README.md, the model card: data, recipe, training hours and CPUs, the joint set and its standard figure, PCK@0.2
-per joint, PCP per limb, part IoU.
+per joint, PCP per limb, part IoU. The folder is built under a temporary name beside OUT and swapped in when whole
+(files of OUT that ship does not write stay): a full disk or a read-only folder is one line (exit 2) and leaves the
+model that was there as it was.
 """
 import argparse
 import os
@@ -25,6 +27,7 @@ from cpm.checkpoint import (
     save_weights,
 )
 from cpm.errors import UserError, run_main
+from cpm.files import staged
 from cpm.keypoints import LSP14, spec_of
 from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
 from engine.rundir import RunDir
@@ -212,25 +215,27 @@ def main():
         half, _ = score_weights(cfg, os.path.join(tmp, WEIGHTS_FILE), records)
     delta = half["pck@0.2"] - full["pck@0.2"]
     fp16 = abs(delta) < MAX_FP16_LOSS
-    save_weights(os.path.join(args.out, WEIGHTS_FILE), variables, fp16=fp16)
-    shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(args.out, CONFIG_FILE))
-    with open(os.path.join(args.out, LITE_FILE), "wb") as f:  # what predict.py runs, without TensorFlow
-        f.write(predictor.network.tflite(fp16=fp16))
-    record_lite_model(args.out)
-    history, runs = run.history()
-    plot_curve(history, next(s for s in history if s["run"] is None and s["global_step"] == shipped["global_step"]),
-               os.path.join(args.out, "curve.png"))
-    # folders by their names alone: the card speaks to users, whose paths differ
-    data = "; ".join(f"{d} {folder_name(p)} {s}" for d, p, s in meta.get("data", []))
-    val_text = f"{args.data} {folder_name(args.datadir)} {args.split}"
-    # the card's scores are the shipped folder's, run as predict.py and evaluate.py run it (LiteRT)
-    shipped_weights = os.path.join(args.out, WEIGHTS_FILE)
-    final, _ = score_weights(cfg, shipped_weights, records, network=open_network(cfg, shipped_weights))
-    final["people"] = len(records)
-    with open(os.path.join(args.out, "README.md"), "w") as f:
-        f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text, spec=spec_of(cfg),
-                     folder=folder_name(args.out),
-                     best=os.path.basename(weights).startswith("max-val-"), history=history, runs=runs))
+    # the folder is built under a temporary name and swapped in whole: models/ never holds half a model
+    with staged(args.out, folder=True) as out:
+        save_weights(os.path.join(out, WEIGHTS_FILE), variables, fp16=fp16)
+        shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(out, CONFIG_FILE))
+        with open(os.path.join(out, LITE_FILE), "wb") as f:  # what predict.py runs, without TensorFlow
+            f.write(predictor.network.tflite(fp16=fp16))
+        record_lite_model(out)
+        history, runs = run.history()
+        plot_curve(history, next(s for s in history if s["run"] is None and s["global_step"] == shipped["global_step"]),
+                   os.path.join(out, "curve.png"))
+        # folders by their names alone: the card speaks to users, whose paths differ
+        data = "; ".join(f"{d} {folder_name(p)} {s}" for d, p, s in meta.get("data", []))
+        val_text = f"{args.data} {folder_name(args.datadir)} {args.split}"
+        # the card's scores are the shipped folder's, run as predict.py and evaluate.py run it (LiteRT)
+        shipped_weights = os.path.join(out, WEIGHTS_FILE)
+        final, _ = score_weights(cfg, shipped_weights, records, network=open_network(cfg, shipped_weights))
+        final["people"] = len(records)
+        with open(os.path.join(out, "README.md"), "w") as f:
+            f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text, spec=spec_of(cfg),
+                         folder=folder_name(args.out),
+                         best=os.path.basename(weights).startswith("max-val-"), history=history, runs=runs))
     metric = metric_of(spec_of(cfg), full)
     print(f"shipped {weights} to {args.out}: PCK@0.2 {100 * full['pck@0.2']:.2f} (float16 {100 * delta:+.2f}), "
           f"{METRIC_NAMES[metric]} {100 * full[metric]:.2f}; weights in {'float16' if fp16 else 'float32'}")

@@ -7,6 +7,8 @@ import shutil
 # checks the choice itself).
 os.environ.setdefault("CPM_BACKEND", "onednn")
 
+import subprocess
+
 import pytest
 import scipy.io
 
@@ -56,3 +58,30 @@ def small_lsp(tmp_path_factory, sample_joints):
         shutil.copy(os.path.join(SAMPLE_LSP_DIR, "images", f"im{k:04d}.jpg"), root / "images" / f"im{k:04d}.jpg")
     scipy.io.savemat(root / "joints.mat", {"joints": sample_joints[:, :, :12]})
     return str(root)
+
+
+def _mount_tmpfs(folder, size):
+    folder.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(folder)],
+                      capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here (not root)")
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 48 MB tmpfs (CI runs as root; chmod would not stop root); skipped where it cannot be mounted. Fill it with
+    tests.helpers.fill."""
+    _mount_tmpfs(tmp_path / "disk", "48m")
+    yield tmp_path / "disk"
+    subprocess.run(["umount", "-l", str(tmp_path / "disk")], check=False)
+
+
+@pytest.fixture
+def read_only_disk(tmp_path):
+    """A tmpfs mounted read-only, holding an empty folder ``existing`` (what a user points an output at)."""
+    disk = tmp_path / "ro"
+    _mount_tmpfs(disk, "4m")
+    (disk / "existing").mkdir()
+    subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+    yield disk
+    subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -35,6 +35,14 @@ def run(script, *args):
                           text=True, timeout=600)
 
 
+def fill(disk, leave):
+    """Fill the file system of folder ``disk`` (a test's tmpfs) but ``leave`` bytes, with the file ``disk/filler``
+    (emptied first)."""
+    with open(os.path.join(disk, "filler"), "wb") as f:
+        stat = os.statvfs(disk)
+        f.write(b"\0" * max(0, stat.f_bavail * stat.f_frsize - leave))
+
+
 def write_lsp_folder(root, joints, image_digits=4, image_size=(120, 80)):
     """An LSP-layout folder with a ``joints`` array as given and one small grey image per entry."""
     os.makedirs(os.path.join(root, "images"), exist_ok=True)

@@ -24,7 +24,7 @@ from dataflow.records import PersonRecord
 from dataflow.transforms import crop_affine, image_mask, warp_image
 from engine.resume import alive, descendants
 from engine.rundir import RunBusy, RunDir
-from tests.helpers import ROOT, SMALL_CPM, run
+from tests.helpers import ROOT, SMALL_CPM, fill, run
 
 STEPS = 1000  # one long epoch, so that every signal lands inside it (500 left too little on 2 busy cores)
 TRAIN_ARGS = [*SMALL_CPM, "TRAIN.EPOCHS=1", f"TRAIN.STEPS_PER_EPOCH={STEPS}", "TRAIN.BATCH_SIZE=4",
@@ -162,24 +162,6 @@ def test_json_is_replaced_atomically_and_a_full_disk_keeps_the_old_file(tmp_path
     assert os.listdir(tmp_path) == ["stats.json"]  # no temporary file left behind
 
 
-@pytest.fixture
-def small_disk(tmp_path):
-    """A 48 MB tmpfs (CI runs as root); skipped where it cannot be mounted."""
-    mount = tmp_path / "disk"
-    mount.mkdir()
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(mount)], capture_output=True).returncode:
-        pytest.skip("cannot mount a tmpfs here (not root)")
-    yield mount
-    subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _fill(disk, leave):
-    """Fill ``disk`` but ``leave`` bytes."""
-    with open(disk / "filler", "wb") as f:  # emptied first
-        free = os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize
-        f.write(b"\0" * max(0, free - leave))
-
-
 @pytest.mark.slow
 def test_a_full_disk_is_one_line_keeps_the_checkpoint_and_resumes_once_freed(small_disk):
     logdir = str(small_disk / "run")
@@ -199,10 +181,10 @@ def test_a_full_disk_is_one_line_keeps_the_checkpoint_and_resumes_once_freed(sma
         assert RunDir(logdir).stats() == before
         return line
 
-    _fill(small_disk, 0)  # full before the start: config.json is the first write
+    fill(small_disk, 0)  # full before the start: config.json is the first write
     assert "config.json" in refused(run(*args, "TRAIN.EPOCHS=2"))
     assert open(os.path.join(logdir, "config.json")).read() == config
-    _fill(small_disk, 300_000)  # full during the run: the next checkpoint (0.8 MB) does not fit
+    fill(small_disk, 300_000)  # full during the run: the next checkpoint (0.8 MB) does not fit
     refused(run(*args, "TRAIN.EPOCHS=2"))
     os.remove(small_disk / "filler")
     resumed = run(*args, "TRAIN.EPOCHS=2")
@@ -269,8 +251,9 @@ def test_predict_poses_images_of_any_geometry_into_folders_it_makes(trained_run,
     blocked = run("predict.py", "--load", trained_run, "--image", str(folder), "--out-json",
                   str(out / "p.jsonl" / "x.json"))
     assert blocked.returncode == 2
-    assert blocked.stderr.strip().splitlines()[-1] == (
-        f"error: --out-json {out / 'p.jsonl' / 'x.json'}: cannot create the folder {out / 'p.jsonl'} (File exists)")
+    assert re.fullmatch(rf"error: --out-json {re.escape(str(out / 'p.jsonl' / 'x.json'))}: cannot create the folder "
+                        rf"{re.escape(str(out / 'p.jsonl'))} \(File exists; [0-9.]+ [kMG]?B free\)",
+                        blocked.stderr.strip().splitlines()[-1])
 
 
 def test_a_folder_that_cannot_be_made_is_a_user_error(tmp_path):
