@@ -53,7 +53,7 @@ class TFRecordImage:
             f.seek(self.offset)
             data = f.read(self.length)
         if len(data) != self.length:
-            raise UserError(f"{self.path} is truncated at byte {self.offset}")
+            raise BadSample(f"{self}: the file is cut short before byte {self.offset + self.length}")
         return _features(_parse(data, self.path))["image/encoded"][0]
 
     def __str__(self):
