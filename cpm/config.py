@@ -255,6 +255,10 @@ def _defaults():
             # share of the part loss's gradient that reaches the trunk and belief stages: 0 = parts never change the
             # keypoint layers (with 1, PCP fell 3 points in a 12-epoch run on the sample)
             PART_GRADIENT=0.0,
+            # what predict, the API and export-free prediction paint as parts: learned (the model's part output,
+            # where it has one) | skeleton (capsules drawn around the predicted joints, eval.inference.drawn_parts);
+            # ship.py sets the better of the two on validation in the model folder it writes
+            PARTS_FROM="learned",
         ),
         TRAIN=Group(
             BATCH_SIZE=16,  # crops per step (CPM: 16)
@@ -346,6 +350,7 @@ def finalize(cfg):
             f"MODEL.PART_STAGES=0 trains without parts)")
     require(t.PART_LOSS_WEIGHT >= 0, "TRAIN.PART_LOSS_WEIGHT", "must be >= 0")
     require(0 <= m.PART_GRADIENT <= 1, "MODEL.PART_GRADIENT", "must be in [0, 1]")
+    require(m.PARTS_FROM in ("learned", "skeleton"), "MODEL.PARTS_FROM", "must be learned or skeleton")
     require(m.STAGES >= 1, "MODEL.STAGES", "must be >= 1")
     require(len(m.TRUNK_WIDTHS) == 6 and min(m.TRUNK_WIDTHS) > 0, "MODEL.TRUNK_WIDTHS", "must be 6 positive widths")
     require(m.STAGE1_WIDTH > 0 and m.STAGE_WIDTH > 0, "MODEL.STAGE_WIDTH", "widths must be > 0")

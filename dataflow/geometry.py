@@ -24,10 +24,11 @@ class Geometry:
         sigmas: float [K] px of input, the belief sigma of each joint.
         target_dist, center_sigma, pad_value: DATA.* values.
         part_scheme: a scheme of ``spec`` for the part stages, or None without them; part_width: DATA.PART_WIDTH.
+        draw_scheme: for a model without part stages, the scheme its skeleton's parts are drawn in (None: none).
     """
 
     def __init__(self, spec, input_size, stride, sigmas, target_dist, center_sigma, pad_value=128, part_scheme=None,
-                 part_width=1.0):
+                 part_width=1.0, draw_scheme=None):
         self.spec = spec
         self.input_size, self.stride = int(input_size), int(stride)
         self.map_size = self.input_size // self.stride
@@ -36,14 +37,19 @@ class Geometry:
         self.part_scheme, self.part_width = part_scheme, part_width
         #: names of the part channels (exclusive parts, then the body), or None without part stages
         self.part_names = spec.part_names(part_scheme) if part_scheme else None
+        #: the scheme of the skeleton's parts, capsules drawn around predicted joints as the part targets are drawn
+        #: around annotated ones (the part stages' scheme, or draw_scheme), and its part names (body last), or None
+        self.draw_scheme = part_scheme or draw_scheme
+        self.drawn_part_names = spec.part_names(self.draw_scheme) if self.draw_scheme else None
 
     @classmethod
     def from_config(cls, cfg):
         d = cfg.DATA
         spec = spec_of(cfg)
         sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA * s for s in spec.sigmas]
+        scheme = cfg.MODEL.PART_SCHEME if cfg.MODEL.PART_SCHEME in spec.part_schemes else None
         return cls(spec, d.INPUT_SIZE, d.STRIDE, sigmas, d.TARGET_DIST, d.CENTER_SIGMA, d.PAD_VALUE,
-                   cfg.MODEL.PART_SCHEME if cfg.MODEL.PART_STAGES else None, d.PART_WIDTH)
+                   scheme if cfg.MODEL.PART_STAGES else None, d.PART_WIDTH, draw_scheme=scheme)
 
     @property
     def num_joints(self):
@@ -54,13 +60,14 @@ class Geometry:
         """Exclusive parts of the part scheme (the model adds background and body); 0 without part stages."""
         return len(self.part_names) - 1 if self.part_names else 0
 
-    def part_codec(self, dense):
+    def part_codec(self, dense, drawn=False):
         """The PartCodec on the belief-map cells (training targets) or, if ``dense``, on every crop pixel
-        (evaluation); None without part stages."""
-        if not self.part_scheme:
+        (evaluation), in the part stages' scheme (None without part stages) or, if ``drawn``, the skeleton's."""
+        scheme = self.draw_scheme if drawn else self.part_scheme
+        if not scheme:
             return None
         grid = np.arange(self.input_size, dtype=np.float64) if dense else self.beliefs.grid
-        return PartCodec(self.spec.parts(self.part_scheme), grid, self.part_width)
+        return PartCodec(self.spec.parts(scheme), grid, self.part_width)
 
     def affine(self, center, scale, **view):
         """Original px -> crop px of the person at ``center`` / ``scale`` (PersonRecord units): [2, 3].

@@ -38,9 +38,10 @@ class PoseValidation(RunStopper):
 
     Writes ``val/pcp``, ``val/pck@0.2``, ``val/pcp/<group>`` and, where the keypoint spec and the data give them,
     ``val/pckh@0.5`` (people with head sizes) and ``val/ap``, ``val/ap50``, ``val/ap75``, ``val/ar`` (COCO's
-    keypoint AP) to the monitors (TensorBoard, stats.json) and, with
-    part stages, ``val/part_iou/<part>`` and ``val/mean_part_iou`` against the skeleton-derived part targets; prints
-    the table. It scores as evaluate.py does (eval.evaluate.score, one plain view per person), through
+    keypoint AP) to the monitors (TensorBoard, stats.json) and part IoU against the part targets drawn around the
+    annotated joints: with part stages ``val/part_iou/<part>`` and ``val/mean_part_iou``, and where the keypoint
+    spec has a part scheme the baseline drawn around the predicted joints, ``val/skeleton_part_iou/<part>`` and
+    ``val/skeleton_mean_part_iou``; prints the table. It scores as evaluate.py does (eval.evaluate.score, one plain view per person), through
     the training graph's own tower.
 
     Args:
@@ -74,11 +75,12 @@ class PoseValidation(RunStopper):
         for group, value in report["per_limb"].items():
             put(f"val/pcp/{group}", value)
         text = format_report(report, f"{self.title}, epoch {self.epoch_num}")
-        if "part_iou" in report:
-            for name, value in report["part_iou"].items():
-                put(f"val/part_iou/{name}", value)
-            put("val/mean_part_iou", report["mean_part_iou"])
-            text += "\n" + format_part_report(report)
+        for flow in ("", "skeleton_"):
+            if f"{flow}part_iou" in report:
+                for name, value in report[f"{flow}part_iou"].items():
+                    put(f"val/{flow}part_iou/{name}", value)
+                put(f"val/{flow}mean_part_iou", report[f"{flow}mean_part_iou"])
+                text += "\n" + format_part_report(report, flow.rstrip("_"))
         logger.info("\n" + text)
 
 

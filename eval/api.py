@@ -42,8 +42,8 @@ class Person:
         box: (x, y, w, h) in image px: the box given, or the detector's.
         joints: {joint name: (x, y, score)} for every joint of the model's keypoint spec, in its order, inside the
             image.
-        part_mask: uint8 [H, W] part labels (0 background, k + 1 for part_names[k]) when asked for and the model has
-            part stages, else None.
+        part_mask: uint8 [H, W] part labels (0 background, k + 1 for part_names[k]) when asked for, else None.
+        body_mask: bool [H, W] the whole body when parts are asked for, else None.
         beliefs: the fused belief maps [S, S, K + 1] of the person's crop (for drawing), or None unless asked for.
     """
 
@@ -51,6 +51,7 @@ class Person:
     joints: dict
     part_mask: Optional[np.ndarray] = None
     beliefs: Optional[np.ndarray] = None
+    body_mask: Optional[np.ndarray] = None
 
     def array(self):
         """The joints as float32 [K, 3] (x, y, score) in the spec's order."""
@@ -66,14 +67,19 @@ class PoseEstimator:
         flip: also average the mirrored crop (twice the work, a point or so of PCK).
         refine: crops per person after the first (REFINE; 0 is fastest): docs/evaluation.md has the measurements.
         predictor: instead of ``model``, an eval.inference.PosePredictor already loaded (evaluate.py's).
+        parts_from: where part masks come from: "learned" (the model's part output), "skeleton" (capsules drawn
+            around the predicted joints, PosePredictor.drawn_parts) or None for the model's MODEL.PARTS_FROM, which
+            ship.py sets to the better of the two on validation (a model without a part output draws the skeleton).
     Attributes:
         spec: the model's cpm.keypoints.KeypointSpec (the joints it predicts).
-        part_names: names of the part labels (background excluded), or None for a model without part stages.
+        parts_from: "learned", "skeleton", or None where the model can give no parts (a keypoint spec without a
+            part scheme).
+        part_names: names of the part labels (background excluded), or None without parts.
         weights, config: what was loaded.
         detected: after a call without a box, whether people were found (False: the whole image was posed).
     """
 
-    def __init__(self, model=None, precision="fp32", flip=False, refine=REFINE, *, predictor=None):
+    def __init__(self, model=None, precision="fp32", flip=False, refine=REFINE, *, predictor=None, parts_from=None):
         if predictor is None:
             self.weights, self.config = resolve_checkpoint(model)
             predictor = PosePredictor(self.config, self.weights, precision, flip=flip)
@@ -83,8 +89,18 @@ class PoseEstimator:
             raise UserError(f"refine {refine}: crops after the first cannot be negative")
         self._predictor, self.refine = predictor, int(refine)
         self.spec = predictor.spec
-        names = self._predictor.part_names
-        self.part_names = list(names[:-1]) if names else None  # the last channel is the whole body
+        learned, drawn = predictor.part_names, predictor.drawn_part_names
+        asked, parts_from = parts_from, parts_from or self.config.MODEL.PARTS_FROM
+        if parts_from not in ("learned", "skeleton"):
+            raise UserError(f"parts from {parts_from!r}: expected learned or skeleton")
+        if parts_from == "learned" and not learned:
+            if asked:
+                raise UserError(f"parts from learned: {self.weights} was trained without part stages "
+                                f"(MODEL.PART_STAGES=0); parts from skeleton draws them around its joints")
+            parts_from = "skeleton"
+        self.parts_from = parts_from if (learned if parts_from == "learned" else drawn) else None
+        names = (learned if parts_from == "learned" else drawn) if self.parts_from else None
+        self.part_names = list(names[:-1]) if names else None  # the last name is the whole body's
         self.detected = None
 
     def __call__(self, image, box=None, rgb=False, parts=False, beliefs=False):
@@ -93,7 +109,7 @@ class PoseEstimator:
         Args:
             image: uint8 [H, W, 3], BGR (as OpenCV reads) or RGB with ``rgb=True``; [H, W] greyscale is accepted.
             box: (x, y, w, h) of the one person to pose, or None to find people.
-            parts: also return each person's part labels (needs a model with part stages).
+            parts: also return each person's part labels and body (``parts_from`` says whence).
             beliefs: also return each person's fused belief maps.
         Returns:
             list of Person, one per person.
@@ -105,7 +121,7 @@ class PoseEstimator:
             image = np.repeat(image[:, :, None], 3, axis=2)
         image = np.ascontiguousarray(image[:, :, 2::-1] if rgb else image[:, :, :3])
         if parts and not self.part_names:
-            raise UserError(f"parts: {self.weights} was trained without part stages (MODEL.PART_STAGES=0)")
+            raise UserError(f"parts: the keypoint spec of {self.weights} ({self.spec.name}) has no part scheme")
         height, width = image.shape[:2]
         people = []
         for found, center, scale in self._boxes(image, box):
@@ -117,12 +133,12 @@ class PoseEstimator:
                     center, scale = center_scale_from_joints(np.c_[joints[:, :2], np.full(len(joints), VISIBLE)])
                 except ValueError:  # every joint at one point (a 1 px image): the box's crop stands
                     break
-            joints, fused, labels = self._predictor.pose(image, center, scale)
+            joints, fused, masks = self._predictor.pose(image, center, scale, self.parts_from if parts else None)
             joints[:, 0] = np.clip(joints[:, 0], 0, width - 1)  # a joint placed in the crop's padding: nearest px
             joints[:, 1] = np.clip(joints[:, 1], 0, height - 1)
             people.append(Person(tuple(float(v) for v in found),
                                  {n: tuple(float(v) for v in j) for n, j in zip(self.spec.names, joints, strict=True)},
-                                 labels if parts else None, fused if beliefs else None))
+                                 masks[0] if masks else None, fused if beliefs else None, masks[1] if masks else None))
         return people
 
     def _boxes(self, image, box):

@@ -11,9 +11,9 @@ from cpm.errors import BadSample
 from cpm.files import staged
 from cpm.joints import UNANNOTATED, to_coco_keypoints
 from dataflow.images import image_id, read_image
-from dataflow.mapper import check_joints, make_mapper
+from dataflow.mapper import CropMapper, check_joints
 from dataflow.records import SCALE_UNIT_PX, map_records
-from dataflow.transforms import apply_affine, transform_joints
+from dataflow.transforms import apply_affine, image_mask, transform_joints, warp_mask
 from eval.cocoeval import keypoint_ap
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import (
@@ -61,21 +61,66 @@ def read_or_note(image, unreadable):
         return None
 
 
+class PartScores:
+    """Pixel counts of part IoU, pooled over people (eval.metrics.part_counts), for each part flow a model has:
+    "stages" (its part stages' output) and "skeleton" (PosePredictor.drawn_parts: capsules around its predicted
+    joints), both against the part targets drawn around the annotated joints in the person's evaluation crop.
+    ``learned`` False leaves the stages out (a caller that does not have their masks)."""
+
+    def __init__(self, predictor, records, learned=True):
+        self.predictor = predictor
+        self.flows = {}
+        if predictor.part_names and learned:
+            self.flows["stages"] = predictor.part_names
+        if predictor.drawn_part_names:
+            self.flows["skeleton"] = predictor.drawn_part_names
+        codec = predictor.geometry.part_codec(dense=True, drawn=True)
+        self.mapper = CropMapper(records, predictor.geometry, part_codec=codec) if self.flows else None
+        self.counts = {f: (np.zeros(len(n), np.int64), np.zeros(len(n), np.int64)) for f, n in self.flows.items()}
+        self.people = 0
+
+    def add(self, record, image_shape, joints, stages=None):
+        """Count one person: ``joints`` [K, >=2] predicted in original px (NaN: a miss, every part background),
+        ``stages`` the part stages' (labels, body) in the evaluation crop's px, if any. People without every part's
+        joints annotated are left out (the target's place is unknown)."""
+        if not self.flows:
+            return
+        m = self.predictor.geometry.affine(record.center, record.scale)
+        target, weight = self.mapper.part_targets(record, image_shape, m, transform_joints(m, record.joints))
+        if weight == 0:
+            return
+        valid = image_mask(image_shape, m, self.predictor.geometry.input_size)
+        missed = not np.isfinite(joints).all()
+        nothing = (np.zeros_like(target), np.zeros(target.shape, bool))
+        for flow, names in self.flows.items():
+            labels, body = nothing if missed else stages if flow == "stages" else \
+                self.predictor.drawn_parts(joints, m, valid)
+            i, u = part_counts(labels, body, target, valid, len(names) - 1)
+            self.counts[flow] = (self.counts[flow][0] + i, self.counts[flow][1] + u)
+        self.people += 1
+
+    def report(self):
+        """{"part_iou", "mean_part_iou"} of the stages, {"skeleton_part_iou", "skeleton_mean_part_iou"} of the
+        skeleton (eval.metrics.part_iou), and "part_people"; {} for a model with neither."""
+        out = {}
+        for flow, names in self.flows.items():
+            prefix = "" if flow == "stages" else f"{flow}_"
+            out.update({prefix + k: v for k, v in part_iou(*self.counts[flow], names).items()})
+        return out | ({"part_people": self.people} if self.flows else {})
+
+
 def predict_records(predictor, records, batch_people=8, progress=True, unreadable=None):
-    """Joints of every record's person, in original px, and with part stages part IoU counts against the
-    skeleton-derived targets of the same crops. The one prediction path of evaluate.py, ship.py and the epoch report.
-    Every person is scored: unusable joints raise BadSample naming the file, and so does an unreadable image unless
-    ``unreadable`` (a dict) is given, which then takes {image: why} and the person's joints are NaN (wrong to every
-    metric; left out of part IoU, which counts pixels).
+    """Joints of every record's person, in original px, and the part IoU counts (PartScores) of the same crops. The
+    one prediction path of evaluate.py, ship.py and the epoch report. Every person is scored: unusable joints raise
+    BadSample naming the file, and so does an unreadable image unless ``unreadable`` (a dict) is given, which then
+    takes {image: why} and the person's joints are NaN (wrong to every metric; left out of part IoU, which counts
+    pixels of images it can read).
 
     Returns:
-        (pred float32 [N, K, 3], seconds taken, part counts: None, or (intersection, union, people scored)).
+        (pred float32 [N, K, 3], seconds taken, PartScores).
     """
     pred = np.zeros((len(records), predictor.spec.num_joints, 3), np.float32)
-    parts = predictor.part_names is not None
-    part_mapper = make_mapper(records, predictor.geometry) if parts else None
-    num_parts = len(predictor.part_names) - 1 if parts else 0
-    inter, union, scored = np.zeros(num_parts + 1, np.int64), np.zeros(num_parts + 1, np.int64), 0
+    parts = PartScores(predictor, records)
     start = time.perf_counter()
     with progress_bar(len(records), "people", not progress) as bar:
         for first in range(0, len(records), batch_people):
@@ -96,13 +141,10 @@ def predict_records(predictor, records, batch_people=8, progress=True, unreadabl
             per = len(views[0][0])
             for k, ((i, r, image), (_, _, base, valid)) in enumerate(zip(chunk, views, strict=True)):
                 pred[i] = predictor.decode(beliefs[k * per:(k + 1) * per], base, valid)[0]
-                if parts:
-                    target, weight = part_mapper.part_targets(r, image.shape, base, transform_joints(base, r.joints))
-                    if weight > 0:
-                        labels, body = predictor.decode_parts(part_maps[k * per:(k + 1) * per], valid)
-                        counts = part_counts(labels, body, target, valid, num_parts)
-                        inter, union, scored = inter + counts[0], union + counts[1], scored + 1
-    return pred, time.perf_counter() - start, ((inter, union, scored) if parts else None)
+                stages = None if part_maps is None else predictor.decode_parts(part_maps[k * per:(k + 1) * per],
+                                                                               valid)
+                parts.add(r, image.shape, pred[i], stages)
+    return pred, time.perf_counter() - start, parts
 
 
 #: A detected person matches an annotated one if its predicted joints lie, on average over the annotated joints,
@@ -138,11 +180,14 @@ def match_people(predicted, annotated, max_distance=MATCH_MAX_DISTANCE):
     return [(int(a), int(p)) for a, p in zip(rows, cols, strict=True) if cost[a, p] < max_distance]
 
 
-def predict_detected(estimator, records, progress=True, unreadable=None):
+def predict_detected(estimator, records, progress=True, unreadable=None, parts=None):
     """Joints of every record's person as a user without a box gets them: the people eval.api.PoseEstimator finds
     in each image (BlazePose's detector; the whole image where it finds none), matched to the annotated people of
     that image (match_people). An annotated person without a match is a miss: NaN joints, which every metric counts
     wrong; so is the person of an image that cannot be read, where ``unreadable`` (a dict) is given (predict_records).
+    ``parts`` (a PartScores) counts each annotated person's parts in its evaluation crop: a matched person's
+    (``estimator.parts_from`` "learned": the part stages' masks, warped into the crop; and the skeleton's, drawn
+    around the joints found), a missed person's as all background.
 
     Returns:
         (pred float32 [N, K, 3] with NaN rows for misses, seconds taken, {"people": N, "matched", "images",
@@ -162,17 +207,32 @@ def predict_detected(estimator, records, progress=True, unreadable=None):
             if pixels is None:
                 bar.update(1)
                 continue
-            found = np.array([p.array() for p in estimator(pixels)], np.float32).reshape(-1, k, 3)
+            people = estimator(pixels, parts=parts is not None and estimator.parts_from == "learned")
+            found = np.array([p.array() for p in people], np.float32).reshape(-1, k, 3)
             info["found"] += len(found)
             info["images_without_detection"] += not estimator.detected
             pairs = match_people(found, [records[i] for i in indices])
             for a, p in pairs:
                 pred[indices[a]] = found[p]
                 info["matched"] += 1
+            if parts is not None and parts.flows:
+                match = dict(pairs)
+                for a, i in enumerate(indices):
+                    person = people[match[a]] if a in match else None
+                    parts.add(records[i], pixels.shape, pred[i], _in_crop(person, records[i], parts.predictor.geometry))
             used = {p for _, p in pairs}
             unmatched += [(image, found[p]) for p in range(len(found)) if p not in used]
             bar.update(1)
     return pred, time.perf_counter() - start, info, unmatched
+
+
+def _in_crop(person, record, geometry):
+    """A found person's learned (part labels, body) in the evaluation crop of ``record``, or None."""
+    if person is None or person.part_mask is None:
+        return None
+    m = geometry.affine(record.center, record.scale)
+    return (warp_mask(person.part_mask, m, geometry.input_size),
+            warp_mask(person.body_mask, m, geometry.input_size) > 0)
 
 
 def format_match(info):
@@ -218,9 +278,10 @@ class Evaluation:
     Attributes:
         pred: float32 [N, K, 3] predicted joints (x, y, score) in original px, in record order; NaN rows for annotated
             people the detected flow found no match for.
-        report: ``evaluate``'s report; with part stages and annotated boxes also "part_iou", "mean_part_iou" and
-            "part_people" (people with every part's joints annotated); with detected boxes "match"
-            (predict_detected's info); with carry_on "unreadable".
+        report: ``evaluate``'s report; PartScores.report's part IoU ("part_iou", "mean_part_iou" with part stages;
+            "skeleton_part_iou", "skeleton_mean_part_iou" where the keypoint spec has a part scheme; "part_people":
+            people with every part's joints annotated); with detected boxes "match" (predict_detected's info); with
+            carry_on "unreadable".
         seconds: time spent predicting.
         images: distinct images.
     """
@@ -250,19 +311,20 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True, car
 
     Args:
         estimator: an eval.api.PoseEstimator over the same predictor to find the people as predict.py does
-            (predict_detected; part IoU is then left out, as it is scored against the annotated person's crop);
-            None crops every person at its annotated joints (predict_records).
+            (predict_detected; parts scored in each annotated person's crop, a miss as all background); None crops
+            every person at its annotated joints (predict_records).
         carry_on: score the people of an image that cannot be read as wrong, as a miss is, and name the image in the
             report's "unreadable" ({image: why}); False (the epoch report, which compares epochs on the same people)
             stops with BadSample naming it.
     Returns:
         Evaluation.
     """
-    parts = match = None
+    match = None
     unreadable = {} if carry_on else None
     records = map_records(records, predictor.geometry.spec)
     if estimator is not None:
-        pred, seconds, match, unmatched = predict_detected(estimator, records, progress, unreadable)
+        parts = PartScores(predictor, records, learned=estimator.parts_from == "learned")
+        pred, seconds, match, unmatched = predict_detected(estimator, records, progress, unreadable, parts)
     else:
         pred, seconds, parts = predict_records(predictor, records, batch_people, progress, unreadable)
     report = evaluate(pred, records, predictor.geometry)
@@ -272,8 +334,7 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True, car
         report["match"] = match
         if "ap" in report and unmatched:  # the people found that match nobody count against AP, as COCO counts them
             report.update(keypoint_ap(pred, records, predictor.geometry.spec, extra=unmatched))
-    if parts is not None:
-        report.update(part_iou(parts[0], parts[1], predictor.part_names), part_people=parts[2])
+    report.update(parts.report())
     return Evaluation(pred, report, seconds, len({r.image for r in records}))
 
 

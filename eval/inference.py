@@ -99,7 +99,8 @@ class PosePredictor:
         geometry: the model's dataflow.geometry.Geometry, when the caller has it already (default: the config's).
 
     Attributes:
-        geometry; spec (its keypoint spec); codec (its belief codec); part_names (None without part stages).
+        geometry; spec (its keypoint spec); codec (its belief codec); part_names (None without part stages);
+        drawn_part_names (the skeleton's parts, drawn_parts; None where the keypoint spec has no part scheme).
     """
 
     def __init__(self, cfg, weights=None, precision="fp32", zooms=(1.0,), flip=False, *, network=None,
@@ -109,6 +110,8 @@ class PosePredictor:
         self.spec, self.codec = self.geometry.spec, self.geometry.beliefs
         self.views = [(z, f) for z in zooms for f in ((False, True) if flip else (False,))]
         self.part_names = self.geometry.part_names
+        self.drawn_part_names = self.geometry.drawn_part_names
+        self._drawn_codec = self.geometry.part_codec(dense=True, drawn=True)
         self.network = network if network is not None else open_network(cfg, weights, precision, self.geometry)
 
     def locate(self, image, center, scale, stage=None, zooms=(1.0,)):
@@ -142,6 +145,21 @@ class PosePredictor:
                            self.geometry.part_flip_order, cv2.INTER_LINEAR)
         return decode_parts(fused, valid)
 
+    def drawn_parts(self, joints, base_affine, valid):
+        """The skeleton's parts: capsules drawn around predicted ``joints`` [K, >=2] (original px) as the part targets
+        are drawn around annotated ones (dataflow.targets.PartCodec), the person's size being the predicted joints'
+        own extent, as a crop made from them takes it (dataflow.records.center_scale_from_joints).
+
+        Returns:
+            (labels uint8 [S, S]: 0 background, k + 1 for drawn_part_names[k]; body bool [S, S]: labels > 0) in the
+            px of the crop ``base_affine`` makes, 0 / False where ``valid`` [S, S] is 0 (the crop's padding).
+        """
+        xy = apply_affine(base_affine, np.asarray(joints, np.float64)[:, :2])
+        extent = float((xy.max(axis=0) - xy.min(axis=0)).max())
+        labels = self._drawn_codec.encode(np.c_[xy, np.ones(len(xy))], max(extent, 1.0))
+        labels = np.where(np.asarray(valid) != 0, labels, 0).astype(np.uint8)
+        return labels, labels > 0
+
     def crop_views(self, image, center, scale, views=None):
         """The crops of one person, one per view (of ``views``, (zoom, flip) pairs; default: the predictor's).
 
@@ -168,18 +186,23 @@ class PosePredictor:
         crops, cmaps, base, valid = self.crop_views(image, center, scale)
         return self.decode(self.beliefs(crops, cmaps), base, valid)[0]
 
-    def pose(self, image, center, scale):
-        """Everything the model says of one person: image uint8 [H, W, 3] BGR, centre and scale in PersonRecord units.
+    def pose(self, image, center, scale, parts=None):
+        """Everything the model says of one person: image uint8 [H, W, 3] BGR, centre and scale in PersonRecord units;
+        ``parts`` "learned" (the part stages' output), "skeleton" (drawn_parts) or None (no parts).
 
         Returns:
             (joints float32 [K, 3] x, y, score in original px; fused belief maps [S, S, K + 1] in base-crop px;
-            part labels uint8 [H, W] in original px, 0 background and k + 1 for part k, or None without part stages).
+            None, or (part labels uint8 [H, W], 0 background and k + 1 for part k; body bool [H, W]) in original px).
         """
         crops, cmaps, base, valid = self.crop_views(image, center, scale)
-        beliefs, parts = self.outputs(crops, cmaps)
+        beliefs, part_maps = self.outputs(crops, cmaps)
         joints, fused = self.decode(beliefs, base, valid)
-        labels = None if parts is None else labels_to_original(self.decode_parts(parts, valid)[0], base, image.shape)
-        return joints, fused, labels
+        if parts is None:
+            return joints, fused, None
+        labels, body = self.decode_parts(part_maps, valid) if parts == "learned" else \
+            self.drawn_parts(joints, base, valid)
+        return joints, fused, (labels_to_original(labels, base, image.shape),
+                               labels_to_original(body.astype(np.uint8), base, image.shape) > 0)
 
 
 def mean_crop_pose(records, affines):

@@ -177,10 +177,12 @@ def part_iou(intersection, union, names):
     return {"part_iou": {n: float(v) for n, v in zip(names, iou, strict=True)}, "mean_part_iou": mean_scored(iou)}
 
 
-def format_part_report(report):
-    """One line of per-part IoU (percentages) and the mean."""
-    return "  part IoU: " + ", ".join(f"{n} {100 * v:.1f}" for n, v in report["part_iou"].items()) + \
-        f"; mean {100 * report['mean_part_iou']:.1f}"
+def format_part_report(report, flow=""):
+    """One line of per-part IoU (percentages) and the mean, of the part output or (``flow`` "skeleton") of the
+    parts drawn around the predicted joints."""
+    prefix = f"{flow}_" if flow else ""
+    ious = ", ".join(f"{n} {100 * v:.1f}" for n, v in report[prefix + "part_iou"].items())
+    return f"  {flow or 'part'} IoU: {ious}; mean {100 * report[prefix + 'mean_part_iou']:.1f}"
 
 
 def json_safe(obj):

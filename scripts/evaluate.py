@@ -69,7 +69,9 @@ def main():
     predictor = PosePredictor(cfg, weights, args.precision, zooms=scales, flip=args.flip)
     # the data's people with the model's joints, as the model is scored on them (plots and JSON included)
     records = model_people(records_from_args(args, cfg.READER), predictor.spec)
-    estimator = PoseEstimator(predictor=predictor, refine=args.refine) if args.boxes == "detected" else None
+    estimator = PoseEstimator(predictor=predictor, refine=args.refine,
+                              parts_from="learned" if predictor.part_names else None) \
+        if args.boxes == "detected" else None
     result = score(predictor, records, args.batch, estimator, carry_on=True)
     report, pred, seconds, images = result.report, result.pred, result.seconds, result.images
     unreadable = report["unreadable"]
@@ -82,9 +84,11 @@ def main():
     print(format_report(report, title))
     if "match" in report:
         print(format_match(report["match"]))
-    if "part_iou" in report:
-        print(format_part_report(report) + f" ({report['part_people']} people with every part's joints annotated; "
-                                           f"targets derived from the skeleton)")
+    for flow in ("", "skeleton"):
+        if f"{flow}_part_iou".lstrip("_") in report:
+            print(format_part_report(report, flow) + (
+                f" ({report['part_people']} people with every part's joints annotated; targets drawn around the "
+                f"annotated joints)" if not flow else " (drawn around the predicted joints: the baseline)"))
     if unreadable:
         print(f"{len(unreadable)} of {images} images unreadable: their people count as wrong")
     print(f"{images} images, {len(records)} people in {seconds:.1f} s: {images / seconds:.1f} images/s, "

@@ -2,6 +2,7 @@
 
     python scripts/predict.py [--load RUN_DIR|CKPT|weights.npz] --image PATH [--bbox x,y,w,h]
         [--out-json J] [--out-coco C] [--out-image P] [--beliefs M.png] [--part-masks DIR]
+        [--parts-from learned|skeleton]
 
 PATH may be an image, a folder of images or a video. Without --bbox, people are found with MediaPipe's BlazePose
 person detector (shipped in models/blazepose), falling back to the whole image; every person found gets a
@@ -9,9 +10,11 @@ prediction, the main person (nearest the image centre) first. JSON (one object p
     {"image": PATH, "people": [{"bbox": [x, y, w, h], "joints": [{"name", "x", "y", "score"}, ...]}],
      "detected": true}
 ("detected" is false where nobody was found and the whole image was posed as one person; absent with --bbox)
-with the model's joints (its keypoint spec's, by name) in original image px; a model with part stages adds
-"part_names", draws the parts in colour and, with --part-masks, writes each person's part labels as a PNG (path
-in the person's "part_mask"). For a folder or
+with the model's joints (its keypoint spec's, by name) in original image px. Where the keypoint spec has a part
+scheme, the JSON adds "part_names", the parts are drawn in colour and --part-masks writes each person's part labels as
+a PNG (path in the person's "part_mask"): the model's learned part output, or the parts drawn around its predicted
+joints, whichever the model's MODEL.PARTS_FROM names (ship.py sets the better on validation; --parts-from
+overrides; docs/parts.md). For a folder or
 video, --out-json writes JSON lines (one image or frame per line), and --out-image is a folder of annotated images
 (folder input) or an annotated video (video input).
 
@@ -67,7 +70,7 @@ def pose_image(estimator, image, bbox):
 
     Returns:
         (people JSON list, annotated image, first person's fused maps, per-person part labels uint8 [H, W] in
-        original px (0 background, k + 1 for part k) or None without part stages).
+        original px (0 background, k + 1 for part k) or None without parts).
     """
     found = estimator(image, box=bbox, parts=estimator.part_names is not None, beliefs=True)
     people = [{"bbox": list(p.box), "joints": [{"name": n, "x": x, "y": y, "score": score}
@@ -137,8 +140,10 @@ def main():
     add_output_argument(parser, "beliefs", "also write the first person's belief-map montage (single image only)",
                         aliases=["--beliefs"])
     add_output_argument(parser, "part-masks", "folder for each person's part labels as PNG in original image px "
-                        "(0 background, k + 1 = part_names[k]); needs a model with part stages",
-                        aliases=["--part-masks"])
+                        "(0 background, k + 1 = part_names[k])", aliases=["--part-masks"])
+    parser.add_argument("--parts-from", choices=["learned", "skeleton"],
+                        help="paint the model's learned part output or the parts drawn around its predicted joints "
+                             "(default: the model's MODEL.PARTS_FROM, which ship.py sets to the better)")
     parser.add_argument("--flip", action="store_true", help="average with the mirrored crop")
     parser.add_argument("--refine", type=int, default=REFINE,
                         help=f"crops per person after the first, each cut where the previous one's joints put the "
@@ -150,12 +155,14 @@ def main():
     bbox = parse_bbox(args.bbox) if args.bbox else None
     many = os.path.isdir(args.image) or args.image.lower().endswith(VIDEO_EXTENSIONS)
     prepare_outputs(args, folders=("out_part_masks",) + (("out_image",) if os.path.isdir(args.image) else ()))
-    estimator = PoseEstimator(args.load, args.precision, flip=args.flip, refine=args.refine)
+    estimator = PoseEstimator(args.load, args.precision, flip=args.flip, refine=args.refine,
+                              parts_from=args.parts_from)
     if bbox is None and not estimator.spec.person:
         print(f"the model's joints ({estimator.spec.name}) are not a person's, whom the detector finds: each image is "
               f"posed whole (--bbox x,y,w,h to give the box)", file=sys.stderr)
     if args.out_part_masks and not estimator.part_names:
-        raise UserError(f"--out-part-masks: {estimator.weights} was trained without part stages (MODEL.PART_STAGES=0)")
+        raise UserError(f"--out-part-masks: the keypoint spec of {estimator.weights} ({estimator.spec.name}) has no "
+                        f"part scheme")
     posed, skipped, coco, video = 0, 0, [], []  # video: the annotated video's writer, made at the first frame
     with contextlib.ExitStack() as outputs:  # each output written whole under a temporary name, then renamed
         json_out = outputs.enter_context(open(outputs.enter_context(staged(args.out_json)), "w")) \

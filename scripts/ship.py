@@ -12,8 +12,8 @@ per joint, PCP per limb, part IoU. The folder is built under a temporary name be
 model that was there as it was.
 """
 import argparse
+import json
 import os
-import shutil
 import tempfile
 
 import numpy as np
@@ -27,7 +27,7 @@ from cpm.checkpoint import (
     save_weights,
 )
 from cpm.errors import UserError, run_main
-from cpm.files import staged
+from cpm.files import staged, write_json
 from cpm.keypoints import LSP14, spec_of
 from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
 from engine.rundir import RunDir
@@ -37,6 +37,20 @@ from eval.network import open_network
 from eval.tf_network import TFNetwork
 
 MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
+
+
+def best_parts(report):
+    """Where the shipped model's parts come from (MODEL.PARTS_FROM): "learned" if its part output beat the parts
+    drawn around its predicted joints in mean part IoU on validation (``report``: eval.evaluate.score's), else
+    "skeleton"."""
+    learned, drawn = report.get("mean_part_iou"), report.get("skeleton_mean_part_iou")
+    return "learned" if learned is not None and (drawn is None or learned > drawn) else "skeleton"
+
+
+def write_model(folder, meta, variables, fp16):
+    """A model folder's config.json (``meta``, a run's config.json content) and weights.npz."""
+    write_json(os.path.join(folder, CONFIG_FILE), meta, indent=2)
+    save_weights(os.path.join(folder, WEIGHTS_FILE), variables, fp16=fp16)
 
 
 def score_weights(cfg, weights, records, network=None):
@@ -113,11 +127,12 @@ METRIC_NAMES = {"pcp": "strict PCP", "pck@0.2": "PCK@0.2", "pckh@0.5": "PCKh@0.5
 
 
 def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_text, best=True, history=None, runs=(),
-         spec=LSP14, folder="cpm-lsp"):
+         spec=LSP14, folder="cpm-lsp", parts=("learned", {})):
     """The model card's markdown; ``shipped`` is the stats.json entry of the shipped checkpoint's step, ``best``
     whether it is the run's best-validation checkpoint (max-val-*, by ``spec``'s standard figure) rather than the
     newest one kept; ``history`` and ``runs`` are RunDir.history()'s (the runs this one continues); ``spec`` the
-    model's keypoint spec, ``folder`` the model folder's name."""
+    model's keypoint spec, ``folder`` the model folder's name; ``parts`` (MODEL.PARTS_FROM of the shipped model, the
+    run's checkpoint's report with the part IoU of both flows)."""
     sessions = meta.get("sessions", [])
     cpus = sorted({s["cpu"] for s in sessions}) or ["not recorded (a run from before config.json kept sessions)"]
     precisions = sorted({str(s["precision"]) for s in sessions}) or [str(meta.get("precision"))]
@@ -128,17 +143,20 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
     start = RunDir.started_from(meta)
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     metric = metric_of(spec, report)
+    prefix = "" if parts[0] == "learned" else "skeleton_"  # the part flow predict paints
     figures = [f"**{METRIC_NAMES[k]} {pct(report[k])} %**" for k in (metric, "pck@0.2", "pcp", "pckh@0.5", "ap")
                if report.get(k) is not None and np.isfinite(report[k])]
     lines = [
         f"# {folder}: a Convolutional Pose Machine of {spec.num_joints} joints ({spec.name})"
-        + (" with part segmentation" if "part_iou" in report else ""),
+        + (" with part segmentation" if parts[0] == "learned" and "part_iou" in report else
+           " and the parts drawn around them" if "skeleton_part_iou" in report else ""),
         "",
         f"Joints, in output order: {', '.join(spec.names)}.",
         "",
         f"Validation ({val_text}: {report['people']} people never trained on, crop "
         f"at the annotated person): " + ", ".join(dict.fromkeys(figures))
-        + (f", mean part IoU {pct(report['mean_part_iou'])} %" if "mean_part_iou" in report else "") + ".",
+        + (f", mean part IoU {pct(report[prefix + 'mean_part_iou'])} %" if prefix + "mean_part_iou" in report
+           else "") + ".",
         "",
         "## Training",
         f"- Data: trained on {train_text}; validated on {val_text}.",
@@ -175,11 +193,18 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
                   "|---|" + "---|" * (len(report["per_limb"]) + 1),
                   "| strict PCP | " + " | ".join(pct(v) for v in report["per_limb"].values())
                   + f" | {pct(report['pcp'])} |"]
-    if "part_iou" in report:
-        lines += ["", "| part | " + " | ".join(report["part_iou"]) + " |", "|---|" + "---|" * len(report["part_iou"]),
-                  "| IoU | " + " | ".join(pct(v) for v in report["part_iou"].values()) + " |",
-                  "", f"Part IoU against the skeleton-derived part targets of the {report['part_people']} people "
-                  "with every part's joints annotated."]
+    flows = [(label, k) for label, k in (("part stages (learned)", ""), ("drawn around the predicted joints",
+                                                                         "skeleton_")) if f"{k}part_iou" in parts[1]]
+    if flows:
+        part_names = list(parts[1][f"{flows[0][1]}part_iou"])
+        lines += ["", "| part IoU | " + " | ".join(part_names) + " | mean |", "|---|" + "---|" * (len(part_names) + 1)]
+        lines += [f"| {label} | " + " | ".join(pct(parts[1][f"{k}part_iou"][n]) for n in part_names)
+                  + f" | {pct(parts[1][f'{k}mean_part_iou'])} |" for label, k in flows]
+        lines += ["", f"Part IoU of the run's checkpoint against the part targets drawn around the annotated joints "
+                      f"of the {parts[1]['part_people']} people with every part's joints annotated. predict.py paints "
+                      + ("the learned parts." if parts[0] == "learned" else
+                         "the parts drawn around the predicted joints (`MODEL.PARTS_FROM=skeleton`), the better"
+                         + (", so this model leaves the part stages out." if "part_iou" in parts[1] else "."))]
     lines += ["", "![validation PCK@0.2 and training loss](curve.png)", "",
               f"Produced by `scripts/ship.py --run {run_dir}`. Use it with `scripts/predict.py` or "
               f"`scripts/evaluate.py` (`--load models/{folder}`; models/cpm-lsp is their default), fine-tune it with "
@@ -208,19 +233,26 @@ def main():
     shipped = next((s for s in stats if s["global_step"] == step), stats[-1])
     records = records_from_args(args, cfg.READER)
     full, predictor = score_weights(cfg, weights, records)
+    parts_from = best_parts(full)
     variables = predictor.network.variables()
+    with open(os.path.join(args.run, CONFIG_FILE)) as f:
+        model_meta = json.load(f)
+    model_meta["config"]["MODEL"]["PARTS_FROM"] = parts_from
+    if parts_from == "skeleton" and cfg.MODEL.PART_STAGES:  # a model carries no stage it does not use
+        model_meta["config"]["MODEL"]["PART_STAGES"] = 0
+        variables = {k: v for k, v in variables.items() if not k.startswith("part")}
     with tempfile.TemporaryDirectory() as tmp:  # the float16 copy, scored as it would be shipped
-        shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(tmp, CONFIG_FILE))
-        save_weights(os.path.join(tmp, WEIGHTS_FILE), variables, fp16=True)
-        half, _ = score_weights(cfg, os.path.join(tmp, WEIGHTS_FILE), records)
+        write_model(tmp, model_meta, variables, fp16=True)
+        half_weights, half_cfg = resolve_checkpoint(os.path.join(tmp, WEIGHTS_FILE))
+        half, _ = score_weights(half_cfg, half_weights, records)
     delta = half["pck@0.2"] - full["pck@0.2"]
     fp16 = abs(delta) < MAX_FP16_LOSS
     # the folder is built under a temporary name and swapped in whole: models/ never holds half a model
     with staged(args.out, folder=True) as out:
-        save_weights(os.path.join(out, WEIGHTS_FILE), variables, fp16=fp16)
-        shutil.copyfile(os.path.join(args.run, CONFIG_FILE), os.path.join(out, CONFIG_FILE))
+        write_model(out, model_meta, variables, fp16)
+        shipped_cfg = resolve_checkpoint(os.path.join(out, WEIGHTS_FILE))[1]
         with open(os.path.join(out, LITE_FILE), "wb") as f:  # what predict.py runs, without TensorFlow
-            f.write(predictor.network.tflite(fp16=fp16))
+            f.write(TFNetwork(shipped_cfg, os.path.join(out, WEIGHTS_FILE)).tflite(fp16=fp16))
         record_lite_model(out)
         history, runs = run.history()
         plot_curve(history, next(s for s in history if s["run"] is None and s["global_step"] == shipped["global_step"]),
@@ -230,10 +262,12 @@ def main():
         val_text = f"{args.data} {folder_name(args.datadir)} {args.split}"
         # the card's scores are the shipped folder's, run as predict.py and evaluate.py run it (LiteRT)
         shipped_weights = os.path.join(out, WEIGHTS_FILE)
-        final, _ = score_weights(cfg, shipped_weights, records, network=open_network(cfg, shipped_weights))
+        final, _ = score_weights(shipped_cfg, shipped_weights, records,
+                                 network=open_network(shipped_cfg, shipped_weights))
         final["people"] = len(records)
         with open(os.path.join(out, "README.md"), "w") as f:
             f.write(card(args.run, meta, stats, shipped, final, fp16, delta, data, val_text, spec=spec_of(cfg),
+                         parts=(parts_from, full),
                          folder=folder_name(args.out),
                          best=os.path.basename(weights).startswith("max-val-"), history=history, runs=runs))
     metric = metric_of(spec_of(cfg), full)

@@ -1,5 +1,6 @@
 """The Python API (eval.api.PoseEstimator) on a smoke-trained model."""
 import os
+import types
 
 import cv2
 import numpy as np
@@ -34,6 +35,12 @@ def test_joints_are_named_inside_the_image_and_the_same_in_rgb(estimator):
 def test_parts_beliefs_greyscale_and_detection(estimator):
     (person,) = estimator(IMAGE, box=BOX, parts=True, beliefs=True)
     assert person.part_mask.shape == IMAGE.shape[:2] and person.part_mask.max() <= len(estimator.part_names)
+    assert person.body_mask.shape == IMAGE.shape[:2] and person.body_mask.dtype == bool
+    # the parts drawn around the joints instead: labels of the same parts, the body their union
+    drawn = PoseEstimator(estimator.weights, parts_from="skeleton")
+    (skeleton,) = drawn(IMAGE, box=BOX, parts=True)
+    assert drawn.parts_from == "skeleton" and drawn.part_names == estimator.part_names
+    assert skeleton.part_mask.max() > 0 and (skeleton.body_mask == (skeleton.part_mask > 0)).all()
     assert person.beliefs.shape[-1] == len(JOINT_NAMES) + 1
     assert len(estimator(cv2.cvtColor(IMAGE, cv2.COLOR_BGR2GRAY), box=BOX)) == 1
     # no box: BlazePose finds the one person of im0003 (its square ROI, 178 px, reaching past the image's left edge)
@@ -57,7 +64,8 @@ def test_bad_calls_are_user_errors(estimator, image, box, message):
 class _RecordingPredictor:
     """PosePredictor's interface: ``locate`` answers a fixed pose; ``pose`` records the crop it was asked for."""
 
-    part_names, weights, cfg, spec = None, "fake", None, LSP14
+    part_names, drawn_part_names, weights, spec = None, None, "fake", LSP14
+    cfg = types.SimpleNamespace(MODEL=types.SimpleNamespace(PARTS_FROM="learned"))
 
     def __init__(self, located):
         self.located, self.crops = located, []
@@ -67,7 +75,7 @@ class _RecordingPredictor:
                                                                                             else (zooms,)))
         return self.located.copy()
 
-    def pose(self, image, center, scale):
+    def pose(self, image, center, scale, parts=None):
         self.crops.append(("pose", tuple(np.round(center, 3)), round(float(scale), 4)))
         return self.located.copy(), None, None
 

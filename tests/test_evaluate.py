@@ -319,12 +319,12 @@ def test_people_are_matched_by_mean_joint_distance_over_the_person_size():
 class _FakeEstimator:
     """eval.api.PoseEstimator's interface with answers given per image: {image: [K, 3] arrays}."""
 
-    spec = LSP14
+    spec, parts_from = LSP14, None
 
     def __init__(self, answers, detected):
         self.answers, self.detected_images, self.detected = answers, detected, None
 
-    def __call__(self, image):
+    def __call__(self, image, parts=False):
         self.detected = self._current in self.detected_images
         return [type("P", (), {"array": lambda self, j=j: j})() for j in self.answers[self._current]]
 
@@ -351,7 +351,8 @@ def test_detected_evaluation_scores_misses_as_wrong_and_counts_matches(monkeypat
     assert report["count"] == {"people": 3, "limbs": 30, "joints": 42}  # the miss is scored, not left out
     assert "2 of 3 annotated matched (66.7 %" in ev.format_match(info)
     # the scoring entry point gives the same, with the match info and no part IoU
-    predictor = types.SimpleNamespace(geometry=Geometry.from_config(build_config("cpu")))
+    predictor = types.SimpleNamespace(geometry=Geometry.from_config(build_config("cpu")), part_names=None,
+                                      drawn_part_names=None)
     result = ev.score(predictor, [a1, a2, b], estimator=estimator, progress=False)
     assert (result.people, result.images) == (3, 2)
     assert result.pck == pytest.approx(14 / 42) and result.pcp == pytest.approx(10 / 30)

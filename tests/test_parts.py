@@ -1,4 +1,6 @@
 """Part segmentation: skeleton-derived targets, flips, person masks, model outputs and part IoU."""
+import os
+
 import numpy as np
 import pytest
 
@@ -143,3 +145,28 @@ def test_joint_flip_permutation_is_consistent_with_part_flip():
     assert all(names[perm[k]] == n.replace("left", "x").replace("right", "left").replace("x", "right")
                for k, n in enumerate(names))
     assert LSP14.flip_permutation[JOINT_INDEX["left_wrist"]] == JOINT_INDEX["right_wrist"]
+
+
+def test_the_skeleton_baseline_drawn_around_the_annotated_joints_is_the_target():
+    """The parts drawn around predicted joints (eval.inference.PosePredictor.drawn_parts, the baseline every part
+    output is compared with) are the part targets when the prediction is the annotation: IoU 1 for every part; a
+    prediction nowhere near the person, and a miss, overlap nothing and count."""
+    from dataflow.images import read_image  # noqa: PLC0415
+    from dataflow.lsp import read_lsp  # noqa: PLC0415
+    from eval.evaluate import PartScores  # noqa: PLC0415
+    from eval.inference import PosePredictor  # noqa: PLC0415
+
+    records = read_lsp(os.path.join(os.path.dirname(__file__), "fixtures", "lsp_val"), "1-6")
+    predictor = PosePredictor(build_config("cpu", ["MODEL.PART_STAGES=0"]), network=lambda images, maps: None)
+    assert predictor.part_names is None and predictor.drawn_part_names == LSP14.part_names("seed7")
+    exact, wrong = PartScores(predictor, records), PartScores(predictor, records)
+    assert list(exact.flows) == ["skeleton"]
+    for r in records:
+        shape = read_image(r.image).shape
+        exact.add(r, shape, r.joints)
+        wrong.add(r, shape, r.joints + [5000, 0, 0] if r is not records[0] else np.full_like(r.joints, np.nan))
+    report = exact.report()
+    assert set(report) == {"skeleton_part_iou", "skeleton_mean_part_iou", "part_people"} and report["part_people"] == 6
+    assert report["skeleton_part_iou"] == pytest.approx(dict.fromkeys(LSP14.part_names("seed7"), 1.0), abs=1e-3)
+    missed = wrong.report()
+    assert missed["skeleton_mean_part_iou"] == 0 and missed["part_people"] == 6

@@ -311,7 +311,14 @@ def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(trained_
     pck = json.loads(report.read_text())["pck@0.2"]
     assert f"**PCK@0.2 {100 * pck:.1f} %**" in card  # the card's score is the shipped weights' own
     assert re.search(r"Trained (8 steps \(1 epochs|16 steps \(2 epochs); the run's best validation strict PCP", card)
-    assert card.startswith("# model: a Convolutional Pose Machine of 14 joints (lsp14) with part segmentation")
+    # the part flow that scored better on validation is the one shipped, and the card shows both
+    model = json.loads((out / "config.json").read_text())["config"]["MODEL"]
+    if model["PARTS_FROM"] == "skeleton":  # the stages it does not use are left out
+        assert model["PART_STAGES"] == 0 and "so this model leaves the part stages out" in card
+        assert card.startswith("# model: a Convolutional Pose Machine of 14 joints (lsp14) and the parts drawn around")
+    else:
+        assert card.startswith("# model: a Convolutional Pose Machine of 14 joints (lsp14) with part segmentation")
+    assert "| part stages (learned) |" in card and "| drawn around the predicted joints |" in card
     assert "Joints, in output order: head_top, neck, right_shoulder," in card
     assert "lsp" in card and "601-632: 32 people never trained on" in card and "- Weights: float" in card
     assert re.search(r"- Time to quality \(.*\): 80 % (at epoch \d+ \([\d.]+ h\)|not reached \(best [\d.]+ %, "
