@@ -250,6 +250,13 @@ def _defaults():
             STAGE_CONVS=5,  # k x k convs per stage before its two 1x1 convs (CPM: 5)
             BATCH_NORM=False,  # batch normalisation after every hidden conv (CPM: none)
             PART_STAGES=2,  # part-segmentation stages after the belief stages; 0 trains the plain CPM
+            # 1: instead of part stages, the part head (docs/parts.md): parts at stride 4 from the final beliefs, the
+            # trunk's stride-4 features and the skeleton drawn around the decoded joints; 0: none
+            PART_HEAD=0,
+            PART_HEAD_WIDTH=32,  # channels of the part head's convs
+            # train only the part layers: the trunk and belief stages keep their (loaded) weights, batch-norm
+            # statistics included, and take no weight decay, so the joints stay exactly as they were
+            FREEZE_KEYPOINTS=False,
             # a part scheme of KEYPOINTS: seed7 (head, torso, arms, legs) | limbs (upper/lower arms and legs); + body
             PART_SCHEME="seed7",
             # share of the part loss's gradient that reaches the trunk and belief stages: 0 = parts never change the
@@ -280,6 +287,8 @@ def _defaults():
             WARMUP_EPOCHS=0,
             WEIGHT_DECAY=5e-4,  # L2 weight decay on conv kernels (CPM: 5e-4)
             PART_LOSS_WEIGHT=1.0,  # weight of each part stage's loss (cross-entropy summed over cells, as the beliefs')
+            # the parts' cross-entropy: balanced (each class weighted by its inverse frequency in the batch) | plain
+            PART_LOSS="balanced",
             KEEP_CHECKPOINTS=3,  # most recent checkpoints kept (the best validation one is kept apart)
             CHECKPOINT_MINUTES=10.0,  # also checkpoint once this long has passed since the last save; 0 = epoch ends
             SUMMARY_PERIOD=50,  # steps between TensorBoard image summaries
@@ -292,6 +301,11 @@ def _defaults():
     )
 
 
+def learned_parts(cfg):
+    """Whether the model of ``cfg`` has a learned part output (part stages or the part head)."""
+    return bool(cfg.MODEL.PART_STAGES or cfg.MODEL.PART_HEAD)
+
+
 def build_config(preset="paper", overrides=(), base=None, keypoints=None):
     """The run's config: a preset (or ``base``, e.g. a loaded model's config, copied), the keypoint spec
     ``keypoints`` (a cpm.keypoints.KeypointSpec; a spec without part schemes trains no part stages), then
@@ -302,7 +316,7 @@ def build_config(preset="paper", overrides=(), base=None, keypoints=None):
     if keypoints is not None:
         cfg.KEYPOINTS = keypoints.to_dict()
         if cfg.MODEL.PART_SCHEME not in keypoints.part_schemes:
-            cfg.MODEL.PART_STAGES = 0
+            cfg.MODEL.PART_STAGES = cfg.MODEL.PART_HEAD = 0
     cfg.override(overrides)
     return finalize(cfg)
 
@@ -345,10 +359,16 @@ def finalize(cfg):
     m, t = cfg.MODEL, cfg.TRAIN
     require(d.PART_WIDTH > 0, "DATA.PART_WIDTH", "must be > 0")
     require(m.PART_STAGES >= 0, "MODEL.PART_STAGES", "must be >= 0 (0: no part segmentation)")
-    require(not m.PART_STAGES or m.PART_SCHEME in spec.part_schemes, "MODEL.PART_SCHEME",
+    require(m.PART_HEAD in (0, 1), "MODEL.PART_HEAD", "must be 0 or 1")
+    require(not (m.PART_HEAD and m.PART_STAGES), "MODEL.PART_HEAD", "replaces the part stages: set MODEL.PART_STAGES=0")
+    require(m.PART_HEAD_WIDTH >= 1, "MODEL.PART_HEAD_WIDTH", "must be >= 1")
+    require(not m.FREEZE_KEYPOINTS or learned_parts(cfg), "MODEL.FREEZE_KEYPOINTS",
+            "trains only the part layers: the model needs part stages or the part head")
+    require(not learned_parts(cfg) or m.PART_SCHEME in spec.part_schemes, "MODEL.PART_SCHEME",
             f"must be a part scheme of the keypoint spec {spec.name} ({', '.join(spec.part_schemes) or 'it has none'}; "
             f"MODEL.PART_STAGES=0 trains without parts)")
     require(t.PART_LOSS_WEIGHT >= 0, "TRAIN.PART_LOSS_WEIGHT", "must be >= 0")
+    require(t.PART_LOSS in ("balanced", "plain"), "TRAIN.PART_LOSS", "must be balanced or plain")
     require(0 <= m.PART_GRADIENT <= 1, "MODEL.PART_GRADIENT", "must be in [0, 1]")
     require(m.PARTS_FROM in ("learned", "skeleton"), "MODEL.PARTS_FROM", "must be learned or skeleton")
     require(m.STAGES >= 1, "MODEL.STAGES", "must be >= 1")

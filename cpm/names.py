@@ -32,6 +32,7 @@ def part_stage_loss(stage):
     return f"part{stage}/loss"
 
 
-def predict_outputs(part_stages):
-    """The outputs a predictor fetches, in order: FINAL_BELIEFS, and FINAL_PARTS for a model with part stages."""
-    return (FINAL_BELIEFS,) + ((FINAL_PARTS,) if part_stages else ())
+def predict_outputs(parts):
+    """The outputs a predictor fetches, in order: FINAL_BELIEFS, and FINAL_PARTS for a model with learned parts
+    (``parts``: cpm.config.learned_parts)."""
+    return (FINAL_BELIEFS,) + ((FINAL_PARTS,) if parts else ())

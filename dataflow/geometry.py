@@ -10,6 +10,7 @@ cpm.model cannot import this module (the layering runs cpm <- dataflow): its bui
 """
 import numpy as np
 
+from cpm.config import STRIDE, learned_parts
 from cpm.keypoints import spec_of
 from dataflow.targets import BeliefCodec, PartCodec, center_map
 from dataflow.transforms import crop_affine, warp_image
@@ -25,16 +26,22 @@ class Geometry:
         target_dist, center_sigma, pad_value: DATA.* values.
         part_scheme: a scheme of ``spec`` for the part stages, or None without them; part_width: DATA.PART_WIDTH.
         draw_scheme: for a model without part stages, the scheme its skeleton's parts are drawn in (None: none).
+        part_stride: px per cell of the learned part maps (the part stages': the belief maps' stride; the part
+            head's: half of it).
     """
 
     def __init__(self, spec, input_size, stride, sigmas, target_dist, center_sigma, pad_value=128, part_scheme=None,
-                 part_width=1.0, draw_scheme=None):
+                 part_width=1.0, draw_scheme=None, part_stride=None):
         self.spec = spec
         self.input_size, self.stride = int(input_size), int(stride)
         self.map_size = self.input_size // self.stride
         self.target_dist, self.center_sigma, self.pad_value = target_dist, center_sigma, pad_value
         self.beliefs = BeliefCodec(input_size, stride, sigmas)
         self.part_scheme, self.part_width = part_scheme, part_width
+        self.part_stride = int(part_stride or stride)
+        #: px of the crop at the centres of the learned part maps' cells (cell g: part_stride * g + (part_stride - 1)
+        #: / 2, the belief maps' convention)
+        self.part_grid = self.part_stride * np.arange(self.input_size // self.part_stride) + (self.part_stride - 1) / 2
         #: names of the part channels (exclusive parts, then the body), or None without part stages
         self.part_names = spec.part_names(part_scheme) if part_scheme else None
         #: the scheme of the skeleton's parts, capsules drawn around predicted joints as the part targets are drawn
@@ -49,7 +56,8 @@ class Geometry:
         sigmas = d.JOINT_SIGMAS if d.JOINT_SIGMAS is not None else [d.SIGMA * s for s in spec.sigmas]
         scheme = cfg.MODEL.PART_SCHEME if cfg.MODEL.PART_SCHEME in spec.part_schemes else None
         return cls(spec, d.INPUT_SIZE, d.STRIDE, sigmas, d.TARGET_DIST, d.CENTER_SIGMA, d.PAD_VALUE,
-                   scheme if cfg.MODEL.PART_STAGES else None, d.PART_WIDTH, draw_scheme=scheme)
+                   scheme if learned_parts(cfg) else None, d.PART_WIDTH, draw_scheme=scheme,
+                   part_stride=STRIDE // 2 if cfg.MODEL.PART_HEAD else STRIDE)
 
     @property
     def num_joints(self):
@@ -61,12 +69,12 @@ class Geometry:
         return len(self.part_names) - 1 if self.part_names else 0
 
     def part_codec(self, dense, drawn=False):
-        """The PartCodec on the belief-map cells (training targets) or, if ``dense``, on every crop pixel
+        """The PartCodec on the learned part maps' cells (training targets) or, if ``dense``, on every crop pixel
         (evaluation), in the part stages' scheme (None without part stages) or, if ``drawn``, the skeleton's."""
         scheme = self.draw_scheme if drawn else self.part_scheme
         if not scheme:
             return None
-        grid = np.arange(self.input_size, dtype=np.float64) if dense else self.beliefs.grid
+        grid = np.arange(self.input_size, dtype=np.float64) if dense else self.part_grid
         return PartCodec(self.spec.parts(scheme), grid, self.part_width)
 
     def affine(self, center, scale, **view):

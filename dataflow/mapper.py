@@ -95,6 +95,14 @@ class CropMapper:
         """(beliefs [H, H, K + 1], weights [K + 1], center_map [H, H, 1]) for crop-px joints and centre."""
         return self.geometry.beliefs.encode(joints), joint_weights(joints), self.geometry.center_map(center)
 
+    @staticmethod
+    def person_mask(record, image_shape):
+        """The record's person mask uint8 [H, W] in original px, checked against the image's shape."""
+        full = record.mask.load()
+        if full.shape != tuple(image_shape[:2]):
+            raise UserError(f"{record.image}: person mask is {full.shape}, image {tuple(image_shape[:2])}")
+        return full
+
     def part_targets(self, record, image_shape, m, joints):
         """(labels uint8 [N, N] on the part codec's grid, weight float32) of one person in a crop made with ``m``.
 
@@ -107,11 +115,8 @@ class CropMapper:
             return np.zeros((n, n), np.uint8), np.float32(0.0)
         mask = None
         if record.mask is not None:
-            full = record.mask.load()
-            if full.shape != tuple(image_shape[:2]):
-                raise UserError(f"{record.image}: person mask is {full.shape}, image {tuple(image_shape[:2])}")
             size = self.geometry.input_size
-            mask = warp_mask(full, m, size)
+            mask = warp_mask(self.person_mask(record, image_shape), m, size)
             if n != size:
                 mask = cv2.resize(mask.astype(np.float32), (n, n), interpolation=cv2.INTER_AREA) >= 0.5
         person_size = SCALE_UNIT_PX * record.scale * np.sqrt(abs(np.linalg.det(m[:, :2])))

@@ -12,6 +12,7 @@ from tensorpack.train.base import StopTraining
 from tensorpack.utils import logger
 
 from cpm import names
+from cpm.config import learned_parts
 from cpm.errors import UserError
 from eval.draw import belief_montage, belief_overlay, draw_skeleton, grid, part_overlay
 from eval.evaluate import score
@@ -39,10 +40,10 @@ class PoseValidation(RunStopper):
     Writes ``val/pcp``, ``val/pck@0.2``, ``val/pcp/<group>`` and, where the keypoint spec and the data give them,
     ``val/pckh@0.5`` (people with head sizes) and ``val/ap``, ``val/ap50``, ``val/ap75``, ``val/ar`` (COCO's
     keypoint AP) to the monitors (TensorBoard, stats.json) and part IoU against the part targets drawn around the
-    annotated joints: with part stages ``val/part_iou/<part>`` and ``val/mean_part_iou``, and where the keypoint
+    annotated joints: with learned parts ``val/part_iou/<part>`` and ``val/mean_part_iou``, and where the keypoint
     spec has a part scheme the baseline drawn around the predicted joints, ``val/skeleton_part_iou/<part>`` and
-    ``val/skeleton_mean_part_iou``; prints the table. It scores as evaluate.py does (eval.evaluate.score, one plain view per person), through
-    the training graph's own tower.
+    ``val/skeleton_mean_part_iou``; prints the table. It scores as evaluate.py does (eval.evaluate.score, one plain
+    view per person), through the training graph's own tower.
 
     Args:
         records: the validation PersonRecords.
@@ -57,7 +58,7 @@ class PoseValidation(RunStopper):
         self.title = title
 
     def _setup_graph(self):
-        outputs = list(names.predict_outputs(self.cfg.MODEL.PART_STAGES))
+        outputs = list(names.predict_outputs(learned_parts(self.cfg)))
         network = self.trainer.get_predictor(list(names.PREDICT_INPUTS), outputs)
         self.predictor = PosePredictor(self.cfg, network=network, geometry=self.geometry)
 
@@ -80,6 +81,8 @@ class PoseValidation(RunStopper):
                 for name, value in report[f"{flow}part_iou"].items():
                     put(f"val/{flow}part_iou/{name}", value)
                 put(f"val/{flow}mean_part_iou", report[f"{flow}mean_part_iou"])
+                if f"{flow}silhouette_body_iou" in report:
+                    put(f"val/{flow}silhouette_body_iou", report[f"{flow}silhouette_body_iou"])
                 text += "\n" + format_part_report(report, flow.rstrip("_"))
         logger.info("\n" + text)
 

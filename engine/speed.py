@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from cpm import backend
-from cpm.config import build_config
+from cpm.config import build_config, learned_parts
 from cpm.errors import UserError
 
 #: the probe's measurement: the network a default run trains, long enough to pass the first steps' kernel choices
@@ -54,7 +54,7 @@ def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, o
             train_op = model.optimizer().minimize(cost)
         params = count_parameters()
         graph = tf.compat.v1.get_default_graph()
-        final = [graph.get_tensor_by_name(n + ":0") for n in names.predict_outputs(cfg.MODEL.PART_STAGES)]
+        final = [graph.get_tensor_by_name(n + ":0") for n in names.predict_outputs(learned_parts(cfg))]
         feed = dict(zip(inputs, data, strict=True))
         times = {}
         with tf.compat.v1.Session(config=session_config(precision)) as sess:  # what the trainer runs with

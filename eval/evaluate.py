@@ -2,7 +2,7 @@
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from tqdm import tqdm
@@ -63,9 +63,10 @@ def read_or_note(image, unreadable):
 
 class PartScores:
     """Pixel counts of part IoU, pooled over people (eval.metrics.part_counts), for each part flow a model has:
-    "stages" (its part stages' output) and "skeleton" (PosePredictor.drawn_parts: capsules around its predicted
-    joints), both against the part targets drawn around the annotated joints in the person's evaluation crop.
-    ``learned`` False leaves the stages out (a caller that does not have their masks)."""
+    "stages" (its learned part output) and "skeleton" (PosePredictor.drawn_parts: capsules around its predicted
+    joints), both against the part targets drawn around the annotated joints in the person's evaluation crop; and,
+    for people with a human-drawn person mask (COCO polygons, JHMDB puppet masks), each flow's body against that
+    silhouette, apart. ``learned`` False leaves the learned flow out (a caller that does not have its masks)."""
 
     def __init__(self, predictor, records, learned=True):
         self.predictor = predictor
@@ -77,36 +78,54 @@ class PartScores:
         codec = predictor.geometry.part_codec(dense=True, drawn=True)
         self.mapper = CropMapper(records, predictor.geometry, part_codec=codec) if self.flows else None
         self.counts = {f: (np.zeros(len(n), np.int64), np.zeros(len(n), np.int64)) for f, n in self.flows.items()}
-        self.people = 0
+        self.silhouette = dict.fromkeys(self.flows, (0, 0))  # flow: (intersection, union) of body and person mask
+        self.people = self.silhouette_people = 0
 
     def add(self, record, image_shape, joints, stages=None):
         """Count one person: ``joints`` [K, >=2] predicted in original px (NaN: a miss, every part background),
-        ``stages`` the part stages' (labels, body) in the evaluation crop's px, if any. People without every part's
-        joints annotated are left out (the target's place is unknown)."""
+        ``stages`` the learned (labels, body) in the evaluation crop's px, if any. The part targets are drawn from
+        the skeleton alone (a person mask would shape them: it is scored apart); people without every part's joints
+        annotated are left out of part IoU (the target's place is unknown), not of the silhouette's."""
         if not self.flows:
             return
+        size = self.predictor.geometry.input_size
         m = self.predictor.geometry.affine(record.center, record.scale)
-        target, weight = self.mapper.part_targets(record, image_shape, m, transform_joints(m, record.joints))
-        if weight == 0:
+        drawn_only = replace(record, mask=None) if record.mask is not None else record
+        target, weight = self.mapper.part_targets(drawn_only, image_shape, m, transform_joints(m, record.joints))
+        silhouette = None if record.mask is None else warp_mask(self.mapper.person_mask(record, image_shape), m,
+                                                                size) > 0
+        if weight == 0 and silhouette is None:
             return
-        valid = image_mask(image_shape, m, self.predictor.geometry.input_size)
+        valid = image_mask(image_shape, m, size) != 0
         missed = not np.isfinite(joints).all()
-        nothing = (np.zeros_like(target), np.zeros(target.shape, bool))
+        nothing = (np.zeros((size, size), np.uint8), np.zeros((size, size), bool))
         for flow, names in self.flows.items():
             labels, body = nothing if missed else stages if flow == "stages" else \
                 self.predictor.drawn_parts(joints, m, valid)
-            i, u = part_counts(labels, body, target, valid, len(names) - 1)
-            self.counts[flow] = (self.counts[flow][0] + i, self.counts[flow][1] + u)
-        self.people += 1
+            if weight > 0:
+                i, u = part_counts(labels, body, target, valid, len(names) - 1)
+                self.counts[flow] = (self.counts[flow][0] + i, self.counts[flow][1] + u)
+            if silhouette is not None:
+                i, u = self.silhouette[flow]
+                self.silhouette[flow] = (i + int((body & silhouette & valid).sum()),
+                                         u + int(((body | silhouette) & valid).sum()))
+        self.people += weight > 0
+        self.silhouette_people += silhouette is not None
 
     def report(self):
-        """{"part_iou", "mean_part_iou"} of the stages, {"skeleton_part_iou", "skeleton_mean_part_iou"} of the
-        skeleton (eval.metrics.part_iou), and "part_people"; {} for a model with neither."""
+        """{"part_iou", "mean_part_iou"} of the learned flow, {"skeleton_part_iou", "skeleton_mean_part_iou"} of the
+        skeleton (eval.metrics.part_iou), "part_people"; where people have person masks, "silhouette_body_iou",
+        "skeleton_silhouette_body_iou" and "silhouette_people"; {} for a model with neither flow."""
         out = {}
         for flow, names in self.flows.items():
             prefix = "" if flow == "stages" else f"{flow}_"
             out.update({prefix + k: v for k, v in part_iou(*self.counts[flow], names).items()})
-        return out | ({"part_people": self.people} if self.flows else {})
+            if self.silhouette_people:
+                i, u = self.silhouette[flow]
+                out[f"{prefix}silhouette_body_iou"] = i / u if u else float("nan")
+        if self.silhouette_people:
+            out["silhouette_people"] = self.silhouette_people
+        return out | ({"part_people": int(self.people)} if self.flows else {})
 
 
 def predict_records(predictor, records, batch_people=8, progress=True, unreadable=None):

@@ -11,6 +11,7 @@ import numpy as np
 
 from cpm import names
 from cpm.checkpoint import lite_model
+from cpm.config import learned_parts
 
 
 def open_interpreter(path):
@@ -73,7 +74,7 @@ def open_network(cfg, weights, precision="fp32", geometry=None):
     """The network of ``weights`` (checkpoint prefix, weights.npz, or None for random weights): LiteRT if a
     model.tflite converted from exactly these weights sits beside them and ``precision`` is fp32 (bf16 is TensorFlow's
     oneDNN rewrite), else a TensorFlow session (of ``geometry``'s shapes, default the config's)."""
-    output_names = list(names.predict_outputs(cfg.MODEL.PART_STAGES))
+    output_names = list(names.predict_outputs(learned_parts(cfg)))
     lite = lite_model(weights) if weights and precision == "fp32" else None
     if lite:
         return LiteNetwork(lite, output_names, cfg.MODEL.STAGES)

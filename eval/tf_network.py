@@ -11,6 +11,7 @@ from tensorpack.tfutils.sessinit import SessionInit
 
 from cpm import names
 from cpm.checkpoint import load_weights
+from cpm.config import learned_parts
 from cpm.errors import UserError
 from cpm.model import CPMModel
 from cpm.session import SessionCreator
@@ -33,7 +34,7 @@ class TFNetwork:
     """
 
     def __init__(self, cfg, weights=None, precision="fp32", geometry=None):
-        self.output_names = list(names.predict_outputs(cfg.MODEL.PART_STAGES))
+        self.output_names = list(names.predict_outputs(learned_parts(cfg)))
         self.stages = cfg.MODEL.STAGES
         self.geometry = geometry or Geometry.from_config(cfg)
         try:

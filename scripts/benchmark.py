@@ -185,7 +185,7 @@ def bench_predict(args):
     start = time.perf_counter()
     people = sum(pose(r) for r in records)
     ms = 1000 * (time.perf_counter() - start) / max(1, people)
-    parts = cfg.MODEL.PART_STAGES
+    parts = cfg.MODEL.PART_STAGES or ("a part head" if cfg.MODEL.PART_HEAD else 0)
     print(cpu_line())
     model = f"preset {cfg.PRESET} (random weights)" if args.preset else args.load or "the shipped model"
     print(f"predict: {model}, {predictor.geometry.input_size}px input, "

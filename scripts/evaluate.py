@@ -89,6 +89,11 @@ def main():
             print(format_part_report(report, flow) + (
                 f" ({report['part_people']} people with every part's joints annotated; targets drawn around the "
                 f"annotated joints)" if not flow else " (drawn around the predicted joints: the baseline)"))
+    if "silhouette_people" in report:
+        print(f"  body IoU against the human-drawn person masks of {report['silhouette_people']} people: " + ", ".join(
+            f"{name} {100 * report[key]:.1f}" for name, key in (("learned", "silhouette_body_iou"),
+                                                              ("skeleton", "skeleton_silhouette_body_iou"))
+            if key in report))
     if unreadable:
         print(f"{len(unreadable)} of {images} images unreadable: their people count as wrong")
     print(f"{images} images, {len(records)} people in {seconds:.1f} s: {images / seconds:.1f} images/s, "

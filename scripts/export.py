@@ -35,6 +35,7 @@ from cpm.checkpoint import (
     resolve_checkpoint,
     save_weights,
 )
+from cpm.config import learned_parts
 from cpm.errors import UserError, run_main
 from cpm.files import staged
 from cpm.model import CPMModel
@@ -64,7 +65,7 @@ def main():
     saved_model = os.path.join(args.out, "saved_model")
     if os.path.exists(saved_model) or (args.weights_only and os.path.exists(os.path.join(args.out, WEIGHTS_FILE))):
         raise UserError(f"{args.out} holds an export; choose another --out (exports are never overwritten)")
-    outputs = list(names.predict_outputs(cfg.MODEL.PART_STAGES))
+    outputs = list(names.predict_outputs(learned_parts(cfg)))
     geometry = Geometry.from_config(cfg)
 
     def predict_config():

@@ -26,6 +26,7 @@ from cpm.checkpoint import (
     resolve_checkpoint,
     save_weights,
 )
+from cpm.config import learned_parts
 from cpm.errors import UserError, run_main
 from cpm.files import staged, write_json
 from cpm.keypoints import LSP14, spec_of
@@ -238,8 +239,8 @@ def main():
     with open(os.path.join(args.run, CONFIG_FILE)) as f:
         model_meta = json.load(f)
     model_meta["config"]["MODEL"]["PARTS_FROM"] = parts_from
-    if parts_from == "skeleton" and cfg.MODEL.PART_STAGES:  # a model carries no stage it does not use
-        model_meta["config"]["MODEL"]["PART_STAGES"] = 0
+    if parts_from == "skeleton" and learned_parts(cfg):  # a model carries no layer it does not use
+        model_meta["config"]["MODEL"].update(PART_STAGES=0, PART_HEAD=0)
         variables = {k: v for k, v in variables.items() if not k.startswith("part")}
     with tempfile.TemporaryDirectory() as tmp:  # the float16 copy, scored as it would be shipped
         write_model(tmp, model_meta, variables, fp16=True)

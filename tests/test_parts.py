@@ -8,13 +8,14 @@ from cpm import names
 from cpm.config import build_config
 from cpm.joints import JOINT_INDEX, VISIBLE
 from cpm.keypoints import LSP14
+from dataflow import transforms
 from dataflow.geometry import Geometry
 from dataflow.mapper import CropMapper
 from dataflow.records import PersonRecord
 from dataflow.targets import PartCodec
 from dataflow.transforms import Augment
 from eval.metrics import part_counts, part_iou
-from tests.helpers import build_model
+from tests.helpers import build_model, stick_person
 
 SIZE = 184
 PERSON = 117.0  # px: the person size of a cpu-preset crop (200 x TARGET_DIST 41/70)
@@ -170,3 +171,83 @@ def test_the_skeleton_baseline_drawn_around_the_annotated_joints_is_the_target()
     assert report["skeleton_part_iou"] == pytest.approx(dict.fromkeys(LSP14.part_names("seed7"), 1.0), abs=1e-3)
     missed = wrong.report()
     assert missed["skeleton_mean_part_iou"] == 0 and missed["part_people"] == 6
+
+
+def test_a_frozen_keypoint_network_trains_only_its_part_layers():
+    """MODEL.FREEZE_KEYPOINTS: the trunk and belief stages are out of the trainable variables (no update, no weight
+    decay) and their batch norms update no statistics; the part head alone trains."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    cfg, graph, _ = build_model("cpu", **{"MODEL.PART_STAGES": 0, "MODEL.PART_HEAD": 1, "MODEL.FREEZE_KEYPOINTS": True,
+                                          "MODEL.BATCH_NORM": True})
+    with graph.as_default():
+        trainable = tf.compat.v1.trainable_variables()
+        updates = tf.compat.v1.get_collection(tf.compat.v1.GraphKeys.UPDATE_OPS)
+        names_ = {v.name.split("/")[0] for v in tf.compat.v1.global_variables()}
+    assert trainable and all(v.name.startswith("part_head/") for v in trainable)
+    assert {"conv1_1", "stage1", f"stage{cfg.MODEL.STAGES}"} <= names_  # the frozen layers keep their names
+    assert updates and all(op.name.startswith("part_head/") for op in updates)
+    parts = graph.get_tensor_by_name(names.FINAL_PARTS + ":0")
+    assert parts.shape[1:] == (cfg.DATA.INPUT_SIZE // 4, cfg.DATA.INPUT_SIZE // 4, len(LSP14.part_names("seed7")) + 1)
+
+
+def test_the_part_head_draws_the_skeleton_of_its_beliefs_as_the_targets_are_drawn():
+    """The part head's drawn-skeleton input (and, untrained, its output) is the part labels a PartCodec draws on its
+    stride-4 grid around the joints at the belief peaks (hand-placed on cells)."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    from cpm.model import CPMModel  # noqa: PLC0415
+
+    cfg = build_config("cpu", ["MODEL.PART_STAGES=0", "MODEL.PART_HEAD=1"])
+    geometry = Geometry.from_config(cfg)
+    model = CPMModel.from_config(cfg, geometry)
+    n = model.part_map_size
+    cells = np.round((stick_person()[:, :2] + [20, 20] - 1.5) / 4).astype(int)  # the joints on grid cells
+    assert cells.max() < n
+    # beliefs already on the stride-4 grid (the resize to it then keeps them), one peak per joint
+    beliefs = np.zeros((1, n, n, 15), np.float32)
+    beliefs[0, cells[:, 1], cells[:, 0], np.arange(14)] = 1.0
+    with tf.Graph().as_default():
+        drawn = model.drawn_skeleton(tf.constant(beliefs))
+        with tf.compat.v1.Session() as sess:
+            values = sess.run(drawn)[0]
+    labels = np.where(values.max(axis=2) > 0, values.argmax(axis=2) + 1, 0)
+    joints = np.c_[geometry.part_grid[cells], np.ones(14)]
+    extent = (joints[:, :2].max(axis=0) - joints[:, :2].min(axis=0)).max()
+    expected = geometry.part_codec(dense=False).encode(joints, extent)
+    assert (labels == expected).mean() > 0.99 and set(np.unique(expected)) == set(range(7))
+
+
+class _Mask:
+    """A person mask (dataflow.masks' interface) of constant value over the image."""
+
+    def __init__(self, shape, value):
+        self.shape, self.value = shape, value
+
+    def load(self):
+        return np.full(self.shape, self.value, np.uint8)
+
+
+def test_bodies_are_scored_against_human_drawn_silhouettes_apart():
+    """A person with a person mask: the part targets stay drawn from the skeleton (IoU 1 for the annotation), and
+    each flow's body is scored against the mask on its own: a mask of the whole image gives the drawn body's share
+    of the crop pixels that show the image; an empty mask, 0."""
+    import dataclasses  # noqa: PLC0415
+
+    from dataflow.images import read_image  # noqa: PLC0415
+    from dataflow.lsp import read_lsp  # noqa: PLC0415
+    from eval.evaluate import PartScores  # noqa: PLC0415
+    from eval.inference import PosePredictor  # noqa: PLC0415
+
+    (record,) = read_lsp(os.path.join(os.path.dirname(__file__), "fixtures", "lsp_val"), "1-1")
+    shape = read_image(record.image).shape
+    predictor = PosePredictor(build_config("cpu", ["MODEL.PART_STAGES=0"]), network=lambda images, maps: None)
+    m = predictor.geometry.affine(record.center, record.scale)
+    valid = transforms.image_mask(shape, m, predictor.geometry.input_size) != 0
+    _, body = predictor.drawn_parts(record.joints, m, valid)
+    for value, expected in ((1, (body & valid).sum() / valid.sum()), (0, 0.0)):
+        scores = PartScores(predictor, [record])
+        scores.add(dataclasses.replace(record, mask=_Mask(shape[:2], value)), shape, record.joints)
+        report = scores.report()
+        assert report["skeleton_silhouette_body_iou"] == pytest.approx(expected)
+        assert report["silhouette_people"] == 1 and report["skeleton_mean_part_iou"] == pytest.approx(1, abs=1e-3)

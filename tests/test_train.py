@@ -344,3 +344,39 @@ def test_a_cut_checkpoint_is_passed_over_and_the_run_resumes_from_the_one_before
     assert os.path.isfile(data + ".damaged")  # set aside, not deleted
     assert [e["global_step"] for e in stats(logdir)] == [8, 16]  # epoch 2 ran again from step 8, and reported
     assert RunDir(logdir).latest_checkpoint() == (os.path.join(logdir, "model-16"), 16)  # a new, intact one
+
+
+@pytest.mark.slow
+def test_a_part_head_trains_on_a_frozen_keypoint_network_that_stays_exactly_as_loaded(trained_run, tmp_path):
+    import tensorflow as tf  # noqa: PLC0415
+
+    from eval.inference import PosePredictor  # noqa: PLC0415
+
+    logdir, out = str(tmp_path / "head"), str(tmp_path / "export")
+    proc = run("train.py", "--smoke", "--load", trained_run, "--logdir", logdir, "--seed", "0", *SMALL_CPM,
+               "MODEL.PART_STAGES=0", "MODEL.PART_HEAD=1", "MODEL.FREEZE_KEYPOINTS=True")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, loaded = locate_weights(trained_run)
+    _, trained = locate_weights(logdir)
+    before, after = tf.train.load_checkpoint(loaded), tf.train.load_checkpoint(trained)
+    keypoint_layers = [n for n in before.get_variable_to_shape_map() if n.split("/")[0].startswith(("conv", "stage"))
+                       and "Adam" not in n]
+    assert len(keypoint_layers) > 20
+    for name in keypoint_layers:  # weights and batch-norm statistics alike
+        np.testing.assert_array_equal(after.get_tensor(name), before.get_tensor(name), err_msg=name)
+    assert any(n.startswith("part_head/fine1") for n in after.get_variable_to_shape_map())
+    # the joints score as the loaded checkpoint's did on the same validation people
+    loaded_stats = [s for s in RunDir(trained_run).stats() if "val/pck@0.2" in s]
+    head_stats = [s for s in RunDir(logdir).stats() if "val/pck@0.2" in s]
+    loaded_step = int(before.get_tensor("global_step"))
+    assert head_stats[-1]["val/pck@0.2"] == pytest.approx(
+        next(s for s in loaded_stats if s["global_step"] == loaded_step)["val/pck@0.2"], abs=1e-6)
+    assert "val/mean_part_iou" in head_stats[-1] and "val/skeleton_mean_part_iou" in head_stats[-1]
+    # exported, the head runs in LiteRT: parts at stride 4
+    exported = run("export.py", "--load", logdir, "--out", out)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    weights, cfg = checkpoint.resolve_checkpoint(os.path.join(out, "weights.npz"))
+    predictor = PosePredictor(cfg, weights)
+    crop = np.full((1, 96, 96, 3), 128, np.uint8)
+    beliefs, parts = predictor.outputs(crop, np.stack([predictor.geometry.center_map()]))
+    assert beliefs.shape == (1, 12, 12, 15) and parts.shape == (1, 24, 24, 8)
