@@ -254,6 +254,10 @@ def _defaults():
             # trunk's stride-4 features and the skeleton drawn around the decoded joints; 0: none
             PART_HEAD=0,
             PART_HEAD_WIDTH=32,  # channels of the part head's convs
+            # px (of the crop) of random Gaussian offsets added in training to the joints the part head draws its
+            # skeleton around: the joints of training people are near perfect, those of new people are not, and the
+            # head learns from the image to mend a drawing only where it sees one that needs mending
+            PART_HEAD_JITTER=0.0,
             # train only the part layers: the trunk and belief stages keep their (loaded) weights, batch-norm
             # statistics included, and take no weight decay, so the joints stay exactly as they were
             FREEZE_KEYPOINTS=False,
@@ -362,6 +366,7 @@ def finalize(cfg):
     require(m.PART_HEAD in (0, 1), "MODEL.PART_HEAD", "must be 0 or 1")
     require(not (m.PART_HEAD and m.PART_STAGES), "MODEL.PART_HEAD", "replaces the part stages: set MODEL.PART_STAGES=0")
     require(m.PART_HEAD_WIDTH >= 1, "MODEL.PART_HEAD_WIDTH", "must be >= 1")
+    require(m.PART_HEAD_JITTER >= 0, "MODEL.PART_HEAD_JITTER", "must be >= 0")
     require(not m.FREEZE_KEYPOINTS or learned_parts(cfg), "MODEL.FREEZE_KEYPOINTS",
             "trains only the part layers: the model needs part stages or the part head")
     require(not learned_parts(cfg) or m.PART_SCHEME in spec.part_schemes, "MODEL.PART_SCHEME",

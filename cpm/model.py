@@ -99,7 +99,7 @@ class CPMModel(ModelDesc):
     def __init__(self, *, input_size, num_joints, stages, trunk_widths, stage1_width, stage_width, stage_kernel,
                  stage_convs, batch_norm=False, optimizer="momentum", lr=8e-5, momentum=0.9, weight_decay=5e-4,
                  part_stages=0, num_parts=0, part_loss_weight=1.0, part_gradient=0.0, part_head=0, part_head_width=32,
-                 parts=(), part_width=1.0, freeze_keypoints=False, part_loss="balanced"):
+                 parts=(), part_width=1.0, freeze_keypoints=False, part_loss="balanced", part_head_jitter=0.0):
         self.input_size = input_size
         self.map_size = input_size // STRIDE
         self.num_joints = num_joints
@@ -118,7 +118,7 @@ class CPMModel(ModelDesc):
         self.num_parts = num_parts
         self.part_loss_weight, self.part_balance = part_loss_weight, part_loss == "balanced"
         self.part_gradient = part_gradient
-        self.part_head, self.part_head_width = part_head, part_head_width
+        self.part_head, self.part_head_width, self.part_head_jitter = part_head, part_head_width, part_head_jitter
         self.parts, self.part_width = tuple(parts), part_width
         self.freeze_keypoints = freeze_keypoints
         # the learned part maps: the belief maps' grid for part stages, twice as fine for the head
@@ -139,7 +139,8 @@ class CPMModel(ModelDesc):
                    num_parts=geometry.num_parts, part_loss_weight=t.PART_LOSS_WEIGHT, part_loss=t.PART_LOSS,
                    part_gradient=m.PART_GRADIENT, part_head=m.PART_HEAD, part_head_width=m.PART_HEAD_WIDTH,
                    parts=geometry.spec.parts(geometry.part_scheme) if m.PART_HEAD else (),
-                   part_width=geometry.part_width, freeze_keypoints=m.FREEZE_KEYPOINTS)
+                   part_width=geometry.part_width, freeze_keypoints=m.FREEZE_KEYPOINTS,
+                   part_head_jitter=m.PART_HEAD_JITTER)
 
     def inputs(self):
         s, h, c = self.input_size, self.map_size, self.num_joints + 1
@@ -237,6 +238,9 @@ class CPMModel(ModelDesc):
         peak = tf.argmax(tf.reshape(maps, [-1, n * n, k]), axis=1, output_type=tf.int32)  # B x K
         centre = lambda g: tf.cast(g, tf.float32) * cell + (cell - 1) / 2  # noqa: E731  (px of cell g)
         jx, jy = centre(peak % n), centre(peak // n)  # B x K, crop px
+        if self.part_head_jitter and get_current_tower_context().is_training:
+            jx = jx + tf.random.normal(tf.shape(jx), stddev=self.part_head_jitter)
+            jy = jy + tf.random.normal(tf.shape(jy), stddev=self.part_head_jitter)
         extent = tf.maximum(tf.reduce_max(jx, 1) - tf.reduce_min(jx, 1), tf.reduce_max(jy, 1) - tf.reduce_min(jy, 1))
         size = tf.maximum(extent, 1.0)[:, None, None]  # B x 1 x 1
         grid = centre(tf.range(n))

@@ -61,7 +61,9 @@ def test_the_shipped_model_holds_weights_config_card_and_curve():
         assert {v.dtype for v in w.values() if v.dtype.kind == "f"} == {np.dtype(stored)}
     with open(os.path.join(SHIPPED_MODEL, "config.json")) as f:
         config = json.load(f)["config"]
-    assert config["PRESET"] == "lsp" and config["MODEL"]["PART_STAGES"] == 2
+    # its parts are drawn around its joints, which beat the part stages on validation: it carries no part layer
+    assert config["PRESET"] == "lsp" and config["MODEL"]["PARTS_FROM"] == "skeleton"
+    assert config["MODEL"]["PART_STAGES"] == 0 and config["MODEL"]["PART_HEAD"] == 0
 
 
 @pytest.mark.slow
@@ -131,15 +133,16 @@ def test_evaluate_with_the_shipped_model_imports_no_tensorflow():
 
 
 @pytest.mark.slow
-def test_parts_are_scored_beside_their_skeleton_baseline_with_and_without_a_box(tmp_path):
-    for boxes in ("annotated", "detected"):
+def test_parts_are_scored_with_and_without_a_box(tmp_path):
+    # mean part IoU of the drawn parts on these 20 people when the model was shipped (2026-12-06): 57.2 with the
+    # annotated box, 53.8 without (on the 200 validation people 60.5 and 58.9; the part stages it was trained with
+    # scored 46.4 and 45.0)
+    for boxes, least in (("annotated", 0.53), ("detected", 0.50)):
         out = tmp_path / f"{boxes}.json"
         proc = run("evaluate.py", "--data", "lsp", "--datadir", VAL_DIR, "--split", "all", "--boxes", boxes,
                    "--out-json", str(out))
         assert proc.returncode == 0, proc.stderr[-2000:]
         report = json.loads(out.read_text())
         assert report["part_people"] == 20 and list(report["skeleton_part_iou"]) == list(LSP14.part_names("seed7"))
-        assert "skeleton IoU: head" in proc.stdout and "part IoU: head" in proc.stdout
-        # the shipped part stages paint worse parts than the capsules drawn around its own joints (on the 200
-        # validation people, 2026-12-06: mean 46.4 against 60.5 with the annotated box, 45.0 against 58.9 without)
-        assert report["skeleton_mean_part_iou"] > report["mean_part_iou"] + 0.05, (boxes, report)
+        assert "part_iou" not in report and "skeleton IoU: head" in proc.stdout
+        assert report["skeleton_mean_part_iou"] >= least, (boxes, report["skeleton_mean_part_iou"])
