@@ -157,20 +157,34 @@ class PartCodec:
         """Whether every joint the parts are drawn from is annotated: otherwise a part's place is unknown."""
         return bool((np.asarray(joints)[self.needed, 2] != UNANNOTATED).all())
 
-    def distances(self, joints, person_size):
-        """float32 [P, N, N]: each part's distance field in units of its bones' radii (0 inside its polygon)."""
+    def distances(self, joints, person_size, everywhere=False):
+        """float32 [P, N, N]: each part's distance field in units of its bones' radii (0 inside its polygon); unless
+        ``everywhere``, inf where no bone's capsule can reach (beyond the joints' box grown by the largest radius:
+        computed only inside it, which keeps drawing parts around predicted joints cheaper than a learned part
+        stage)."""
         joints = np.asarray(joints, dtype=np.float64)
         n = len(self.grid)
-        gx, gy = self.grid[None, :], self.grid[:, None]
-        out = np.empty((self.num_parts, n, n), dtype=np.float32)
+        out = np.full((self.num_parts, n, n), np.inf, dtype=np.float32)
+        reach = max((r for p in self.parts for _, _, r in p.bones), default=0.0) * self.width * person_size
+        xy = joints[self.needed, :2]
+        if everywhere:
+            reach = np.inf
+        rows = np.flatnonzero((self.grid >= xy[:, 1].min() - reach) & (self.grid <= xy[:, 1].max() + reach))
+        cols = np.flatnonzero((self.grid >= xy[:, 0].min() - reach) & (self.grid <= xy[:, 0].max() + reach))
+        if not len(rows) or not len(cols):
+            return out
+        window = np.s_[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+        gx = self.grid[cols[0]:cols[-1] + 1][None, :].astype(np.float32)
+        gy = self.grid[rows[0]:rows[-1] + 1][:, None].astype(np.float32)
         for k, part in enumerate(self.parts):
-            d = np.full((n, n), np.inf)
-            for a, b, radius in part.bones:
-                d = np.minimum(d, _segment_distance(gx, gy, joints[a, :2], joints[b, :2])
-                               / (radius * self.width * person_size))
+            d2 = np.full((len(gy), gx.shape[1]), np.inf, np.float32)
+            for a, b, radius in part.bones:  # squared distances in radii; one square root per part
+                d2 = np.minimum(d2, _segment_distance_sq(gx, gy, joints[a, :2], joints[b, :2])
+                                / np.float32(radius * self.width * person_size) ** 2)
+            d = np.sqrt(d2)
             if part.polygon:
-                d[_polygon_mask(joints[list(part.polygon), :2], self.grid)] = 0.0
-            out[k] = d
+                d[_polygon_mask(joints[list(part.polygon), :2], self.grid)[window]] = 0.0
+            out[k][window] = d
         return out
 
     def encode(self, joints, person_size, mask=None):
@@ -183,18 +197,19 @@ class PartCodec:
         Returns:
             uint8 [N, N]: 0 background, k + 1 for part k.
         """
-        d = self.distances(joints, person_size)
+        d = self.distances(joints, person_size, everywhere=mask is not None)  # a mask may reach past the capsules
         nearest = d.argmin(axis=0)
         person = d.min(axis=0) <= 1.0 if mask is None else np.asarray(mask) != 0
         return np.where(person, nearest + 1, 0).astype(np.uint8)
 
 
-def _segment_distance(gx, gy, a, b):
-    """Distance of grid points (broadcast gx [1, N], gy [N, 1]) from the segment a-b."""
-    ab = b - a
+def _segment_distance_sq(gx, gy, a, b):
+    """Squared distance of grid points (broadcast gx [1, W], gy [H, 1], float32) from the segment a-b."""
+    a, ab = np.asarray(a, np.float32), np.asarray(b, np.float32) - np.asarray(a, np.float32)
     length_sq = float(ab @ ab)
-    t = 0.0 if length_sq == 0 else np.clip(((gx - a[0]) * ab[0] + (gy - a[1]) * ab[1]) / length_sq, 0.0, 1.0)
-    return np.hypot(gx - (a[0] + t * ab[0]), gy - (a[1] + t * ab[1]))
+    t = np.float32(0.0) if length_sq == 0 else np.clip(((gx - a[0]) * ab[0] + (gy - a[1]) * ab[1]) / length_sq, 0, 1)
+    dx, dy = gx - (a[0] + t * ab[0]), gy - (a[1] + t * ab[1])
+    return dx * dx + dy * dy
 
 
 def _polygon_mask(points, grid):

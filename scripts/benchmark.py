@@ -169,15 +169,17 @@ def bench_predict(args):
         weights, cfg = resolve_checkpoint(args.load)  # None: the shipped model
     predictor = PosePredictor(cfg, weights, args.precision, zooms=parse_scales(args.scales), flip=args.flip)
     records = load_records("lsp", SAMPLE_LSP_DIR, "train")[:args.n]
+    # parts as predict.py paints them: the model's MODEL.PARTS_FROM (learned, or drawn around the joints)
+    estimator = PoseEstimator(predictor=predictor, refine=args.refine)
+    with_parts = estimator.part_names is not None
     if args.boxes == "detected":  # the user's photo without a box: detector, then 1 + refine crops per person
-        estimator = PoseEstimator(predictor=predictor, refine=args.refine)
 
         def pose(r):
-            return len(estimator(read_image(r.image)))
+            return len(estimator(read_image(r.image), parts=with_parts))
         flow = f"no box: BlazePose's detector, then {1 + args.refine} crop(s) per person found (eval.api)"
     else:
         def pose(r):  # the box is the record's annotated centre / scale
-            predictor.pose(read_image(r.image), r.center, r.scale)
+            predictor.pose(read_image(r.image), r.center, r.scale, estimator.parts_from if with_parts else None)
             return 1
         flow = "the annotated box, one crop"
     for r in records[:3]:  # warm-up: first session runs pick and cache oneDNN kernels
@@ -185,11 +187,12 @@ def bench_predict(args):
     start = time.perf_counter()
     people = sum(pose(r) for r in records)
     ms = 1000 * (time.perf_counter() - start) / max(1, people)
-    parts = cfg.MODEL.PART_STAGES or ("a part head" if cfg.MODEL.PART_HEAD else 0)
+    m = cfg.MODEL
+    parts = ("no parts" if not with_parts else "parts drawn around the joints" if estimator.parts_from == "skeleton"
+             else f"parts from {m.PART_STAGES} part stages" if m.PART_STAGES else "parts from the part head")
     print(cpu_line())
     model = f"preset {cfg.PRESET} (random weights)" if args.preset else args.load or "the shipped model"
-    print(f"predict: {model}, {predictor.geometry.input_size}px input, "
-          f"{args.precision}, {parts} part stages{' (part labels decoded too)' if parts else ''}, "
+    print(f"predict: {model}, {predictor.geometry.input_size}px input, {args.precision}, {parts}, "
           f"{len(predictor.views)} view(s) (scales {args.scales}, flip {args.flip}), "
           f"{len(records)} images of the shipped LSP sample, {people} people; {flow}")
     versus = f"  {_versus(ms, args.peer, PREDICT_TARGET)}" if args.peer else ""
