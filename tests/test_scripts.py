@@ -42,7 +42,8 @@ def test_unknown_config_key_is_one_line(tmp_path):
 def test_benchmark_predict_times_the_shipped_model_against_a_peer_figure():
     proc = run("benchmark.py", "predict", "--n", "3", "--peer", "100000")
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert "CPU: " in proc.stdout and "predict: the shipped model, 184px input, fp32, 2 part stages" in proc.stdout
+    assert "CPU: " in proc.stdout and "predict: the shipped model, 184px input, fp32, parts drawn around the joints" \
+        in proc.stdout
     assert "(target <= 1x: met)" in proc.stdout
 
 

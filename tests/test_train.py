@@ -158,7 +158,7 @@ def test_a_different_run_in_the_same_logdir_is_refused(two_epoch_run):
     (["--datadir", "/nonexistent/lsp"], "error: LSP folder /nonexistent/lsp does not exist"),
     (["--split", "test"], "error: split 'test' (im1001-im2000) is not in"),
     (["--logdir", "/dev/null/run"],
-     "error: --logdir /dev/null/run: cannot create the folder /dev/null/run (Not a directory)"),
+     "error: --logdir /dev/null/run: cannot create the folder /dev/null/run (Not a directory; "),
     (["--load", "/nonexistent/model-8"], "error: --load /nonexistent/model-8: no such checkpoint"),
 ])
 @pytest.mark.slow
