@@ -8,6 +8,7 @@ import sys
 
 import numpy as np
 
+from cpm import names
 from cpm.config import RENAMED_KEYS, finalize, flatten, get_config
 from cpm.errors import UserError
 from cpm.files import write_json
@@ -137,10 +138,16 @@ def _usable(prefix):
 
 
 def load_weights(weights):
-    """What tensorpack's SmartInit takes for ``weights``: a checkpoint prefix as it is, an exported .npz as a dict
-    with float16 arrays (a shipped model's) widened to float32, so they load without a cast warning per variable."""
+    """What tensorpack's SmartInit takes for ``weights``: a checkpoint prefix as it is, or as a dict of its model's
+    values where the run averaged its weights (TRAIN.EMA_DECAY: the averages in the weights' place, _model_values);
+    an exported .npz as a dict with float16 arrays (a shipped model's) widened to float32, so they load without a
+    cast warning per variable."""
     if not str(weights).endswith(".npz"):
-        return weights
+        import tensorflow as tf  # noqa: PLC0415  (a checkpoint is read with TensorFlow, which its user has loaded)
+
+        reader = tf.train.load_checkpoint(weights)
+        averaged = any(n.endswith(names.AVERAGE_SUFFIX) for n in reader.get_variable_to_shape_map())
+        return _model_values(reader) if averaged else weights
     with np.load(weights) as data:
         return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in data.items()}
 
@@ -150,23 +157,24 @@ _TRAINING_STATE = re.compile(r"(^|/)(global_step|learning_rate|skipped_updates|b
                              r"Momentum)(:0)?$")
 
 
+def _model_values(reader):
+    """{name: value} of the model variables of a checkpoint (``reader``): no training state, and each weight's
+    average in its place where the run averaged its weights (cpm.model.AverageWeights)."""
+    stored = reader.get_variable_to_shape_map()
+    suffix = names.AVERAGE_SUFFIX
+    return {n: reader.get_tensor(n + suffix if n + suffix in stored else n) for n in stored
+            if not n.endswith(suffix) and not _TRAINING_STATE.search(n)}
+
+
 def fine_tune_weights(weights):
     """{name: value} of a model's variables to start a new run from: an exported .npz as it is, a checkpoint without
-    its step counter, learning rate and optimiser slots (the new run starts at step 0 with a fresh optimiser)."""
+    its step counter, learning rate and optimiser slots (the new run starts at step 0 with a fresh optimiser), its
+    weights' averages in their place where it has them."""
     if str(weights).endswith(".npz"):
         return load_weights(weights)
     import tensorflow as tf  # noqa: PLC0415  (reading checkpoints is the only TensorFlow use here)
 
-    reader = tf.train.load_checkpoint(weights)
-    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
-            if not _TRAINING_STATE.search(name)}
-
-
-def save_weights(path, variables, fp16=False):
-    """Write {name: value} as an exported weights.npz, floats as float16 if ``fp16`` (load_weights widens them)."""
-    if fp16:
-        variables = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in variables.items()}
-    np.savez_compressed(path, **variables)
+    return _model_values(tf.train.load_checkpoint(weights))
 
 
 def load_run_config(run_dir):

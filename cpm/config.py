@@ -290,6 +290,10 @@ def _defaults():
             # higher peak's first steps from random weights), and the cosine starts no earlier than its end
             WARMUP_EPOCHS=0,
             WEIGHT_DECAY=5e-4,  # L2 weight decay on conv kernels (CPM: 5e-4)
+            # weight averaging: each step, every weight's average moves to it by 1 - EMA_DECAY (the rate ramps up from
+            # 0.1 over the first steps); the epoch report, the best checkpoint and every model read from the run's
+            # checkpoints (evaluate, predict, export, ship) use the averaged weights. 0: off
+            EMA_DECAY=0.0,
             PART_LOSS_WEIGHT=1.0,  # weight of each part stage's loss (cross-entropy summed over cells, as the beliefs')
             # the parts' cross-entropy: balanced (each class weighted by its inverse frequency in the batch) | plain
             PART_LOSS="balanced",
@@ -374,6 +378,7 @@ def finalize(cfg):
             f"MODEL.PART_STAGES=0 trains without parts)")
     require(t.PART_LOSS_WEIGHT >= 0, "TRAIN.PART_LOSS_WEIGHT", "must be >= 0")
     require(t.PART_LOSS in ("balanced", "plain"), "TRAIN.PART_LOSS", "must be balanced or plain")
+    require(0 <= t.EMA_DECAY < 1, "TRAIN.EMA_DECAY", "must be in [0, 1) (0: no weight averaging)")
     require(0 <= m.PART_GRADIENT <= 1, "MODEL.PART_GRADIENT", "must be in [0, 1]")
     require(m.PARTS_FROM in ("learned", "skeleton"), "MODEL.PARTS_FROM", "must be learned or skeleton")
     require(m.STAGES >= 1, "MODEL.STAGES", "must be >= 1")

@@ -99,7 +99,8 @@ class CPMModel(ModelDesc):
     def __init__(self, *, input_size, num_joints, stages, trunk_widths, stage1_width, stage_width, stage_kernel,
                  stage_convs, batch_norm=False, optimizer="momentum", lr=8e-5, momentum=0.9, weight_decay=5e-4,
                  part_stages=0, num_parts=0, part_loss_weight=1.0, part_gradient=0.0, part_head=0, part_head_width=32,
-                 parts=(), part_width=1.0, freeze_keypoints=False, part_loss="balanced", part_head_jitter=0.0):
+                 parts=(), part_width=1.0, freeze_keypoints=False, part_loss="balanced", part_head_jitter=0.0,
+                 ema_decay=0.0):
         self.input_size = input_size
         self.map_size = input_size // STRIDE
         self.num_joints = num_joints
@@ -121,6 +122,7 @@ class CPMModel(ModelDesc):
         self.part_head, self.part_head_width, self.part_head_jitter = part_head, part_head_width, part_head_jitter
         self.parts, self.part_width = tuple(parts), part_width
         self.freeze_keypoints = freeze_keypoints
+        self.ema_decay = ema_decay
         # the learned part maps: the belief maps' grid for part stages, twice as fine for the head
         self.part_map_size = self.map_size * 2 if part_head else self.map_size
 
@@ -140,7 +142,7 @@ class CPMModel(ModelDesc):
                    part_gradient=m.PART_GRADIENT, part_head=m.PART_HEAD, part_head_width=m.PART_HEAD_WIDTH,
                    parts=geometry.spec.parts(geometry.part_scheme) if m.PART_HEAD else (),
                    part_width=geometry.part_width, freeze_keypoints=m.FREEZE_KEYPOINTS,
-                   part_head_jitter=m.PART_HEAD_JITTER)
+                   part_head_jitter=m.PART_HEAD_JITTER, ema_decay=t.EMA_DECAY)
 
     def inputs(self):
         s, h, c = self.input_size, self.map_size, self.num_joints + 1
@@ -313,9 +315,10 @@ class CPMModel(ModelDesc):
     def optimizer(self):
         lr = tf.compat.v1.get_variable("learning_rate", initializer=float(self.lr), trainable=False)
         tf.compat.v1.summary.scalar("learning_rate-summary", lr)  # the variable owns the plain name
-        if self.optimizer_name == "adam":
-            return SkipNonFiniteUpdates(tf.compat.v1.train.AdamOptimizer(lr))
-        return SkipNonFiniteUpdates(tf.compat.v1.train.MomentumOptimizer(lr, self.momentum))
+        opt = tf.compat.v1.train.AdamOptimizer(lr) if self.optimizer_name == "adam" else \
+            tf.compat.v1.train.MomentumOptimizer(lr, self.momentum)
+        opt = SkipNonFiniteUpdates(opt)
+        return AverageWeights(opt, self.ema_decay) if self.ema_decay else opt
 
 
 @contextlib.contextmanager
@@ -334,6 +337,34 @@ def _frozen_keypoints(frozen):
     with tf.compat.v1.variable_scope(scope, custom_getter=untrainable, auxiliary_name_scope=False), \
             argscope(BatchNorm, training=False):
         yield
+
+
+class AverageWeights(ProxyOptimizer):
+    """After each step, move an exponential moving average of every trainable weight and every batch-norm statistic
+    towards it (tf.train.ExponentialMovingAverage, rate 1 - decay, the decay ramped as min(decay, (1 + step) /
+    (10 + step)) so that the average starts near the first weights). The averages are variables
+    ``<weight>`` + names.AVERAGE_SUFFIX of the checkpoint: cpm.checkpoint.load_weights reads them in the weights'
+    place."""
+
+    _applied = False  # replicated towers apply equal gradients: the first tower's weights are averaged for all
+
+    def __init__(self, opt, decay):
+        super().__init__(opt)
+        self.decay = decay
+
+    def apply_gradients(self, grads_and_vars, global_step=None, name=None):
+        grads_and_vars = list(grads_and_vars)
+        update = self._opt.apply_gradients(grads_and_vars, global_step, name)
+        if self._applied:
+            return update
+        self._applied = True
+        weights = [v for g, v in grads_and_vars if g is not None]
+        statistics = [v for v in tf.compat.v1.model_variables() if v.name.endswith(("/mean/EMA:0", "/variance/EMA:0"))
+                      and v not in weights]
+        step = tf.compat.v1.train.get_or_create_global_step()
+        ema = tf.compat.v1.train.ExponentialMovingAverage(self.decay, num_updates=step)
+        with tf.control_dependencies([update]):
+            return ema.apply(weights + statistics)
 
 
 class SkipNonFiniteUpdates(ProxyOptimizer):

@@ -36,3 +36,7 @@ def predict_outputs(parts):
     """The outputs a predictor fetches, in order: FINAL_BELIEFS, and FINAL_PARTS for a model with learned parts
     (``parts``: cpm.config.learned_parts)."""
     return (FINAL_BELIEFS,) + ((FINAL_PARTS,) if parts else ())
+
+
+#: suffix of a weight's average in a checkpoint (tf.train.ExponentialMovingAverage's, cpm.model.AverageWeights)
+AVERAGE_SUFFIX = "/ExponentialMovingAverage"

@@ -2,6 +2,7 @@
 
 They are thin: the metrics live in eval.metrics, the drawing in eval.draw, the decoding in eval.inference.
 """
+import contextlib
 import time
 
 import cv2
@@ -61,11 +62,14 @@ class PoseValidation(RunStopper):
         outputs = list(names.predict_outputs(learned_parts(self.cfg)))
         network = self.trainer.get_predictor(list(names.PREDICT_INPUTS), outputs)
         self.predictor = PosePredictor(self.cfg, network=network, geometry=self.geometry)
+        self.averages = _AveragedWeights() if self.cfg.TRAIN.EMA_DECAY else None
 
     def _trigger_epoch(self):
         start = time.perf_counter()
         try:
-            report = score(self.predictor, self.records, progress=False).report
+            # with weight averaging, the averages are what is scored (and what every reader of the checkpoint uses)
+            with self.averages.in_place(self.trainer.sess) if self.averages else contextlib.nullcontext():
+                report = score(self.predictor, self.records, progress=False).report
         except UserError as e:  # a validation image that cannot be read
             self.stop(e)
         put = self.trainer.monitors.put_scalar
@@ -85,6 +89,28 @@ class PoseValidation(RunStopper):
                     put(f"val/{flow}silhouette_body_iou", report[f"{flow}silhouette_body_iou"])
                 text += "\n" + format_part_report(report, flow.rstrip("_"))
         logger.info("\n" + text)
+
+
+class _AveragedWeights:
+    """The weights a run averages (cpm.model.AverageWeights) and their averages, swapped in for a while."""
+
+    def __init__(self):
+        variables = {v.name: v for v in tf.compat.v1.global_variables()}
+        suffix = names.AVERAGE_SUFFIX + ":0"
+        self.pairs = [(variables[name[:-len(suffix)] + ":0"], v) for name, v in variables.items()
+                      if name.endswith(suffix)]
+        self.use = tf.group(*[w.assign(a) for w, a in self.pairs])
+        self.feeds = [tf.compat.v1.placeholder(w.dtype.base_dtype, w.shape) for w, _ in self.pairs]
+        self.restore = tf.group(*[w.assign(f) for (w, _), f in zip(self.pairs, self.feeds, strict=True)])
+
+    @contextlib.contextmanager
+    def in_place(self, sess):
+        live = sess.run([w for w, _ in self.pairs])
+        sess.run(self.use)
+        try:
+            yield
+        finally:
+            sess.run(self.restore, dict(zip(self.feeds, live, strict=True)))
 
 
 def _image_summary(tag, image_bgr):

@@ -55,7 +55,7 @@ from eval.metrics import format_report
 def _fixed_for_a_run(key):
     """Keys a continued run must keep: they define the network, its checkpoint variables or its data (of the keypoint
     spec, its training fields: _comparable)."""
-    return key in ("PRESET", "TRAIN.OPTIMIZER") or key.startswith(("DATA.", "MODEL.")) or \
+    return key in ("PRESET", "TRAIN.OPTIMIZER", "TRAIN.EMA_DECAY") or key.startswith(("DATA.", "MODEL.")) or \
         key in {f"KEYPOINTS.{k}" for k in TRAINING_FIELDS}
 
 

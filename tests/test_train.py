@@ -380,3 +380,30 @@ def test_a_part_head_trains_on_a_frozen_keypoint_network_that_stays_exactly_as_l
     crop = np.full((1, 96, 96, 3), 128, np.uint8)
     beliefs, parts = predictor.outputs(crop, np.stack([predictor.geometry.center_map()]))
     assert beliefs.shape == (1, 12, 12, 15) and parts.shape == (1, 24, 24, 8)
+
+
+@pytest.mark.slow
+def test_weight_averaging_scores_and_hands_on_the_averages(tmp_path):
+    """TRAIN.EMA_DECAY: the checkpoint holds each weight's average beside it; the epoch report scores the averages,
+    and every reader of the run (evaluate.py here, through cpm.checkpoint.load_weights) uses them too."""
+    import tensorflow as tf  # noqa: PLC0415
+
+    from cpm.checkpoint import load_weights  # noqa: PLC0415
+    from cpm.names import AVERAGE_SUFFIX  # noqa: PLC0415
+
+    logdir, report = str(tmp_path / "ema"), tmp_path / "r.json"
+    proc = run("train.py", "--smoke", "--logdir", logdir, "--seed", "0", "--val-data", "lsp", "--val-split", "601-616",
+               *SMALL_CPM, "TRAIN.EMA_DECAY=0.9", "TRAIN.EPOCHS=2")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, weights = locate_weights(logdir)
+    reader = tf.train.load_checkpoint(weights)
+    live, average = reader.get_tensor("conv1_1/W"), reader.get_tensor("conv1_1/W" + AVERAGE_SUFFIX)
+    assert not np.allclose(live, average)  # 16 steps: the average lags the weights
+    values = load_weights(weights)
+    np.testing.assert_array_equal(values["conv1_1/W"], average)
+    assert not any(n.endswith(AVERAGE_SUFFIX) for n in values) and "global_step" not in values
+    scored = run("evaluate.py", "--load", weights, "--split", "601-616", "--json", str(report))
+    assert scored.returncode == 0, scored.stderr[-3000:]
+    epoch = next(s for s in reversed(RunDir(logdir).stats()) if s["global_step"] == int(reader.get_tensor(
+        "global_step")) and "val/pck@0.2" in s)
+    assert json.loads(report.read_text())["pck@0.2"] == pytest.approx(epoch["val/pck@0.2"], abs=1e-6)
