@@ -177,6 +177,13 @@ def fine_tune_weights(weights):
     return _model_values(tf.train.load_checkpoint(weights))
 
 
+def save_weights(path, variables, fp16=False):
+    """Write {name: value} as an exported weights.npz, floats as float16 if ``fp16`` (load_weights widens them)."""
+    if fp16:
+        variables = {k: v.astype(np.float16) if v.dtype == np.float32 else v for k, v in variables.items()}
+    np.savez_compressed(path, **variables)
+
+
 def load_run_config(run_dir):
     """The finalized config saved in ``run_dir/config.json``: keys added since that run keep their defaults, keys
     renamed since take their new names (``cpm.config.RENAMED_KEYS``), keys removed since are skipped."""

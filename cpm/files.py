@@ -101,28 +101,38 @@ def _remove(path):
 @contextlib.contextmanager
 def staged(path, folder=False):
     """Write a file (or with ``folder`` a whole folder) under a temporary name beside ``path``, yielded, and rename it
-    to ``path`` when the block ends: a reader, a crash or a full disk never sees half an output, and an old file at
-    ``path`` stays as it was until the new one is whole. On any failure the temporary is removed; a write the file
-    system refused (full, read-only, no permission) becomes one UserError line naming ``path`` and the space left.
+    to ``path`` when the block ends: a crash or a full disk never leaves half an output, and an old file at ``path``
+    stays as it was until the new one is whole. On any failure the temporary is removed; a write the file system
+    refused (full, read-only, no permission: an OSError or TensorFlow's error, not a UserError the block raised)
+    becomes one UserError line naming ``path`` and the space left. A ``path`` that is not a regular file (a symlink,
+    /dev/stdout, a pipe) is written through, as it is.
 
     A folder replaces an empty folder at ``path``; a folder at ``path`` that holds files is swapped for the new one,
-    which first takes over the files it does not write itself (the user's own beside ours).
+    which then takes over the files it does not write itself (the user's own beside ours).
     """
-    tmp = _partial_name(path) if not folder else _partial_folder(path)
-    _remove(tmp)
+    through = not folder and (os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)))
+    tmp = path if through else _partial_name(path) if not folder else _partial_folder(path)
+    if not through:
+        _remove(tmp)
     try:
         if folder:
             os.makedirs(tmp)
         yield tmp
+        if through:
+            return
         if not folder:
+            if not os.path.isfile(tmp):
+                raise UserError(f"cannot write {path}: nothing was written")
             with open(tmp, "rb+") as f:  # on the disk, not in the page cache, before the rename makes it the file
                 os.fsync(f.fileno())
             os.replace(tmp, path)
         else:
             _replace_folder(tmp, path)
     except BaseException as e:
-        _remove(tmp)
-        if is_write_refused(e):
+        if not through:
+            _remove(tmp)  # after a folder's swap the name is free: nothing of the new folder goes
+        if not isinstance(e, UserError) and is_write_refused(e) and (
+                isinstance(e, OSError) or hasattr(e, "error_code")):  # TensorFlow's OpError carries an error_code
             raise write_failed(path, e) from None
         raise
 
@@ -138,22 +148,29 @@ def _partial_folder(path):
 
 
 def _replace_folder(new, path):
-    """Make folder ``new`` the folder ``path`` (staged's folder case)."""
+    """Make folder ``new`` the folder ``path`` (staged's folder case): the old folder is renamed aside, the new one
+    into its place (and the old one back if that fails), then the old folder's files that the new one does not hold
+    move over and the rest of it goes."""
+    path = os.path.abspath(path)
     if not os.path.isdir(path):
         os.rename(new, path)
         return
-    if os.path.dirname(new) == os.path.abspath(path):  # built inside: its files move out one by one
+    if os.path.dirname(new) == path:  # built inside (a mount point): its files move out one by one
         for name in os.listdir(new):
             _remove(os.path.join(path, name))
             os.rename(os.path.join(new, name), os.path.join(path, name))
         os.rmdir(new)
         return
-    for name in os.listdir(path):  # files the new folder does not write itself stay
-        if not os.path.exists(os.path.join(new, name)):
-            os.rename(os.path.join(path, name), os.path.join(new, name))
-    old = f"{os.path.abspath(path)}.old-{os.getpid()}"
+    old = f"{path}.old-{os.getpid()}"
     os.rename(path, old)
-    os.rename(new, path)
+    try:
+        os.rename(new, path)
+    except BaseException:
+        os.rename(old, path)
+        raise
+    for name in os.listdir(old):  # files the new folder does not write itself stay
+        if not os.path.exists(os.path.join(path, name)):
+            os.rename(os.path.join(old, name), os.path.join(path, name))
     _remove(old)
 
 

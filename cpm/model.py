@@ -159,7 +159,8 @@ class CPMModel(ModelDesc):
     def predict(self, image, center_map):
         """Belief maps of every stage, then part logits of every part stage.
 
-        image uint8 [B, S, S, 3], center_map [B, H, H, 1] -> (list of [B, H, H, K + 1], list of [B, H, H, P + 2]).
+        image uint8 [B, S, S, 3], center_map [B, H, H, 1] -> (list of [B, H, H, K + 1], list of [B, H', H', P + 2];
+        H' = H for part stages, 2H for the part head).
         """
         x = (tf.cast(image, tf.float32) - PIXEL_MEAN) / PIXEL_SCALE
         he = tf.compat.v1.variance_scaling_initializer(scale=2.0, distribution="untruncated_normal")
@@ -186,7 +187,7 @@ class CPMModel(ModelDesc):
                 parts.append(stage(f"part{u}", x, self.stage_width, self.stage_kernel, self.stage_convs,
                                    self.num_parts + 2))
             if self.part_head:
-                parts.append(self.head(*shared, tf.stop_gradient(stride4), center_map))
+                parts.append(self.head(*shared, _scale_gradient(stride4, self.part_gradient), center_map))
         tf.identity(outputs[-1], name=names.FINAL_BELIEFS)
         if parts:
             tf.concat([tf.nn.softmax(parts[-1][..., :-1]), tf.sigmoid(parts[-1][..., -1:])], axis=3,
@@ -213,9 +214,10 @@ class CPMModel(ModelDesc):
                              kernel_initializer=_OUT_INIT)
             # plus the drawn skeleton's own logits, set up to give its labels: the head starts from them and learns
             # corrections (deep layers alone, given the drawing, stayed on the background prior)
-            start = Conv2D("skeleton", drawn, self.num_parts + 2, 1, activation=tf.identity, use_bias=True,
-                           kernel_initializer=tf.compat.v1.constant_initializer(self._skeleton_logits()[0]),
-                           bias_initializer=tf.compat.v1.constant_initializer(self._skeleton_logits()[1]))
+            with _frozen_keypoints(True):  # fixed: the learned layers add the corrections
+                start = Conv2D("skeleton", drawn, self.num_parts + 2, 1, activation=tf.identity, use_bias=True,
+                               kernel_initializer=tf.compat.v1.constant_initializer(self._skeleton_logits()[0]),
+                               bias_initializer=tf.compat.v1.constant_initializer(self._skeleton_logits()[1]))
             return learned + start
 
     def _skeleton_logits(self):
@@ -323,7 +325,8 @@ class CPMModel(ModelDesc):
 
 @contextlib.contextmanager
 def _frozen_keypoints(frozen):
-    """With ``frozen``, the layers built inside train no more: their variables stay out of TRAINABLE_VARIABLES (no
+    """With ``frozen``, the layers built inside train no more (the keypoint layers of MODEL.FREEZE_KEYPOINTS, the part
+    head's fixed start): their variables stay out of TRAINABLE_VARIABLES (no
     update, no weight decay: regularize_cost reads that collection) and batch normalisation runs on its moving
     statistics, which it does not update; the keypoint outputs are then exactly the loaded model's."""
     if not frozen:
@@ -359,8 +362,10 @@ class AverageWeights(ProxyOptimizer):
             return update
         self._applied = True
         weights = [v for g, v in grads_and_vars if g is not None]
+        # batch-norm statistics beside the weights; a cluster's towers keep theirs local: those are not averaged
+        shared = {v.name for v in tf.compat.v1.global_variables()} - {v.name for v in weights}
         statistics = [v for v in tf.compat.v1.model_variables() if v.name.endswith(("/mean/EMA:0", "/variance/EMA:0"))
-                      and v not in weights]
+                      and v.name in shared]
         step = tf.compat.v1.train.get_or_create_global_step()
         ema = tf.compat.v1.train.ExponentialMovingAverage(self.decay, num_updates=step)
         with tf.control_dependencies([update]):

@@ -5,8 +5,8 @@ Training flow (``build_train_dataflow``), one datapoint after batching:
     beliefs     float32 [B, H, H, K + 1]    belief maps, H = S / STRIDE (46), K the spec's joints, last background
     weights     float32 [B, K + 1]          loss weight per channel: 0 for unannotated joints
     center_map  float32 [B, H, H, 1]        pooled centre-map Gaussian at the person centre
-  with part stages (MODEL.PART_STAGES > 0):
-    parts       uint8   [B, H, H]           part labels on the belief-map cells (0 background, k + 1 part k)
+  with learned parts (part stages: H' = H; the part head: H' = 2H):
+    parts       uint8   [B, H', H']         part labels on the part maps' cells (0 background, k + 1 part k)
     part_weight float32 [B]                 0 where a part's joints are unannotated (no part target then)
 
 The crops and targets come from dataflow.mapper. Evaluation predicts from the records themselves

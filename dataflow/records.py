@@ -177,3 +177,12 @@ def check_some_images_exist(records, where):
                         f"{records[0].image}): a wrong folder or layout?")
     return records
 
+
+def check_all_images_exist(records, what):
+    """Raise a UserError naming the first image of ``records`` that is not there (images inside a container such as
+    a TFRecord are not checked here): for the validation people, whom every epoch report scores, at the start of a
+    run rather than at the end of its first epoch."""
+    missing = next((r.image for r in records if isinstance(r.image, str) and not os.path.isfile(r.image)), None)
+    if missing is not None:
+        raise UserError(f"{what} image {missing} is missing: the epoch report scores every {what} person")
+

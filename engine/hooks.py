@@ -98,7 +98,7 @@ class _AveragedWeights:
         variables = {v.name: v for v in tf.compat.v1.global_variables()}
         suffix = names.AVERAGE_SUFFIX + ":0"
         self.pairs = [(variables[name[:-len(suffix)] + ":0"], v) for name, v in variables.items()
-                      if name.endswith(suffix)]
+                      if name.endswith(suffix) and name[:-len(suffix)] + ":0" in variables]
         self.use = tf.group(*[w.assign(a) for w, a in self.pairs])
         self.feeds = [tf.compat.v1.placeholder(w.dtype.base_dtype, w.shape) for w, _ in self.pairs]
         self.restore = tf.group(*[w.assign(f) for (w, _), f in zip(self.pairs, self.feeds, strict=True)])

@@ -55,6 +55,8 @@ from eval.metrics import format_report
 def _fixed_for_a_run(key):
     """Keys a continued run must keep: they define the network, its checkpoint variables or its data (of the keypoint
     spec, its training fields: _comparable)."""
+    if key == "MODEL.PARTS_FROM":  # what a reader of the model paints, not what it trains
+        return False
     return key in ("PRESET", "TRAIN.OPTIMIZER", "TRAIN.EMA_DECAY") or key.startswith(("DATA.", "MODEL.")) or \
         key in {f"KEYPOINTS.{k}" for k in TRAINING_FIELDS}
 

@@ -133,7 +133,8 @@ class PosePredictor:
         return self.network(images, center_maps)[0]
 
     def outputs(self, images, center_maps):
-        """(beliefs [B, H, H, K + 1], part probabilities [B, H, H, P + 2] or None without part stages)."""
+        """(beliefs [B, H, H, K + 1], part probabilities [B, H', H', P + 2] (H' = H for part stages, 2H for a part head)
+        or None without learned parts)."""
         out = self.network(images, center_maps)
         return out[0], (out[1] if self.part_names else None)
 

@@ -5,7 +5,7 @@
 DIR/saved_model/       SavedModel (tag "serve", signature "prediction_pipeline"): inputs image:0 (uint8
                        [B, S, S, 3] BGR crop) and center_map:0 (float32 [B, S/8, S/8, 1]); outputs final_beliefs:0
                        (float32 [B, S/8, S/8, K + 1]: K, the joints of the keypoint spec in config.json) and, with
-                       part stages, final_parts:0 (float32 [B, S/8, S/8, P + 2]:
+                       learned parts, final_parts:0 (float32 [B, S/8, S/8, P + 2]; S/4 for a part head:
                        background + part softmax, body sigmoid). Loads with plain TensorFlow, no tensorpack.
 DIR/frozen_graph.pb    the same graph with its variables folded into constants
 DIR/model.tflite       the frozen graph for the TFLite / LiteRT interpreter (what MediaPipe ships), one crop per call:

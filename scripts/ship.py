@@ -40,6 +40,11 @@ from eval.tf_network import TFNetwork
 MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
 
 
+def _part_layers(model):
+    """The learned part layers a run's MODEL config trained, in words."""
+    return "a part head" if model.get("PART_HEAD") else f"{model.get('PART_STAGES', 0)} part stages"
+
+
 def best_parts(report):
     """Where the shipped model's parts come from (MODEL.PARTS_FROM): "learned" if its part output beat the parts
     drawn around its predicted joints in mean part IoU on validation (``report``: eval.evaluate.score's), else
@@ -162,7 +167,7 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         "## Training",
         f"- Data: trained on {train_text}; validated on {val_text}.",
         f"- Recipe: `--preset {meta['config']['PRESET']}` (docs/recipe.md): {meta['config']['DATA']['INPUT_SIZE']} px "
-        f"input, six belief stages and {meta['config']['MODEL']['PART_STAGES']} part stages, batch "
+        f"input, six belief stages and {_part_layers(meta['config']['MODEL'])}, batch "
         f"{meta['config']['TRAIN']['BATCH_SIZE']}, {meta['config']['TRAIN']['OPTIMIZER']} at "
         f"{meta['config']['TRAIN']['LR']}, {meta['config']['TRAIN']['LR_SCHEDULE']} schedule; precision "
         f"{', '.join(precisions)}.",
@@ -240,7 +245,7 @@ def main():
         model_meta = json.load(f)
     model_meta["config"]["MODEL"]["PARTS_FROM"] = parts_from
     if parts_from == "skeleton" and learned_parts(cfg):  # a model carries no layer it does not use
-        model_meta["config"]["MODEL"].update(PART_STAGES=0, PART_HEAD=0)
+        model_meta["config"]["MODEL"].update(PART_STAGES=0, PART_HEAD=0, FREEZE_KEYPOINTS=False)
         variables = {k: v for k, v in variables.items() if not k.startswith("part")}
     with tempfile.TemporaryDirectory() as tmp:  # the float16 copy, scored as it would be shipped
         write_model(tmp, model_meta, variables, fp16=True)

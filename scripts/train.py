@@ -19,7 +19,7 @@ from cpm.config import build_config
 from cpm.errors import UserError, run_main
 from cpm.keypoints import BUILTIN
 from dataflow.datasets import DATASETS, load_selection, selections
-from dataflow.records import model_people
+from dataflow.records import check_all_images_exist, model_people
 from engine.cli import DEFAULT_PRESET, add_config_arguments, add_precision_argument
 from engine.distributed import Worker, load_cluster, start_server
 from engine.rundir import RunDir
@@ -122,6 +122,7 @@ def main():
         train_records = records
     else:
         train_records, val_records = split_validation(records, cfg.DATA.VAL_FRACTION)
+    check_all_images_exist(val_records, "validation")
     print(f"joints: {spec.name}, {spec.num_joints} of them ({why})"
           + ("" if spec.part_schemes else "; the set has no part scheme: no part stages"))
     print(f"training on {len(train_records)} people, validating on {len(val_records)}; run directory {logdir}")

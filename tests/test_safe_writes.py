@@ -198,3 +198,27 @@ def test_convert_tfrecord_leaves_out_unreadable_images_and_converts_the_rest(dam
 
     assert [os.path.basename(r.image.filename) for r in read_tfrecord(str(out))] == [
         f"im{k:04d}.jpg" for k in range(1, 13) if k not in (4, 9)]
+
+
+def test_a_link_or_device_is_written_through_and_an_empty_write_is_one_line(tmp_path):
+    target = tmp_path / "real.json"
+    target.write_text("{}")
+    (tmp_path / "link.json").symlink_to(target)
+    write_json(str(tmp_path / "link.json"), {"a": 1})  # through the link: the link stays, its file changes
+    assert (tmp_path / "link.json").is_symlink() and json.loads(target.read_text()) == {"a": 1}
+    with pytest.raises(UserError, match=r"^cannot write .*/out.mp4: nothing was written$"), \
+            staged(str(tmp_path / "out.mp4")):
+        pass  # a writer that wrote nothing (OpenCV's video writer without its codec)
+    assert sorted(os.listdir(tmp_path)) == ["link.json", "real.json"]
+
+
+def test_a_missing_validation_image_is_named_before_training(small_lsp, tmp_path):
+    from dataflow.records import check_all_images_exist  # noqa: PLC0415
+
+    root = tmp_path / "lsp"
+    shutil.copytree(small_lsp, root)
+    records = read_lsp(str(root), "1-12")
+    check_all_images_exist(records, "validation")
+    os.remove(root / "images" / "im0007.jpg")
+    with pytest.raises(UserError, match=r"^validation image .*/im0007.jpg is missing: the epoch report scores every "):
+        check_all_images_exist(read_lsp(str(root), "1-12"), "validation")
