@@ -27,6 +27,7 @@ from tensorpack.utils import logger
 from cpm.checkpoint import CONFIG_FILE, checkpoint_damage, checkpoints_in, locate_weights
 from cpm.errors import UserError
 from cpm.files import DiskFull, disk_full, is_disk_full, make_dirs, write_json
+from cpm.names import AVERAGE_SUFFIX
 from engine.hooks import RunStopper
 
 STATS_FILE = JSONWriter.FILENAME
@@ -260,8 +261,10 @@ class RunDir:
         if path is None:
             raise UserError(f"{self.path}: no checkpoint to snapshot")
         reader = tf.train.load_checkpoint(path)
-        names = sorted(n for n in reader.get_variable_to_shape_map()
-                       if not is_training_name(n) and n not in OPTIMISER_SCALARS)
+        # weight averages are the model a reader uses (cpm.model.AverageWeights), though tensorpack's guess calls a
+        # batch-norm statistic's average a training name
+        names = sorted(n for n in reader.get_variable_to_shape_map() if n.endswith(AVERAGE_SUFFIX) or
+                       (not is_training_name(n) and n not in OPTIMISER_SCALARS))
         staging = dest.rstrip("/") + ".partial"
         shutil.rmtree(staging, ignore_errors=True)
         make_dirs(staging, "the snapshot")

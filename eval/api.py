@@ -95,8 +95,8 @@ class PoseEstimator:
             raise UserError(f"parts from {parts_from!r}: expected learned or skeleton")
         if parts_from == "learned" and not learned:
             if asked:
-                raise UserError(f"parts from learned: {self.weights} was trained without part stages "
-                                f"(MODEL.PART_STAGES=0); parts from skeleton draws them around its joints")
+                raise UserError(f"parts from learned: {self.weights} has no learned part output (no part stages "
+                                f"nor part head); parts from skeleton draws them around its joints")
             parts_from = "skeleton"
         self.parts_from = parts_from if (learned if parts_from == "learned" else drawn) else None
         names = (learned if parts_from == "learned" else drawn) if self.parts_from else None
