@@ -18,7 +18,7 @@ from cpm.errors import UserError
 from eval.draw import belief_montage, belief_overlay, draw_skeleton, grid, part_overlay
 from eval.evaluate import score
 from eval.inference import PosePredictor
-from eval.metrics import format_part_report, format_report
+from eval.metrics import PART_FLOWS, format_part_report, format_report
 
 
 class RunStopper(Callback):
@@ -80,14 +80,14 @@ class PoseValidation(RunStopper):
         for group, value in report["per_limb"].items():
             put(f"val/pcp/{group}", value)
         text = format_report(report, f"{self.title}, epoch {self.epoch_num}")
-        for flow in ("", "skeleton_"):
-            if f"{flow}part_iou" in report:
-                for name, value in report[f"{flow}part_iou"].items():
-                    put(f"val/{flow}part_iou/{name}", value)
-                put(f"val/{flow}mean_part_iou", report[f"{flow}mean_part_iou"])
-                if f"{flow}silhouette_body_iou" in report:
-                    put(f"val/{flow}silhouette_body_iou", report[f"{flow}silhouette_body_iou"])
-                text += "\n" + format_part_report(report, flow.rstrip("_"))
+        for flow, prefix in PART_FLOWS.items():
+            if f"{prefix}part_iou" in report:
+                for name, value in report[f"{prefix}part_iou"].items():
+                    put(f"val/{prefix}part_iou/{name}", value)
+                put(f"val/{prefix}mean_part_iou", report[f"{prefix}mean_part_iou"])
+                if f"{prefix}silhouette_body_iou" in report:
+                    put(f"val/{prefix}silhouette_body_iou", report[f"{prefix}silhouette_body_iou"])
+                text += "\n" + format_part_report(report, flow)
         logger.info("\n" + text)
 
 

@@ -17,6 +17,7 @@ from dataflow.transforms import apply_affine, image_mask, transform_joints, warp
 from eval.cocoeval import keypoint_ap
 from eval.inference import mean_crop_pose, mean_pose_prediction
 from eval.metrics import (
+    PART_FLOWS,
     PCKH_ALPHA,
     RADIUS_CROP_PX,
     RADIUS_PX,
@@ -63,7 +64,7 @@ def read_or_note(image, unreadable):
 
 class PartScores:
     """Pixel counts of part IoU, pooled over people (eval.metrics.part_counts), for each part flow a model has:
-    "stages" (its learned part output) and "skeleton" (PosePredictor.drawn_parts: capsules around its predicted
+    "learned" (its learned part output) and "skeleton" (PosePredictor.drawn_parts: capsules around its predicted
     joints), both against the part targets drawn around the annotated joints in the person's evaluation crop; and,
     for people with a human-drawn person mask (COCO polygons, JHMDB puppet masks), each flow's body against that
     silhouette, apart. ``learned`` False leaves the learned flow out (a caller that does not have its masks)."""
@@ -72,7 +73,7 @@ class PartScores:
         self.predictor = predictor
         self.flows = {}
         if predictor.part_names and learned:
-            self.flows["stages"] = predictor.part_names
+            self.flows["learned"] = predictor.part_names
         if predictor.drawn_part_names:
             self.flows["skeleton"] = predictor.drawn_part_names
         codec = predictor.geometry.part_codec(dense=True, drawn=True)
@@ -100,7 +101,7 @@ class PartScores:
         missed = not np.isfinite(joints).all()
         nothing = (np.zeros((size, size), np.uint8), np.zeros((size, size), bool))
         for flow, names in self.flows.items():
-            labels, body = nothing if missed else stages if flow == "stages" else \
+            labels, body = nothing if missed else stages if flow == "learned" else \
                 self.predictor.drawn_parts(joints, m, valid)
             if weight > 0:
                 i, u = part_counts(labels, body, target, valid, len(names) - 1)
@@ -118,7 +119,7 @@ class PartScores:
         "skeleton_silhouette_body_iou" and "silhouette_people"; {} for a model with neither flow."""
         out = {}
         for flow, names in self.flows.items():
-            prefix = "" if flow == "stages" else f"{flow}_"
+            prefix = PART_FLOWS[flow]
             out.update({prefix + k: v for k, v in part_iou(*self.counts[flow], names).items()})
             if self.silhouette_people:
                 i, u = self.silhouette[flow]

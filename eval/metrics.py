@@ -177,12 +177,16 @@ def part_iou(intersection, union, names):
     return {"part_iou": {n: float(v) for n, v in zip(names, iou, strict=True)}, "mean_part_iou": mean_scored(iou)}
 
 
-def format_part_report(report, flow=""):
-    """One line of per-part IoU (percentages) and the mean, of the part output or (``flow`` "skeleton") of the
-    parts drawn around the predicted joints."""
-    prefix = f"{flow}_" if flow else ""
+#: The part flows a report holds, by the prefix of their keys (eval.evaluate.PartScores): the model's learned output
+#: (``part_iou``, ``mean_part_iou``, ...) and the parts drawn around its predicted joints (``skeleton_part_iou``, ...)
+PART_FLOWS = {"learned": "", "skeleton": "skeleton_"}
+
+
+def format_part_report(report, flow="learned"):
+    """One line of per-part IoU (percentages) and the mean of a part flow of ``report`` (PART_FLOWS)."""
+    prefix = PART_FLOWS[flow]
     ious = ", ".join(f"{n} {100 * v:.1f}" for n, v in report[prefix + "part_iou"].items())
-    return f"  {flow or 'part'} IoU: {ious}; mean {100 * report[prefix + 'mean_part_iou']:.1f}"
+    return f"  {'part' if flow == 'learned' else flow} IoU: {ious}; mean {100 * report[prefix + 'mean_part_iou']:.1f}"
 
 
 def json_safe(obj):

@@ -35,7 +35,7 @@ from engine.cli import (
 from eval.api import REFINE, PoseEstimator
 from eval.evaluate import coco_results, format_match, predictions_json, score, write_plots
 from eval.inference import PosePredictor
-from eval.metrics import format_part_report, format_report, json_safe
+from eval.metrics import PART_FLOWS, format_part_report, format_report, json_safe
 
 
 def main():
@@ -84,16 +84,15 @@ def main():
     print(format_report(report, title))
     if "match" in report:
         print(format_match(report["match"]))
-    for flow in ("", "skeleton"):
-        if f"{flow}_part_iou".lstrip("_") in report:
+    for flow, prefix in PART_FLOWS.items():
+        if f"{prefix}part_iou" in report:
             print(format_part_report(report, flow) + (
                 f" ({report['part_people']} people with every part's joints annotated; targets drawn around the "
-                f"annotated joints)" if not flow else " (drawn around the predicted joints: the baseline)"))
+                f"annotated joints)" if flow == "learned" else " (drawn around the predicted joints: the baseline)"))
     if "silhouette_people" in report:
         print(f"  body IoU against the human-drawn person masks of {report['silhouette_people']} people: " + ", ".join(
-            f"{name} {100 * report[key]:.1f}" for name, key in (("learned", "silhouette_body_iou"),
-                                                              ("skeleton", "skeleton_silhouette_body_iou"))
-            if key in report))
+            f"{flow} {100 * report[prefix + 'silhouette_body_iou']:.1f}" for flow, prefix in PART_FLOWS.items()
+            if prefix + "silhouette_body_iou" in report))
     if unreadable:
         print(f"{len(unreadable)} of {images} images unreadable: their people count as wrong")
     print(f"{images} images, {len(records)} people in {seconds:.1f} s: {images / seconds:.1f} images/s, "

@@ -34,6 +34,7 @@ from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbos
 from engine.rundir import RunDir
 from eval.evaluate import score
 from eval.inference import PosePredictor
+from eval.metrics import PART_FLOWS
 from eval.network import open_network
 from eval.tf_network import TFNetwork
 
@@ -49,7 +50,7 @@ def best_parts(report):
     """Where the shipped model's parts come from (MODEL.PARTS_FROM): "learned" if its part output beat the parts
     drawn around its predicted joints in mean part IoU on validation (``report``: eval.evaluate.score's), else
     "skeleton"."""
-    learned, drawn = report.get("mean_part_iou"), report.get("skeleton_mean_part_iou")
+    learned, drawn = (report.get(PART_FLOWS[f] + "mean_part_iou") for f in ("learned", "skeleton"))
     return "learned" if learned is not None and (drawn is None or learned > drawn) else "skeleton"
 
 
@@ -149,7 +150,7 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
     start = RunDir.started_from(meta)
     pct = lambda v: f"{100 * v:.1f}"  # noqa: E731
     metric = metric_of(spec, report)
-    prefix = "" if parts[0] == "learned" else "skeleton_"  # the part flow predict paints
+    prefix = PART_FLOWS[parts[0]]  # the part flow predict paints
     figures = [f"**{METRIC_NAMES[k]} {pct(report[k])} %**" for k in (metric, "pck@0.2", "pcp", "pckh@0.5", "ap")
                if report.get(k) is not None and np.isfinite(report[k])]
     lines = [
@@ -199,8 +200,9 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
                   "|---|" + "---|" * (len(report["per_limb"]) + 1),
                   "| strict PCP | " + " | ".join(pct(v) for v in report["per_limb"].values())
                   + f" | {pct(report['pcp'])} |"]
-    flows = [(label, k) for label, k in (("part stages (learned)", ""), ("drawn around the predicted joints",
-                                                                         "skeleton_")) if f"{k}part_iou" in parts[1]]
+    labels = {"learned": f"learned ({_part_layers(meta['config']['MODEL'])})",
+              "skeleton": "drawn around the predicted joints"}
+    flows = [(labels[f], k) for f, k in PART_FLOWS.items() if f"{k}part_iou" in parts[1]]
     if flows:
         part_names = list(parts[1][f"{flows[0][1]}part_iou"])
         lines += ["", "| part IoU | " + " | ".join(part_names) + " | mean |", "|---|" + "---|" * (len(part_names) + 1)]
