@@ -110,6 +110,8 @@ def staged(path, folder=False):
     A folder replaces an empty folder at ``path``; a folder at ``path`` that holds files is swapped for the new one,
     which then takes over the files it does not write itself (the user's own beside ours).
     """
+    if folder:  # a link to a folder: the folder it names is replaced, the link stays
+        path = os.path.realpath(path)
     through = not folder and (os.path.islink(path) or (os.path.exists(path) and not os.path.isfile(path)))
     tmp = path if through else _partial_name(path) if not folder else _partial_folder(path)
     if not through:
@@ -131,10 +133,19 @@ def staged(path, folder=False):
     except BaseException as e:
         if not through:
             _remove(tmp)  # after a folder's swap the name is free: nothing of the new folder goes
-        if not isinstance(e, UserError) and is_write_refused(e) and (
-                isinstance(e, OSError) or hasattr(e, "error_code")):  # TensorFlow's OpError carries an error_code
+        if not isinstance(e, UserError) and is_write_refused(e) and _ours(e, tmp, path):
             raise write_failed(path, e) from None
         raise
+
+
+def _ours(error, tmp, path):
+    """Whether ``error`` came from writing staged's output: an OSError about the temporary or the output (or naming
+    no file), or TensorFlow's error (an OpError carries an error_code; TensorFlow writes only our output here)."""
+    if isinstance(error, OSError):
+        name = os.path.abspath(str(error.filename)) if error.filename else None
+        return name is None or any(name == p or name.startswith(p + os.sep) or name.startswith(p + ".")
+                                   for p in (os.path.abspath(tmp), os.path.abspath(path)))
+    return hasattr(error, "error_code")
 
 
 def _partial_folder(path):
@@ -168,9 +179,13 @@ def _replace_folder(new, path):
     except BaseException:
         os.rename(old, path)
         raise
-    for name in os.listdir(old):  # files the new folder does not write itself stay
-        if not os.path.exists(os.path.join(path, name)):
-            os.rename(os.path.join(old, name), os.path.join(path, name))
+    try:
+        for name in os.listdir(old):  # files the new folder does not write itself stay
+            if not os.path.lexists(os.path.join(path, name)):
+                os.rename(os.path.join(old, name), os.path.join(path, name))
+    except OSError as e:
+        raise UserError(f"{path} is written; the old folder's other files could not join it ({e.strerror}): "
+                        f"they are in {old}") from None
     _remove(old)
 
 

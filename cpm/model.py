@@ -347,7 +347,7 @@ class AverageWeights(ProxyOptimizer):
     towards it (tf.train.ExponentialMovingAverage, rate 1 - decay, the decay ramped as min(decay, (1 + step) /
     (10 + step)) so that the average starts near the first weights). The averages are variables
     ``<weight>`` + names.AVERAGE_SUFFIX of the checkpoint: cpm.checkpoint.load_weights reads them in the weights'
-    place."""
+    place. A cluster's workers keep their batch-norm statistics local: there the weights alone are averaged."""
 
     _applied = False  # replicated towers apply equal gradients: the first tower's weights are averaged for all
 

@@ -207,6 +207,8 @@ def main():
                 if not video:
                     video.append(cv2.VideoWriter(video_path, cv2.VideoWriter_fourcc(*"mp4v"), 25,
                                                  (drawn.shape[1], drawn.shape[0])))
+                    if not video[0].isOpened():
+                        raise UserError(f"--out-image {args.out_image}: OpenCV cannot write this video (mp4v)")
                 video[0].write(drawn)
             if args.out_beliefs and not many:
                 write_image(args.out_beliefs, belief_montage(np.clip(maps, 0, 1), 96))

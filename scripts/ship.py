@@ -43,7 +43,8 @@ MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
 
 def _part_layers(model):
     """The learned part layers a run's MODEL config trained, in words."""
-    return "a part head" if model.get("PART_HEAD") else f"{model.get('PART_STAGES', 0)} part stages"
+    stages = model.get("PART_STAGES", 0)
+    return "a part head" if model.get("PART_HEAD") else f"{stages} part stage{'' if stages == 1 else 's'}"
 
 
 def best_parts(report):

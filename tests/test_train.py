@@ -318,7 +318,7 @@ def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(trained_
         assert card.startswith("# model: a Convolutional Pose Machine of 14 joints (lsp14) and the parts drawn around")
     else:
         assert card.startswith("# model: a Convolutional Pose Machine of 14 joints (lsp14) with part segmentation")
-    assert "| learned (1 part stages) |" in card and "| drawn around the predicted joints |" in card
+    assert "| learned (1 part stage) |" in card and "| drawn around the predicted joints |" in card
     assert "Joints, in output order: head_top, neck, right_shoulder," in card
     assert "lsp" in card and "601-632: 32 people never trained on" in card and "- Weights: float" in card
     assert re.search(r"- Time to quality \(.*\): 80 % (at epoch \d+ \([\d.]+ h\)|not reached \(best [\d.]+ %, "
