@@ -314,6 +314,11 @@ def learned_parts(cfg):
     return bool(cfg.MODEL.PART_STAGES or cfg.MODEL.PART_HEAD)
 
 
+def part_layers(part_stages, part_head):
+    """The learned part layers of MODEL.PART_STAGES and MODEL.PART_HEAD, in words (model cards, benchmarks)."""
+    return "a part head" if part_head else f"{part_stages} part stage{'' if part_stages == 1 else 's'}"
+
+
 def build_config(preset="paper", overrides=(), base=None, keypoints=None):
     """The run's config: a preset (or ``base``, e.g. a loaded model's config, copied), the keypoint spec
     ``keypoints`` (a cpm.keypoints.KeypointSpec; a spec without part schemes trains no part stages), then

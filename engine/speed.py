@@ -16,7 +16,7 @@ import time
 import numpy as np
 
 from cpm import backend
-from cpm.config import build_config, learned_parts
+from cpm.config import build_config, learned_parts, part_layers
 from cpm.errors import UserError
 
 #: the probe's measurement: the network a default run trains, long enough to pass the first steps' kernel choices
@@ -28,7 +28,8 @@ def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, o
     batches of the shipped sample fed from memory, after ``warmup`` steps, in this process's backend.
 
     Returns:
-        {"train": s/step, "inference": s/batch, "parameters": int, "part_stages": int, "input_size": int}.
+        {"train": s/step, "inference": s/batch, "parameters": int, "parts": the learned part layers in words,
+        "input_size": int}.
     """
     import tensorflow as tf  # noqa: PLC0415  (the caller chose the backend before this import)
     from tensorpack.tfutils.tower import TowerContext  # noqa: PLC0415
@@ -67,7 +68,8 @@ def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, o
                 for _ in range(steps):
                     sess.run(fetch, fd)
                 times[name] = (time.perf_counter() - start) / steps
-    return {**times, "parameters": params, "part_stages": cfg.MODEL.PART_STAGES, "input_size": geometry.input_size}
+    parts = part_layers(cfg.MODEL.PART_STAGES, cfg.MODEL.PART_HEAD)
+    return {**times, "parameters": params, "parts": parts, "input_size": geometry.input_size}
 
 
 def measure_in(name, precision, env=None, **probe):

@@ -141,7 +141,7 @@ def bench_train(args):
                               warmup=args.warmup, overrides=overrides) for n in names}
     first = next(iter(rows.values()))
     print(f"model: preset {args.preset}, {first['input_size']}px input, {first['parameters']:,} parameters, batch "
-          f"{args.batch}, {args.precision}, {first['part_stages']} part stages, {os.cpu_count()} cores"
+          f"{args.batch}, {args.precision}, {first['parts']}, {os.cpu_count()} cores"
           + (f", instruction sets capped at {args.max_isa} (oneDNN and XLA; Eigen's are fixed at build)"
              if args.max_isa else ""))
     peer = dict(zip(("train", "inference"), args.peer or [], strict=False))

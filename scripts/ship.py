@@ -26,7 +26,7 @@ from cpm.checkpoint import (
     resolve_checkpoint,
     save_weights,
 )
-from cpm.config import learned_parts
+from cpm.config import learned_parts, part_layers
 from cpm.errors import UserError, run_main
 from cpm.files import staged, write_json
 from cpm.keypoints import LSP14, spec_of
@@ -39,12 +39,6 @@ from eval.network import open_network
 from eval.tf_network import TFNetwork
 
 MAX_FP16_LOSS = 0.001  # PCK@0.2 (a fraction): 0.1 point
-
-
-def _part_layers(model):
-    """The learned part layers a run's MODEL config trained, in words."""
-    stages = model.get("PART_STAGES", 0)
-    return "a part head" if model.get("PART_HEAD") else f"{stages} part stage{'' if stages == 1 else 's'}"
 
 
 def best_parts(report):
@@ -142,6 +136,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
     model's keypoint spec, ``folder`` the model folder's name; ``parts`` (MODEL.PARTS_FROM of the shipped model, the
     run's checkpoint's report with the part IoU of both flows)."""
     sessions = meta.get("sessions", [])
+    model = meta["config"]["MODEL"]
+    trained_parts = part_layers(model.get("PART_STAGES", 0), model.get("PART_HEAD", 0))
     cpus = sorted({s["cpu"] for s in sessions}) or ["not recorded (a run from before config.json kept sessions)"]
     precisions = sorted({str(s["precision"]) for s in sessions}) or [str(meta.get("precision"))]
     hours = shipped.get("train/hours")
@@ -169,7 +165,7 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         "## Training",
         f"- Data: trained on {train_text}; validated on {val_text}.",
         f"- Recipe: `--preset {meta['config']['PRESET']}` (docs/recipe.md): {meta['config']['DATA']['INPUT_SIZE']} px "
-        f"input, six belief stages and {_part_layers(meta['config']['MODEL'])}, batch "
+        f"input, six belief stages and {trained_parts}, batch "
         f"{meta['config']['TRAIN']['BATCH_SIZE']}, {meta['config']['TRAIN']['OPTIMIZER']} at "
         f"{meta['config']['TRAIN']['LR']}, {meta['config']['TRAIN']['LR_SCHEDULE']} schedule; precision "
         f"{', '.join(precisions)}.",
@@ -201,7 +197,7 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
                   "|---|" + "---|" * (len(report["per_limb"]) + 1),
                   "| strict PCP | " + " | ".join(pct(v) for v in report["per_limb"].values())
                   + f" | {pct(report['pcp'])} |"]
-    labels = {"learned": f"learned ({_part_layers(meta['config']['MODEL'])})",
+    labels = {"learned": f"learned ({trained_parts})",
               "skeleton": "drawn around the predicted joints"}
     flows = [(labels[f], k) for f, k in PART_FLOWS.items() if f"{k}part_iou" in parts[1]]
     if flows:
