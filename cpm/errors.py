@@ -14,6 +14,10 @@ class BadSample(UserError):
     """A record that cannot become a sample: its image is missing, empty, truncated or undecodable, or its joints are
     NaN or far outside the image. The message starts with the file's name."""
 
+    def why(self, name):
+        """The message without the leading ``name: ``: what a line that names the file itself says of it."""
+        return str(self).removeprefix(f"{name}: ")
+
 
 class Interrupted(Exception):
     """A run stopped by a signal (engine.resume.SignalStop): the message is printed as it is, and the process exits

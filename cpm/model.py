@@ -214,10 +214,11 @@ class CPMModel(ModelDesc):
                              kernel_initializer=_OUT_INIT)
             # plus the drawn skeleton's own logits, set up to give its labels: the head starts from them and learns
             # corrections (deep layers alone, given the drawing, stayed on the background prior)
+            kernel, bias = self._skeleton_logits()
             with _frozen_keypoints(True):  # fixed: the learned layers add the corrections
                 start = Conv2D("skeleton", drawn, self.num_parts + 2, 1, activation=tf.identity, use_bias=True,
-                               kernel_initializer=tf.compat.v1.constant_initializer(self._skeleton_logits()[0]),
-                               bias_initializer=tf.compat.v1.constant_initializer(self._skeleton_logits()[1]))
+                               kernel_initializer=tf.compat.v1.constant_initializer(kernel),
+                               bias_initializer=tf.compat.v1.constant_initializer(bias))
             return learned + start
 
     def _skeleton_logits(self):

@@ -103,18 +103,19 @@ class CropMapper:
             raise UserError(f"{record.image}: person mask is {full.shape}, image {tuple(image_shape[:2])}")
         return full
 
-    def part_targets(self, record, image_shape, m, joints):
+    def part_targets(self, record, image_shape, m, joints, use_mask=True):
         """(labels uint8 [N, N] on the part codec's grid, weight float32) of one person in a crop made with ``m``.
 
         ``joints`` are in crop px, relabelled if the crop is mirrored, so left and right parts follow the flip. A
-        person mask is warped with the same ``m``, then averaged onto the grid's cells.
+        person mask (unless not ``use_mask``: targets from the skeleton alone) is warped with the same ``m``, then
+        averaged onto the grid's cells.
         """
         pc = self.part_codec
         n = len(pc.grid)
         if not pc.complete(joints):
             return np.zeros((n, n), np.uint8), np.float32(0.0)
         mask = None
-        if record.mask is not None:
+        if record.mask is not None and use_mask:
             size = self.geometry.input_size
             mask = warp_mask(self.person_mask(record, image_shape), m, size)
             if n != size:

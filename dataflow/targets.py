@@ -165,10 +165,9 @@ class PartCodec:
         joints = np.asarray(joints, dtype=np.float64)
         n = len(self.grid)
         out = np.full((self.num_parts, n, n), np.inf, dtype=np.float32)
-        reach = max((r for p in self.parts for _, _, r in p.bones), default=0.0) * self.width * person_size
+        reach = np.inf if everywhere else \
+            max((r for p in self.parts for _, _, r in p.bones), default=0.0) * self.width * person_size
         xy = joints[self.needed, :2]
-        if everywhere:
-            reach = np.inf
         rows = np.flatnonzero((self.grid >= xy[:, 1].min() - reach) & (self.grid <= xy[:, 1].max() + reach))
         cols = np.flatnonzero((self.grid >= xy[:, 0].min() - reach) & (self.grid <= xy[:, 0].max() + reach))
         if not len(rows) or not len(cols):

@@ -295,7 +295,7 @@ def write_tfrecord(records, out, unreadable=None):
             except BadSample as e:
                 if unreadable is None:
                     raise
-                unreadable[str(image)] = str(e).removeprefix(f"{image}: ")
+                unreadable[str(image)] = e.why(image)
                 continue
             writer.write(example.SerializeToString())
             written += 1

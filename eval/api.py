@@ -98,8 +98,8 @@ class PoseEstimator:
                 raise UserError(f"parts from learned: {self.weights} has no learned part output (no part stages "
                                 f"nor part head); parts from skeleton draws them around its joints")
             parts_from = "skeleton"
-        self.parts_from = parts_from if (learned if parts_from == "learned" else drawn) else None
-        names = (learned if parts_from == "learned" else drawn) if self.parts_from else None
+        names = learned if parts_from == "learned" else drawn
+        self.parts_from = parts_from if names else None
         self.part_names = list(names[:-1]) if names else None  # the last name is the whole body's
         self.detected = None
 

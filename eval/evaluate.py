@@ -2,7 +2,7 @@
 import os
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 from tqdm import tqdm
@@ -58,7 +58,7 @@ def read_or_note(image, unreadable):
     except BadSample as e:
         if unreadable is None:
             raise
-        unreadable[str(image)] = str(e).removeprefix(f"{image}: ")
+        unreadable[str(image)] = e.why(image)
         return None
 
 
@@ -76,28 +76,29 @@ class PartScores:
             self.flows["learned"] = predictor.part_names
         if predictor.drawn_part_names:
             self.flows["skeleton"] = predictor.drawn_part_names
-        codec = predictor.geometry.part_codec(dense=True, drawn=True)
-        self.mapper = CropMapper(records, predictor.geometry, part_codec=codec) if self.flows else None
+        self.mapper = CropMapper(records, predictor.geometry, part_codec=predictor.drawn_codec) if self.flows else None
         self.counts = {f: (np.zeros(len(n), np.int64), np.zeros(len(n), np.int64)) for f, n in self.flows.items()}
         self.silhouette = dict.fromkeys(self.flows, (0, 0))  # flow: (intersection, union) of body and person mask
         self.people = self.silhouette_people = 0
 
-    def add(self, record, image_shape, joints, stages=None):
+    def add(self, record, image_shape, joints, stages=None, m=None, valid=None):
         """Count one person: ``joints`` [K, >=2] predicted in original px (NaN: a miss, every part background),
-        ``stages`` the learned (labels, body) in the evaluation crop's px, if any. The part targets are drawn from
-        the skeleton alone (a person mask would shape them: it is scored apart); people without every part's joints
-        annotated are left out of part IoU (the target's place is unknown), not of the silhouette's."""
+        ``stages`` the learned (labels, body) in the evaluation crop's px, if any; ``m`` and ``valid``, the
+        evaluation crop's affine and shown pixels where the caller has them (PosePredictor.crop_views). The part
+        targets are drawn from the skeleton alone (a person mask would shape them: it is scored apart); people
+        without every part's joints annotated are left out of part IoU (the target's place is unknown), not of the
+        silhouette's."""
         if not self.flows:
             return
         size = self.predictor.geometry.input_size
-        m = self.predictor.geometry.affine(record.center, record.scale)
-        drawn_only = replace(record, mask=None) if record.mask is not None else record
-        target, weight = self.mapper.part_targets(drawn_only, image_shape, m, transform_joints(m, record.joints))
+        m = self.predictor.geometry.affine(record.center, record.scale) if m is None else m
+        target, weight = self.mapper.part_targets(record, image_shape, m, transform_joints(m, record.joints),
+                                                  use_mask=False)
         silhouette = None if record.mask is None else warp_mask(self.mapper.person_mask(record, image_shape), m,
                                                                 size) > 0
         if weight == 0 and silhouette is None:
             return
-        valid = image_mask(image_shape, m, size) != 0
+        valid = (image_mask(image_shape, m, size) if valid is None else np.asarray(valid)) != 0
         missed = not np.isfinite(joints).all()
         nothing = (np.zeros((size, size), np.uint8), np.zeros((size, size), bool))
         for flow, names in self.flows.items():
@@ -163,7 +164,7 @@ def predict_records(predictor, records, batch_people=8, progress=True, unreadabl
                 pred[i] = predictor.decode(beliefs[k * per:(k + 1) * per], base, valid)[0]
                 stages = None if part_maps is None else predictor.decode_parts(part_maps[k * per:(k + 1) * per],
                                                                                valid)
-                parts.add(r, image.shape, pred[i], stages)
+                parts.add(r, image.shape, pred[i], stages, base, valid)
     return pred, time.perf_counter() - start, parts
 
 
@@ -263,9 +264,10 @@ def format_match(info):
             f"detection (posed whole)")
 
 
-def evaluate(pred, records, geometry):
+def evaluate(pred, records, geometry, extra=()):
     """The full report of ``pred`` [N, K, >=2] (original px) against ``records``, for a model of ``geometry``
-    (dataflow.geometry.Geometry: the keypoint spec's metrics, its crops for within-25-px).
+    (dataflow.geometry.Geometry: the keypoint spec's metrics, its crops for within-25-px); ``extra``: people found
+    that match no annotated one, false positives to AP (eval.cocoeval.keypoint_ap).
 
     Returns:
         eval.metrics.pose_scores' report plus "pckh@0.5" (mean over the spec's joints less its pckh_exclude) and
@@ -283,7 +285,7 @@ def evaluate(pred, records, geometry):
         report["pckh@0.5"] = mean_scored(pckh[:, kept])
         report["per_joint_pckh"] = {name: mean_scored(pckh[:, k]) for k, name in enumerate(spec.names)}
     if spec.metric == "ap":
-        report.update(keypoint_ap(pred, records, spec))
+        report.update(keypoint_ap(pred, records, spec, extra=extra))
     affines = geometry.affines(records)
     pred_crop = np.stack([apply_affine(m, p[:, :2]) for m, p in zip(affines, pred, strict=True)])
     gt_crop = np.stack([apply_affine(m, g) for m, g in zip(affines, gt, strict=True)])
@@ -339,7 +341,7 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True, car
     Returns:
         Evaluation.
     """
-    match = None
+    match, unmatched = None, ()
     unreadable = {} if carry_on else None
     records = map_records(records, predictor.geometry.spec)
     if estimator is not None:
@@ -347,13 +349,12 @@ def score(predictor, records, batch_people=8, estimator=None, progress=True, car
         pred, seconds, match, unmatched = predict_detected(estimator, records, progress, unreadable, parts)
     else:
         pred, seconds, parts = predict_records(predictor, records, batch_people, progress, unreadable)
-    report = evaluate(pred, records, predictor.geometry)
+    # the people found that match nobody count against AP, as COCO counts them
+    report = evaluate(pred, records, predictor.geometry, extra=unmatched)
     if carry_on:
         report["unreadable"] = unreadable
     if match is not None:
         report["match"] = match
-        if "ap" in report and unmatched:  # the people found that match nobody count against AP, as COCO counts them
-            report.update(keypoint_ap(pred, records, predictor.geometry.spec, extra=unmatched))
     report.update(parts.report())
     return Evaluation(pred, report, seconds, len({r.image for r in records}))
 

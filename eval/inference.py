@@ -100,7 +100,8 @@ class PosePredictor:
 
     Attributes:
         geometry; spec (its keypoint spec); codec (its belief codec); part_names (None without part stages);
-        drawn_part_names (the skeleton's parts, drawn_parts; None where the keypoint spec has no part scheme).
+        drawn_part_names (the skeleton's parts, drawn_parts; None where the keypoint spec has no part scheme);
+        drawn_codec (the PartCodec on every crop pixel that draws them, or None).
     """
 
     def __init__(self, cfg, weights=None, precision="fp32", zooms=(1.0,), flip=False, *, network=None,
@@ -111,7 +112,7 @@ class PosePredictor:
         self.views = [(z, f) for z in zooms for f in ((False, True) if flip else (False,))]
         self.part_names = self.geometry.part_names
         self.drawn_part_names = self.geometry.drawn_part_names
-        self._drawn_codec = self.geometry.part_codec(dense=True, drawn=True)
+        self.drawn_codec = self.geometry.part_codec(dense=True, drawn=True)
         self.network = network if network is not None else open_network(cfg, weights, precision, self.geometry)
 
     def locate(self, image, center, scale, stage=None, zooms=(1.0,)):
@@ -157,7 +158,7 @@ class PosePredictor:
         """
         xy = apply_affine(base_affine, np.asarray(joints, np.float64)[:, :2])
         extent = float((xy.max(axis=0) - xy.min(axis=0)).max())
-        labels = self._drawn_codec.encode(np.c_[xy, np.ones(len(xy))], max(extent, 1.0))
+        labels = self.drawn_codec.encode(np.c_[xy, np.ones(len(xy))], max(extent, 1.0))
         labels = np.where(np.asarray(valid) != 0, labels, 0).astype(np.uint8)
         return labels, labels > 0
 
@@ -200,8 +201,10 @@ class PosePredictor:
         joints, fused = self.decode(beliefs, base, valid)
         if parts is None:
             return joints, fused, None
-        labels, body = self.decode_parts(part_maps, valid) if parts == "learned" else \
-            self.drawn_parts(joints, base, valid)
+        if parts == "skeleton":  # the drawn body is the drawn parts' union: one warp
+            labels = labels_to_original(self.drawn_parts(joints, base, valid)[0], base, image.shape)
+            return joints, fused, (labels, labels > 0)
+        labels, body = self.decode_parts(part_maps, valid)
         return joints, fused, (labels_to_original(labels, base, image.shape),
                                labels_to_original(body.astype(np.uint8), base, image.shape) > 0)
 

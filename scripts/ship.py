@@ -12,7 +12,7 @@ per joint, PCP per limb, part IoU. The folder is built under a temporary name be
 model that was there as it was.
 """
 import argparse
-import json
+import copy
 import os
 import tempfile
 
@@ -240,24 +240,25 @@ def main():
     full, predictor = score_weights(cfg, weights, records)
     parts_from = best_parts(full)
     variables = predictor.network.variables()
-    with open(os.path.join(args.run, CONFIG_FILE)) as f:
-        model_meta = json.load(f)
+    model_meta = copy.deepcopy(meta)  # the run's config.json, as the model folder's
     model_meta["config"]["MODEL"]["PARTS_FROM"] = parts_from
-    if parts_from == "skeleton" and learned_parts(cfg):  # a model carries no layer it does not use
+    stripped = parts_from == "skeleton" and learned_parts(cfg)
+    if stripped:  # a model carries no layer it does not use
         model_meta["config"]["MODEL"].update(PART_STAGES=0, PART_HEAD=0, FREEZE_KEYPOINTS=False)
         variables = {k: v for k, v in variables.items() if not k.startswith("part")}
     with tempfile.TemporaryDirectory() as tmp:  # the float16 copy, scored as it would be shipped
         write_model(tmp, model_meta, variables, fp16=True)
-        half_weights, half_cfg = resolve_checkpoint(os.path.join(tmp, WEIGHTS_FILE))
-        half, _ = score_weights(half_cfg, half_weights, records)
+        half_weights, shipped_cfg = resolve_checkpoint(os.path.join(tmp, WEIGHTS_FILE))
+        half, _ = score_weights(shipped_cfg, half_weights, records)
     delta = half["pck@0.2"] - full["pck@0.2"]
     fp16 = abs(delta) < MAX_FP16_LOSS
     # the folder is built under a temporary name and swapped in whole: models/ never holds half a model
     with staged(args.out, folder=True) as out:
         write_model(out, model_meta, variables, fp16)
-        shipped_cfg = resolve_checkpoint(os.path.join(out, WEIGHTS_FILE))[1]
-        with open(os.path.join(out, LITE_FILE), "wb") as f:  # what predict.py runs, without TensorFlow
-            f.write(TFNetwork(shipped_cfg, os.path.join(out, WEIGHTS_FILE)).tflite(fp16=fp16))
+        # what predict.py runs, without TensorFlow; a stripped model's graph is the smaller one
+        network = TFNetwork(shipped_cfg, os.path.join(out, WEIGHTS_FILE)) if stripped else predictor.network
+        with open(os.path.join(out, LITE_FILE), "wb") as f:
+            f.write(network.tflite(fp16=fp16))
         record_lite_model(out)
         history, runs = run.history()
         plot_curve(history, next(s for s in history if s["run"] is None and s["global_step"] == shipped["global_step"]),
