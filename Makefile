@@ -13,7 +13,7 @@ PORT ?= 6006
 # decay. Needs the datasets: LSP=DIR LSPET=DIR say where they are.
 PRECISION ?= $(shell grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo bf16 || echo fp32)
 
-.PHONY: setup train test tensorboard campaign campaign-snapshot clean-venv
+.PHONY: setup train test tensorboard campaign campaign-snapshot lsp-fast clean-venv
 
 setup: $(STAMP)
 
@@ -56,6 +56,17 @@ campaign: $(STAMP)
 		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
 		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(CAMPAIGN) \
 		--config $(CAMPAIGN_CONFIG) $(ARGS)
+
+# `make lsp-fast`: the from-scratch recipe of docs/recipe.md's round 4 (`--preset lsp-fast`, 26 epochs), niced, in
+# checkpoints/lsp-fast, on the campaign's data; re-running it resumes. LSP=DIR LSPET=DIR as for the campaign.
+FAST := checkpoints/lsp-fast
+
+lsp-fast: $(STAMP)
+	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
+		echo "make lsp-fast needs the datasets: make lsp-fast LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
+	nice -n 19 $(PY) scripts/train.py --preset lsp-fast --precision $(PRECISION) \
+		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
+		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(FAST) $(ARGS)
 
 campaign-snapshot:
 	$(PY) -c "from engine.rundir import RunDir; print(*RunDir('$(CAMPAIGN)').snapshot('$(SNAPSHOT)'))"

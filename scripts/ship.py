@@ -31,6 +31,7 @@ from cpm.errors import UserError, run_main
 from cpm.files import staged, write_json
 from cpm.keypoints import LSP14, spec_of
 from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
+from engine.progress import QUALITY_LEVELS, time_to_quality
 from engine.rundir import RunDir
 from eval.evaluate import score
 from eval.inference import PosePredictor
@@ -99,29 +100,6 @@ def metric_of(spec, report):
 
 def folder_name(path):
     return os.path.basename(os.path.normpath(path))
-
-
-QUALITY_LEVELS = (0.80, 0.85)  # validation PCK@0.2 levels whose training time the card reports (issue 24)
-
-
-def time_to_quality(stats, levels=QUALITY_LEVELS):
-    """'80 % at epoch 49 (5.22 h); 85 % not reached (best 81.8 %, epoch 57, 6.00 h)': the first epoch report at or above
-    each level of validation PCK@0.2, with the run's training hours then (stats.json's ``train/hours``)."""
-    scored = [s for s in stats if "val/pck@0.2" in s]
-    best = max(scored, key=lambda s: s["val/pck@0.2"], default=None)
-    parts = []
-    for level in levels:
-        first = next((s for s in scored if s["val/pck@0.2"] >= level), None)
-        if first is not None:
-            hours = f" ({first['train/hours']:.2f} h)" if "train/hours" in first else ""
-            parts.append(f"{100 * level:.0f} % at epoch {first['epoch_num']}{hours}")
-        elif best is not None:
-            hours = f", {best['train/hours']:.2f} h" if "train/hours" in best else ""
-            parts.append(f"{100 * level:.0f} % not reached (best {100 * best['val/pck@0.2']:.1f} %, epoch "
-                         f"{best['epoch_num']}{hours})")
-        else:
-            parts.append(f"{100 * level:.0f} % not reached (no validation)")
-    return "; ".join(parts)
 
 
 #: How the card names each standard figure (cpm.keypoints.METRICS)

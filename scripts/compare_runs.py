@@ -1,0 +1,102 @@
+"""Time to quality of training runs side by side: the epochs and hours each took to reach levels of validation PCK@0.2.
+
+    python scripts/compare_runs.py checkpoints/lsp-campaign-snapshot checkpoints/lsp-campaign2-snapshot \
+        checkpoints/lsp-fast --name "campaign 1" "campaign 2" lsp-fast --out-plot docs/images/time_to_quality.png
+
+Reads each run's stats.json (the epoch reports) continued from the runs its weights came from (``--load``, where that
+run directory is still at hand: engine.rundir.RunDir.history), so epochs and hours count from scratch. Prints a
+markdown table: per level, the first epoch report at or above it, with the training hours then (``train/hours``,
+wall-clock time of the training processes, pauses left out) and the best report. ``--out-plot`` draws validation PCK@0.2
+against epochs and against hours, the levels as lines.
+"""
+import argparse
+
+from cpm.errors import UserError, run_main
+from cpm.files import staged
+from engine.cli import add_output_argument, add_verbose_argument, apply_verbosity, prepare_outputs
+from engine.progress import best_of, first_at
+from engine.rundir import RunDir
+
+
+def histories(paths):
+    """{run folder: its validated epoch reports from scratch, oldest first}."""
+    out = {}
+    for path in paths:
+        run = RunDir(path)
+        if not run.stats():
+            raise UserError(f"{path}: no stats.json with epoch reports (not a run directory?)")
+        out[path] = run.history()[0]
+    return out
+
+
+def table(named, levels):
+    """The markdown table's lines: a row per run; per level 'epoch E, H h' or 'not reached'; the best report."""
+    head = ["run", "epochs run"] + [f"{100 * lv:g} %" for lv in levels] + ["best (epoch)"]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for name, stats in named.items():
+        cells = [name, str(stats[-1]["epoch_num"])]
+        for level in levels:
+            first = first_at(stats, level)
+            cells.append("not reached" if first is None else f"epoch {first['epoch_num']}"
+                         + (f", {first['train/hours']:.2f} h" if "train/hours" in first else ""))
+        best = best_of(stats)
+        cells.append(f"{100 * best['val/pck@0.2']:.1f} % ({best['epoch_num']})")
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def plot(named, levels, path):
+    """Validation PCK@0.2 against epochs (left) and training hours (right), one line per run (faint where it is the
+    history of a run it continues), the levels grey."""
+    import matplotlib  # noqa: PLC0415
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt  # noqa: PLC0415
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
+    for ax, key, label in ((axes[0], "epoch_num", "epochs (passes over the training people)"),
+                           (axes[1], "train/hours", "training hours")):
+        for name, stats in named.items():
+            timed = [s for s in stats if key in s]
+            inherited = [s for s in timed if s["run"] is not None]  # the runs it continues: faint, under its own
+            own = inherited[-1:] + [s for s in timed if s["run"] is None]
+            line, = ax.plot([s[key] for s in own], [100 * s["val/pck@0.2"] for s in own], ".-", label=name)
+            ax.plot([s[key] for s in inherited], [100 * s["val/pck@0.2"] for s in inherited], "-",
+                    color=line.get_color(), alpha=0.3)
+        for level in levels:
+            ax.axhline(100 * level, color="grey", linewidth=0.8, alpha=0.6)
+        ax.set(xlabel=label, ylim=(20, 90))
+        ax.grid(alpha=0.3)
+    axes[0].set(ylabel="validation PCK@0.2 (%)")
+    axes[1].legend(loc="lower right")
+    with staged(path) as tmp:
+        fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
+    plt.close(fig)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("runs", nargs="+", help="run directories (or their snapshots)")
+    parser.add_argument("--name", nargs="+", help="a name per run for the table and the plot (default: the folders)")
+    parser.add_argument("--levels", default="75,80,85", help="validation PCK@0.2 levels in %% (default 75,80,85)")
+    add_output_argument(parser, "plot", "write the curves as this PNG", aliases=["--plot"])
+    add_verbose_argument(parser)
+    args = parser.parse_args()
+    apply_verbosity(args)
+    names = args.name or args.runs
+    if len(names) != len(args.runs):
+        raise UserError(f"--name gives {len(names)} names for {len(args.runs)} runs")
+    try:
+        levels = [float(v) / 100 for v in args.levels.split(",")]
+    except ValueError:
+        raise UserError(f"--levels {args.levels!r}: expected percentages separated by commas, e.g. 75,80,85") from None
+    prepare_outputs(args)
+    named = dict(zip(names, histories(args.runs).values(), strict=True))
+    print("\n".join(table(named, levels)))
+    if args.out_plot:
+        plot(named, levels, args.out_plot)
+        print(f"wrote {args.out_plot}")
+
+
+if __name__ == "__main__":
+    run_main(main)
