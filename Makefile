@@ -13,7 +13,7 @@ PORT ?= 6006
 # decay. Needs the datasets: LSP=DIR LSPET=DIR say where they are.
 PRECISION ?= $(shell grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo bf16 || echo fp32)
 
-.PHONY: setup train test tensorboard campaign campaign-snapshot lsp-fast clean-venv
+.PHONY: setup train test tensorboard campaign campaign-snapshot lsp-fast campaign3 clean-venv
 
 setup: $(STAMP)
 
@@ -67,6 +67,28 @@ lsp-fast: $(STAMP)
 	nice -n 19 $(PY) scripts/train.py --preset lsp-fast --precision $(PRECISION) \
 		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
 		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(FAST) $(ARGS)
+
+# `make campaign3`: campaign 3, the lsp-fast run's weights (`make lsp-fast` first) trained on with a fresh cosine from
+# 3e-4 over 26 more epochs, as campaign 2 continued campaign 1; niced, in checkpoints/lsp-campaign3, resumes.
+# `make campaign-snapshot CAMPAIGN=checkpoints/lsp-campaign3` snapshots it.
+CAMPAIGN3 := checkpoints/lsp-campaign3
+CAMPAIGN3_CONFIG := TRAIN.EPOCHS=26 TRAIN.LR=3e-4
+
+campaign3: $(STAMP)
+	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
+		echo "make campaign3 needs the datasets: make campaign3 LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
+	@if [ ! -f $(CAMPAIGN3)/checkpoint ] && [ -f $(CAMPAIGN3)-snapshot/checkpoint ]; then \
+		echo "resuming campaign 3 from $(CAMPAIGN3)-snapshot"; mkdir -p $(CAMPAIGN3) && cp $(CAMPAIGN3)-snapshot/* $(CAMPAIGN3)/; fi
+	@# it starts from the finished lsp-fast run: a run still training has not decayed yet
+	@test -f $(CAMPAIGN3)/checkpoint || $(PY) -c "from engine.rundir import RunDir; import sys; r = RunDir('$(FAST)'); \
+		done = r.has_config() and r.last('epoch_num', 0) >= r.read_meta()['config']['TRAIN']['EPOCHS']; \
+		sys.exit(0 if done else 'campaign 3 starts from the finished lsp-fast run in $(FAST), which is not there ' \
+		'or not finished: make lsp-fast first')"
+	load=$$(test -f $(CAMPAIGN3)/checkpoint || echo --load $(FAST)); \
+	nice -n 19 $(PY) scripts/train.py --preset lsp-fast --precision $(PRECISION) $$load \
+		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
+		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(CAMPAIGN3) \
+		--config $(CAMPAIGN3_CONFIG) $(ARGS)
 
 campaign-snapshot:
 	$(PY) -c "from engine.rundir import RunDir; print(*RunDir('$(CAMPAIGN)').snapshot('$(SNAPSHOT)'))"

@@ -141,6 +141,7 @@ def get_config(preset="paper"):
         paper: the CPM release's six-stage VGG-trunk network at 368 px, trained as in the release.
         cpu:   the same structure, narrower, at 184 px, with batch norm and Adam: learns on 2 CPU cores in minutes.
         lsp:   the cpu network trained as the shipped LSP model was (LSPET + LSP, a long run with a cosine decay).
+        lsp-fast: wider belief stages, no part stages, one cosine over 26 epochs with campaign 2's augmentation.
     """
     if preset not in PRESETS:
         raise ConfigError(f"unknown preset {preset!r}; choose from {', '.join(PRESETS)}")
@@ -182,10 +183,10 @@ PRESETS["lsp"] = {
     "TRAIN.LR_SCHEDULE": "cosine",
     "TRAIN.COSINE_START_EPOCH": 40,
 }
-# The from-scratch recipe that reaches a good model sooner (docs/recipe.md, round 4): stages twice as wide (more
-# learnt per image seen: round 3 matched the baseline in two thirds of its steps), no part stages (the shipped model
-# paints the parts drawn around its joints; a step is a sixth shorter), one cosine over the whole run, and campaign
-# 2's frame cut and photometric augmentation from the start.
+# The from-scratch recipe meant to reach a good model in half campaign 1's training (docs/recipe.md, round 4):
+# stages twice as wide (more learnt per image seen: round 3 matched the baseline in two thirds of its steps), no part
+# stages (the shipped model paints the parts drawn around its joints; a step is a sixth shorter), one cosine over the
+# whole run, and campaign 2's frame cut and photometric augmentation from the start.
 PRESETS["lsp-fast"] = {
     **PRESETS["lsp"],
     "MODEL.STAGE_WIDTH": 64,
@@ -332,7 +333,9 @@ def learned_parts(cfg):
 
 def part_layers(part_stages, part_head):
     """The learned part layers of MODEL.PART_STAGES and MODEL.PART_HEAD, in words (model cards, benchmarks)."""
-    return "a part head" if part_head else f"{part_stages} part stage{'' if part_stages == 1 else 's'}"
+    if part_head:
+        return "a part head"
+    return f"{part_stages} part stage{'' if part_stages == 1 else 's'}" if part_stages else "no part layers"
 
 
 def build_config(preset="paper", overrides=(), base=None, keypoints=None):

@@ -1,31 +1,41 @@
 """Time to quality of training runs side by side: the epochs and hours each took to reach levels of validation PCK@0.2.
 
-    python scripts/compare_runs.py checkpoints/lsp-campaign-snapshot checkpoints/lsp-campaign2-snapshot \
+    python scripts/compare_runs.py checkpoints/lsp-campaign-snapshot checkpoints/lsp-campaign2-snapshot \\
         checkpoints/lsp-fast --name "campaign 1" "campaign 2" lsp-fast --out-plot docs/images/time_to_quality.png
 
 Reads each run's stats.json (the epoch reports) continued from the runs its weights came from (``--load``, where that
 run directory is still at hand: engine.rundir.RunDir.history), so epochs and hours count from scratch. Prints a
 markdown table: per level, the first epoch report at or above it, with the training hours then (``train/hours``,
 wall-clock time of the training processes, pauses left out) and the best report. ``--out-plot`` draws validation PCK@0.2
-against epochs and against hours, the levels as lines.
+against epochs and against hours, the levels as lines. An epoch is the run's own (TRAIN.STEPS_PER_EPOCH; one pass
+over the training people when 0): compare runs whose epochs see as many images.
 """
 import argparse
+import os
 
 from cpm.errors import UserError, run_main
 from cpm.files import staged
 from engine.cli import add_output_argument, add_verbose_argument, apply_verbosity, prepare_outputs
-from engine.progress import best_of, first_at
+from engine.progress import QUALITY_LEVELS, best_of, first_at
 from engine.rundir import RunDir
 
 
-def histories(paths):
-    """{run folder: its validated epoch reports from scratch, oldest first}."""
-    out = {}
-    for path in paths:
+def histories(paths, names):
+    """[(name, that run's validated epoch reports from scratch, oldest first)], in the order given."""
+    seen = set()
+    for name in names:
+        if name in seen:
+            raise UserError(f"the run name {name!r} is given twice (--name names each run once)")
+        seen.add(name)
+    out = []
+    for name, path in zip(names, paths, strict=True):
         run = RunDir(path)
         if not run.stats():
             raise UserError(f"{path}: no stats.json with epoch reports (not a run directory?)")
-        out[path] = run.history()[0]
+        stats = run.history()[0]
+        if not stats:
+            raise UserError(f"{path}/stats.json has no validation yet")
+        out.append((name, stats))
     return out
 
 
@@ -33,7 +43,7 @@ def table(named, levels):
     """The markdown table's lines: a row per run; per level 'epoch E, H h' or 'not reached'; the best report."""
     head = ["run", "epochs run"] + [f"{100 * lv:g} %" for lv in levels] + ["best (epoch)"]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
-    for name, stats in named.items():
+    for name, stats in named:
         cells = [name, str(stats[-1]["epoch_num"])]
         for level in levels:
             first = first_at(stats, level)
@@ -56,7 +66,7 @@ def plot(named, levels, path):
     fig, axes = plt.subplots(1, 2, figsize=(11, 4), sharey=True)
     for ax, key, label in ((axes[0], "epoch_num", "epochs (passes over the training people)"),
                            (axes[1], "train/hours", "training hours")):
-        for name, stats in named.items():
+        for name, stats in named:
             timed = [s for s in stats if key in s]
             inherited = [s for s in timed if s["run"] is not None]  # the runs it continues: faint, under its own
             own = inherited[-1:] + [s for s in timed if s["run"] is None]
@@ -65,12 +75,12 @@ def plot(named, levels, path):
                     color=line.get_color(), alpha=0.3)
         for level in levels:
             ax.axhline(100 * level, color="grey", linewidth=0.8, alpha=0.6)
-        ax.set(xlabel=label, ylim=(20, 90))
+        ax.set(xlabel=label, ylim=(0, 100))
         ax.grid(alpha=0.3)
     axes[0].set(ylabel="validation PCK@0.2 (%)")
     axes[1].legend(loc="lower right")
-    with staged(path) as tmp:
-        fig.savefig(tmp, dpi=90, bbox_inches="tight", format="png")
+    with staged(path) as tmp:  # the temporary name's extension is not the format's
+        fig.savefig(tmp, dpi=90, bbox_inches="tight", format=os.path.splitext(path)[1][1:] or "png")
     plt.close(fig)
 
 
@@ -78,8 +88,9 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("runs", nargs="+", help="run directories (or their snapshots)")
     parser.add_argument("--name", nargs="+", help="a name per run for the table and the plot (default: the folders)")
-    parser.add_argument("--levels", default="75,80,85", help="validation PCK@0.2 levels in %% (default 75,80,85)")
-    add_output_argument(parser, "plot", "write the curves as this PNG", aliases=["--plot"])
+    default = ",".join(f"{100 * v:g}" for v in QUALITY_LEVELS)
+    parser.add_argument("--levels", default=default, help=f"validation PCK@0.2 levels in %% (default {default})")
+    add_output_argument(parser, "plot", "write the curves as this image (PNG; .pdf or .svg by the name)")
     add_verbose_argument(parser)
     args = parser.parse_args()
     apply_verbosity(args)
@@ -89,9 +100,12 @@ def main():
     try:
         levels = [float(v) / 100 for v in args.levels.split(",")]
     except ValueError:
-        raise UserError(f"--levels {args.levels!r}: expected percentages separated by commas, e.g. 75,80,85") from None
+        levels = []
+    if not levels or not all(0 < v <= 1 for v in levels):
+        raise UserError(f"--levels {args.levels!r}: expected percentages in (0, 100] separated by commas, "
+                        "e.g. 75,80,85")
     prepare_outputs(args)
-    named = dict(zip(names, histories(args.runs).values(), strict=True))
+    named = histories(args.runs, names)
     print("\n".join(table(named, levels)))
     if args.out_plot:
         plot(named, levels, args.out_plot)

@@ -143,7 +143,8 @@ def card(run_dir, meta, stats, shipped, report, fp16, delta, train_text, val_tex
         "## Training",
         f"- Data: trained on {train_text}; validated on {val_text}.",
         f"- Recipe: `--preset {meta['config']['PRESET']}` (docs/recipe.md): {meta['config']['DATA']['INPUT_SIZE']} px "
-        f"input, {model.get('STAGES', 6)} belief stages of {model['STAGE_WIDTH']} channels and {trained_parts}, batch "
+        f"input, {model['STAGES']} belief stages ({model['STAGE_WIDTH']} channels from stage 2) and {trained_parts}, "
+        f"batch "
         f"{meta['config']['TRAIN']['BATCH_SIZE']}, {meta['config']['TRAIN']['OPTIMIZER']} at "
         f"{meta['config']['TRAIN']['LR']}, {meta['config']['TRAIN']['LR_SCHEDULE']} schedule; precision "
         f"{', '.join(precisions)}.",

@@ -40,7 +40,12 @@ def test_compare_runs_table_and_plot(tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_compare_runs_refuses_a_folder_without_reports(tmp_path):
+def test_compare_runs_refuses_folders_without_validations_and_names_twice(tmp_path):
     proc = run("compare_runs.py", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path}: no stats.json with epoch reports " \
                                                             "(not a run directory?)"
+    unvalidated = _run_folder(tmp_path, "early", [{"epoch_num": 1, "global_step": 10, "cost": 1.0}])
+    proc = run("compare_runs.py", unvalidated)
+    assert proc.returncode == 2 and proc.stderr.strip() == f"error: {unvalidated}/stats.json has no validation yet"
+    proc = run("compare_runs.py", unvalidated, unvalidated)
+    assert proc.returncode == 2 and "is given twice" in proc.stderr

@@ -321,7 +321,7 @@ def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(trained_
     assert "| learned (1 part stage) |" in card and "| drawn around the predicted joints |" in card
     assert "Joints, in output order: head_top, neck, right_shoulder," in card
     assert "lsp" in card and "601-632: 32 people never trained on" in card and "- Weights: float" in card
-    assert re.search(r"- Time to quality \(.*\): 80 % (at epoch \d+ \([\d.]+ h\)|not reached \(best [\d.]+ %, "
+    assert re.search(r"- Time to quality \(.*\): 75 % .*; 80 % (at epoch \d+ \([\d.]+ h\)|not reached \(best [\d.]+ %, "
                      r"epoch \d+(, [\d.]+ h)?\)); 85 % ", card)
 
 
