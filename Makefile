@@ -69,10 +69,10 @@ lsp-fast: $(STAMP)
 		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(FAST) $(ARGS)
 
 # `make campaign3`: campaign 3, the lsp-fast run's weights (`make lsp-fast` first) trained on with a fresh cosine from
-# 3e-4 over 26 more epochs, as campaign 2 continued campaign 1; niced, in checkpoints/lsp-campaign3, resumes.
+# 5e-4 over 40 more epochs, as campaign 2 continued campaign 1; niced, in checkpoints/lsp-campaign3, resumes.
 # `make campaign-snapshot CAMPAIGN=checkpoints/lsp-campaign3` snapshots it.
 CAMPAIGN3 := checkpoints/lsp-campaign3
-CAMPAIGN3_CONFIG := TRAIN.EPOCHS=26 TRAIN.LR=3e-4
+CAMPAIGN3_CONFIG := TRAIN.EPOCHS=40 TRAIN.LR=5e-4
 
 campaign3: $(STAMP)
 	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
