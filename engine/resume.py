@@ -219,6 +219,7 @@ SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 _fork_hook = False
+_active_stops = []  # the SignalStops whose handlers are installed (a process may train more than once)
 
 
 def descendants(pid):
@@ -247,9 +248,13 @@ def alive(pid):
 
 
 def _default_signals_in_child():
-    """A forked data worker does not inherit SignalStop's handlers: it ignores Ctrl-C (the trainer stops it, as
-    tensorpack intends) and ends on SIGTERM or SIGHUP (tensorpack's clean-up, a scheduler signalling every process,
-    a closed terminal)."""
+    """A data worker forked while a run trains does not inherit SignalStop's handlers: it ignores Ctrl-C (the trainer
+    stops it, as tensorpack intends) and ends on SIGTERM or SIGHUP (tensorpack's clean-up, a scheduler signalling
+    every process, a closed terminal). Outside training a fork is left alone: an ignored SIGINT would survive an
+    exec, and a program started later by the same process (a test suite's, a notebook's) could not be stopped by
+    Ctrl-C."""
+    if not _active_stops:
+        return
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     for s in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(s) is not signal.SIG_IGN:
@@ -276,6 +281,7 @@ class SignalStop(RunStopper):
         # a signal ignored at the start stays ignored (SIGHUP under nohup)
         self._signals = [s for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
         self._previous = {s: signal.signal(s, self._handle) for s in self._signals}
+        _active_stops.append(self)
         global _fork_hook
         if not _fork_hook:
             os.register_at_fork(after_in_child=_default_signals_in_child)
@@ -317,6 +323,8 @@ class SignalStop(RunStopper):
 
     def restore(self):
         """Put back the handlers that were there before (once training is over)."""
+        if self in _active_stops:
+            _active_stops.remove(self)
         if self.signum is None:
             for s, handler in self._previous.items():
                 signal.signal(s, handler)

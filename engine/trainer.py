@@ -302,54 +302,53 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
     steps = t.STEPS_PER_EPOCH or max(1, len(train_records) // t.BATCH_SIZE)
     train_records, steps, seed, logdir, meta = worker_share(cluster, train_records, steps, seed, logdir, meta or {})
     signals = SignalStop()  # from here on, Ctrl-C and SIGTERM stop the run cleanly
-    run, resumed = prepare_logdir(logdir, cfg, meta)
-    logger.set_logger_dir(logdir, action="k")
-    quiet_on_full_disk()
-    logger.info(f"config:\n{cfg}")
-    if cluster:
-        k, shard = cluster.task, meta["shard"]
-        logger.info(f"worker {k} of {workers}: {steps} steps per epoch on {shard['people']} of {shard['of']} people "
-                    f"(numbers {k}, {k + workers}, {k + 2 * workers}, ... of the selection)")
-    val_records = val_records[:t.VAL_MAX_PEOPLE] if t.VAL_MAX_PEOPLE else val_records
-    geometry = Geometry.from_config(cfg)
-    train_records, val_records = model_records(train_records, val_records, geometry.spec)
-    baseline = baseline_report(train_records, val_records, geometry)
-    logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
-    checkpoint, starting_epoch, done = resume_point(logdir, steps * workers)
-    if checkpoint:
-        logger.info(f"resuming from {checkpoint}: epoch {starting_epoch}, {done} of its {steps} steps done")
-        run.cut_stats((starting_epoch - 1) * steps * workers + done)
-    if resumed and starting_epoch > t.EPOCHS:
-        logger.info(f"{logdir} already finished {t.EPOCHS} epochs; raise TRAIN.EPOCHS to train longer")
-        signals.restore()
-        return {"baseline": baseline, "final": run.last_scores()}
-    saver = TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6)
-    clock, stats = TrainingClock(), StatsWriter()
-    monitors = [EventWriter(), stats, ScalarPrinter()]
-    signals.attach(saver, clock, stats)
-    callbacks = build_callbacks(cfg, geometry, val_records, steps, done, gpus, cluster, saver, clock)
-    train_flow = build_train_dataflow(train_records, cfg, seed=seed, geometry=geometry)
-    callbacks += [BadSampleReport(train_flow.bad_samples), signals]  # signals last: the step's own work is done
-    # resuming continues the run's own checkpoint; --load starts a new run from a model's weights only
-    init = checkpoint or (fine_tune_init(load, geometry.spec) if load else None)
-    config = TrainConfig(
-        model=CPMModel.from_config(cfg, geometry),
-        data=QueueInput(train_flow),
-        callbacks=callbacks,
-        monitors=monitors,
-        steps_per_epoch=steps,
-        max_epoch=t.EPOCHS,
-        session_creator=SessionCreator(precision),
-        starting_epoch=starting_epoch,
-        # a fine-tuned layer whose shape no longer fits (another part scheme, say) starts fresh, with a warning
-        **({"session_init": SmartInit(init, ignore_mismatch=not checkpoint)} if init else {}),
-    )
-    if seed is not None:
-        tf.compat.v1.set_random_seed(seed)  # the trainer builds its graph in the default graph
-    stoppers = [signals] + [c for c in callbacks + monitors if isinstance(c, RunStopper)]
-    try:
+    try:  # the handlers go back on every way out, an error while the run is set up too
+        run, resumed = prepare_logdir(logdir, cfg, meta)
+        logger.set_logger_dir(logdir, action="k")
+        quiet_on_full_disk()
+        logger.info(f"config:\n{cfg}")
+        if cluster:
+            k, shard = cluster.task, meta["shard"]
+            logger.info(f"worker {k} of {workers}: {steps} steps per epoch on {shard['people']} of {shard['of']} "
+                        f"people (numbers {k}, {k + workers}, {k + 2 * workers}, ... of the selection)")
+        val_records = val_records[:t.VAL_MAX_PEOPLE] if t.VAL_MAX_PEOPLE else val_records
+        geometry = Geometry.from_config(cfg)
+        train_records, val_records = model_records(train_records, val_records, geometry.spec)
+        baseline = baseline_report(train_records, val_records, geometry)
+        logger.info("\n" + format_report(baseline, "mean-pose baseline on validation"))
+        checkpoint, starting_epoch, done = resume_point(logdir, steps * workers)
+        if checkpoint:
+            logger.info(f"resuming from {checkpoint}: epoch {starting_epoch}, {done} of its {steps} steps done")
+            run.cut_stats((starting_epoch - 1) * steps * workers + done)
+        if resumed and starting_epoch > t.EPOCHS:
+            logger.info(f"{logdir} already finished {t.EPOCHS} epochs; raise TRAIN.EPOCHS to train longer")
+            return {"baseline": baseline, "final": run.last_scores()}
+        saver = TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6)
+        clock, stats = TrainingClock(), StatsWriter()
+        monitors = [EventWriter(), stats, ScalarPrinter()]
+        signals.attach(saver, clock, stats)
+        callbacks = build_callbacks(cfg, geometry, val_records, steps, done, gpus, cluster, saver, clock)
+        train_flow = build_train_dataflow(train_records, cfg, seed=seed, geometry=geometry)
+        callbacks += [BadSampleReport(train_flow.bad_samples), signals]  # signals last: the step's own work is done
+        # resuming continues the run's own checkpoint; --load starts a new run from a model's weights only
+        init = checkpoint or (fine_tune_init(load, geometry.spec) if load else None)
+        config = TrainConfig(
+            model=CPMModel.from_config(cfg, geometry),
+            data=QueueInput(train_flow),
+            callbacks=callbacks,
+            monitors=monitors,
+            steps_per_epoch=steps,
+            max_epoch=t.EPOCHS,
+            session_creator=SessionCreator(precision),
+            starting_epoch=starting_epoch,
+            # a fine-tuned layer whose shape no longer fits (another part scheme, say) starts fresh, with a warning
+            **({"session_init": SmartInit(init, ignore_mismatch=not checkpoint)} if init else {}),
+        )
+        if seed is not None:
+            tf.compat.v1.set_random_seed(seed)  # the trainer builds its graph in the default graph
+        stoppers = [signals] + [c for c in callbacks + monitors if isinstance(c, RunStopper)]
         run_training(config, trainer=choose_trainer(gpus, cluster), logdir=logdir, stoppers=stoppers,
                      bad_samples=train_flow.bad_samples)
+        return {"baseline": baseline, "final": run.last_scores()}
     finally:
         signals.restore()
-    return {"baseline": baseline, "final": run.last_scores()}

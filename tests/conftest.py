@@ -1,6 +1,7 @@
 """Shared fixtures: the shipped LSP sample and small folders in the LSP/LSPET layouts (helpers: tests/helpers.py)."""
 import os
 import shutil
+import signal
 
 # One backend for the whole suite, whatever this machine measured as its fastest (cpm.backend): the tests' scripts
 # then train, score and export as they always have, and the probe does not run inside them (tests/test_backend.py
@@ -85,3 +86,21 @@ def read_only_disk(tmp_path):
     subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
     yield disk
     subprocess.run(["umount", "-l", str(disk)], check=False)
+
+
+def pytest_configure(config):
+    """Tests start programs as a terminal would, with Ctrl-C working, also when the suite itself runs as a background
+    job (``make test &``), which ignores SIGINT: an ignored SIGINT is inherited, and the trainers the tests stop with
+    Ctrl-C would keep it ignored, as a run started under nohup does."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+@pytest.fixture(autouse=True)
+def _ctrl_c_left_working():
+    """A test that leaves Ctrl-C ignored in the test process fails, and Ctrl-C is put back: an ignored SIGINT is
+    inherited by every program the process starts later, whose own Ctrl-C handling then never runs."""
+    yield
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        pytest.fail("this test left SIGINT ignored in the test process")

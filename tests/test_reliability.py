@@ -22,7 +22,7 @@ from dataflow.geometry import Geometry
 from dataflow.mapper import BAD_SAMPLE, make_mapper
 from dataflow.records import PersonRecord
 from dataflow.transforms import crop_affine, image_mask, warp_image
-from engine.resume import alive, descendants
+from engine.resume import SignalStop, alive, descendants
 from engine.rundir import RunBusy, RunDir
 from tests.helpers import ROOT, SMALL_CPM, fill, run
 
@@ -68,6 +68,25 @@ def _last_line(proc):
 def _resumed_from(proc):
     found = re.search(r"resuming from \S*model-(\d+): epoch 1, (\d+) of its", _text(proc))
     return int(found.group(1)) if found else None
+
+
+def _forked_child_ignores_ctrl_c():
+    pid = os.fork()
+    if pid == 0:  # the child answers in its exit status and ends at once
+        os._exit(1 if signal.getsignal(signal.SIGINT) is signal.SIG_IGN else 0)
+    return os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 1
+
+
+def test_only_a_fork_while_training_ignores_ctrl_c():
+    """Data workers forked while a run trains leave Ctrl-C to the trainer; a process forked once training is over
+    (a later run's data worker in the same process, a notebook's) is left as it is."""
+    stop = SignalStop()
+    try:
+        during = _forked_child_ignores_ctrl_c()
+    finally:
+        stop.restore()
+    assert (during, _forked_child_ignores_ctrl_c()) == (True, False)
+    assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
 
 
 @pytest.mark.slow
