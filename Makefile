@@ -13,7 +13,7 @@ PORT ?= 6006
 # decay. Needs the datasets: LSP=DIR LSPET=DIR say where they are.
 PRECISION ?= $(shell grep -qwE 'amx_bf16|avx512_bf16' /proc/cpuinfo && echo bf16 || echo fp32)
 
-.PHONY: setup train test tensorboard campaign campaign-snapshot lsp-fast campaign3 clean-venv
+.PHONY: setup train test tensorboard campaign campaign-snapshot lsp-fast lsp-wide campaign3 clean-venv
 
 setup: $(STAMP)
 
@@ -57,21 +57,21 @@ campaign: $(STAMP)
 		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(CAMPAIGN) \
 		--config $(CAMPAIGN_CONFIG) $(ARGS)
 
-# `make lsp-fast`: the from-scratch recipe of docs/recipe.md's round 4 (`--preset lsp-fast`, 26 epochs), niced, in
-# checkpoints/lsp-fast, on the campaign's data; re-running it resumes. LSP=DIR LSPET=DIR as for the campaign.
-FAST := checkpoints/lsp-fast
-
-lsp-fast: $(STAMP)
+# `make lsp-fast` and `make lsp-wide`: the from-scratch recipes of docs/recipe.md's rounds 4 and 5 (`--preset lsp-fast`
+# and `--preset lsp-wide`, 26 epochs each), niced, in checkpoints/<the target>, on the campaign's data; re-running one
+# resumes it. LSP=DIR LSPET=DIR as for the campaign.
+lsp-fast lsp-wide: $(STAMP)
 	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
-		echo "make lsp-fast needs the datasets: make lsp-fast LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
-	nice -n 19 $(PY) scripts/train.py --preset lsp-fast --precision $(PRECISION) \
+		echo "make $@ needs the datasets: make $@ LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
+	nice -n 19 $(PY) scripts/train.py --preset $@ --precision $(PRECISION) \
 		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
-		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(FAST) $(ARGS)
+		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir checkpoints/$@ $(ARGS)
 
-# `make campaign3`: campaign 3, the lsp-fast run's weights (`make lsp-fast` first) trained on with a fresh cosine from
+# `make campaign3`: campaign 3, the lsp-wide run's weights (`make lsp-wide` first) trained on with a fresh cosine from
 # 5e-4 over 40 more epochs, as campaign 2 continued campaign 1; niced, in checkpoints/lsp-campaign3, resumes.
 # `make campaign-snapshot CAMPAIGN=checkpoints/lsp-campaign3` snapshots it.
 CAMPAIGN3 := checkpoints/lsp-campaign3
+CAMPAIGN3_FROM := lsp-wide
 CAMPAIGN3_CONFIG := TRAIN.EPOCHS=40 TRAIN.LR=5e-4
 
 campaign3: $(STAMP)
@@ -79,13 +79,14 @@ campaign3: $(STAMP)
 		echo "make campaign3 needs the datasets: make campaign3 LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
 	@if [ ! -f $(CAMPAIGN3)/checkpoint ] && [ -f $(CAMPAIGN3)-snapshot/checkpoint ]; then \
 		echo "resuming campaign 3 from $(CAMPAIGN3)-snapshot"; mkdir -p $(CAMPAIGN3) && cp $(CAMPAIGN3)-snapshot/* $(CAMPAIGN3)/; fi
-	@# it starts from the finished lsp-fast run: a run still training has not decayed yet
-	@test -f $(CAMPAIGN3)/checkpoint || $(PY) -c "from engine.rundir import RunDir; import sys; r = RunDir('$(FAST)'); \
+	@# it starts from the finished $(CAMPAIGN3_FROM) run: a run still training has not decayed yet
+	@test -f $(CAMPAIGN3)/checkpoint || $(PY) -c "from engine.rundir import RunDir; import sys; \
+		r = RunDir('checkpoints/$(CAMPAIGN3_FROM)'); \
 		done = r.has_config() and r.last('epoch_num', 0) >= r.read_meta()['config']['TRAIN']['EPOCHS']; \
-		sys.exit(0 if done else 'campaign 3 starts from the finished lsp-fast run in $(FAST), which is not there ' \
-		'or not finished: make lsp-fast first')"
-	load=$$(test -f $(CAMPAIGN3)/checkpoint || echo --load $(FAST)); \
-	nice -n 19 $(PY) scripts/train.py --preset lsp-fast --precision $(PRECISION) $$load \
+		sys.exit(0 if done else 'campaign 3 starts from the finished $(CAMPAIGN3_FROM) run in ' \
+		'checkpoints/$(CAMPAIGN3_FROM), which is not there or not finished: make $(CAMPAIGN3_FROM) first')"
+	load=$$(test -f $(CAMPAIGN3)/checkpoint || echo --load checkpoints/$(CAMPAIGN3_FROM)); \
+	nice -n 19 $(PY) scripts/train.py --preset $(CAMPAIGN3_FROM) --precision $(PRECISION) $$load \
 		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
 		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir $(CAMPAIGN3) \
 		--config $(CAMPAIGN3_CONFIG) $(ARGS)

@@ -45,3 +45,15 @@ def test_stage_count_and_widths_are_config_keys():
     with graph.as_default():
         kernel = [v for v in tf.compat.v1.global_variables() if v.name == "stage2/conv1/W:0"][0]
     assert kernel.shape.as_list() == [7, 7, 15 + 32 + 1, 16]  # beliefs + cpu trunk features + centre map
+
+
+def test_lsp_wide_is_lsp_fast_with_a_trunk_twice_as_wide():
+    # lsp-fast's trunk (16, 32, 64, 64, 64, 32) against lsp-wide's (32, 64, 128, 128, 128, 64), 3x3 convs in -> out:
+    #   2 (3->a, a->a), 2 (a->b, b->b), 4 (b->c, c->c x3), 2 (c->d, d->d), 4 (d->e, e->e x3), 1 (e->f)
+    #   kernels 9 * sum(in * out): 1,539,936 - 385,200 = 1,154,736; batch norm gamma + beta 2 x (1,536 - 768) = 1,536
+    #   stage 1's 1x1 conv (f -> 128): 32 x 128 = 4,096
+    #   stages 2-6's first 7x7 conv (15 beliefs + f + 1 centre map -> 64): 5 x 49 x 32 x 64 = 501,760
+    _, fast, _ = build_model("lsp-fast")
+    _, wide, _ = build_model("lsp-wide")
+    assert count_parameters(wide) - count_parameters(fast) == 1_154_736 + 1_536 + 4_096 + 501_760 == 1_662_128
+    assert count_parameters(fast) == 5_188_938  # benchmark.py's figure for the preset (docs/recipe.md, round 4)
