@@ -88,12 +88,19 @@ def read_only_disk(tmp_path):
     subprocess.run(["umount", "-l", str(disk)], check=False)
 
 
+def _put_back_ctrl_c():
+    """True if SIGINT was ignored in this process; Python's Ctrl-C handler is back either way."""
+    ignored = signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    if ignored:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    return ignored
+
+
 def pytest_configure(config):
     """Tests start programs as a terminal would, with Ctrl-C working, also when the suite itself runs as a background
     job (``make test &``), which ignores SIGINT: an ignored SIGINT is inherited, and the trainers the tests stop with
     Ctrl-C would keep it ignored, as a run started under nohup does."""
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    _put_back_ctrl_c()
 
 
 @pytest.fixture(autouse=True)
@@ -101,6 +108,5 @@ def _ctrl_c_left_working():
     """A test that leaves Ctrl-C ignored in the test process fails, and Ctrl-C is put back: an ignored SIGINT is
     inherited by every program the process starts later, whose own Ctrl-C handling then never runs."""
     yield
-    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if _put_back_ctrl_c():
         pytest.fail("this test left SIGINT ignored in the test process")
