@@ -142,7 +142,7 @@ def bench_train(args):
     first = next(iter(rows.values()))
     print(f"model: preset {args.preset}, {first['input_size']}px input, {first['parameters']:,} parameters, batch "
           f"{args.batch}, {args.precision}, {first['parts']}, {os.cpu_count()} cores"
-          + (f", instruction sets capped at {args.max_isa} (oneDNN and XLA; Eigen's are fixed at build)"
+          + (f", instruction sets capped at {args.max_isa} (oneDNN, which also runs Eigen's matrix products, and XLA)"
              if args.max_isa else ""))
     peer = dict(zip(("train", "inference"), args.peer or [], strict=False))
     for name, t in rows.items():
