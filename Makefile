@@ -32,6 +32,11 @@ test: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) -m pytest -q -n 2 $(ARGS)
 
+# $(call restore,RUN): a run directory lost with the work tree comes back from its committed snapshot, RUN-snapshot
+# (`make campaign-snapshot CAMPAIGN=RUN` writes one), and the run resumes from it.
+restore = if [ ! -f $(1)/checkpoint ] && [ -f $(1)-snapshot/checkpoint ]; then \
+	echo "resuming $(1) from $(1)-snapshot"; mkdir -p $(1) && cp $(1)-snapshot/* $(1)/; fi
+
 CAMPAIGN := checkpoints/lsp-campaign2
 # The campaign's newest checkpoint, config and history, committed between sessions: a machine whose checkpoints/ was
 # wiped resumes from it.
@@ -46,8 +51,7 @@ CAMPAIGN_CONFIG := TRAIN.EPOCHS=20 TRAIN.LR=3e-4 TRAIN.COSINE_START_EPOCH=0 \
 campaign: $(STAMP)
 	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
 		echo "make campaign needs the datasets: make campaign LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
-	@if [ ! -f $(CAMPAIGN)/checkpoint ] && [ -f $(SNAPSHOT)/checkpoint ]; then \
-		echo "resuming the campaign from $(SNAPSHOT)"; mkdir -p $(CAMPAIGN) && cp $(SNAPSHOT)/* $(CAMPAIGN)/; fi
+	@$(call restore,$(CAMPAIGN))
 	@if [ ! -f $(CAMPAIGN)/checkpoint ] && [ ! -f $(CAMPAIGN_START)/checkpoint ]; then \
 		echo "campaign 2 starts from $(CAMPAIGN_START), which is not here: git checkout $(CAMPAIGN_START_COMMIT) -- $(CAMPAIGN_START)"; exit 2; fi
 	@# --load only starts the run: a run directory with a checkpoint resumes from its own
@@ -59,10 +63,12 @@ campaign: $(STAMP)
 
 # `make lsp-fast` and `make lsp-wide`: the from-scratch recipes of docs/recipe.md's rounds 4 and 5 (`--preset lsp-fast`
 # and `--preset lsp-wide`, 26 epochs each), niced, in checkpoints/<the target>, on the campaign's data; re-running one
-# resumes it. LSP=DIR LSPET=DIR as for the campaign.
+# resumes it (from checkpoints/<the target>-snapshot if the run directory is gone). LSP=DIR LSPET=DIR as for the
+# campaign.
 lsp-fast lsp-wide: $(STAMP)
 	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
 		echo "make $@ needs the datasets: make $@ LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
+	@$(call restore,checkpoints/$@)
 	nice -n 19 $(PY) scripts/train.py --preset $@ --precision $(PRECISION) \
 		--data lsp --datadir $(LSPET) --split all --data lsp --datadir $(LSP) --split 1-800 \
 		--val-data lsp --val-datadir $(LSP) --val-split 801-1000 --logdir checkpoints/$@ $(ARGS)
@@ -77,8 +83,7 @@ CAMPAIGN3_CONFIG := TRAIN.EPOCHS=40 TRAIN.LR=5e-4
 campaign3: $(STAMP)
 	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
 		echo "make campaign3 needs the datasets: make campaign3 LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
-	@if [ ! -f $(CAMPAIGN3)/checkpoint ] && [ -f $(CAMPAIGN3)-snapshot/checkpoint ]; then \
-		echo "resuming campaign 3 from $(CAMPAIGN3)-snapshot"; mkdir -p $(CAMPAIGN3) && cp $(CAMPAIGN3)-snapshot/* $(CAMPAIGN3)/; fi
+	@$(call restore,$(CAMPAIGN3))
 	@# it starts from the finished $(CAMPAIGN3_FROM) run: a run still training has not decayed yet
 	@test -f $(CAMPAIGN3)/checkpoint || $(PY) -c "from engine.rundir import RunDir; import sys; \
 		r = RunDir('checkpoints/$(CAMPAIGN3_FROM)'); \
