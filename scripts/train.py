@@ -1,7 +1,7 @@
 """Train a six-stage Convolutional Pose Machine with tensorpack.
 
-    python scripts/train.py                      # cpu preset on the shipped LSP sample (~20 min on 2 cores)
-    python scripts/train.py --smoke              # a few steps and one validation pass (about a minute)
+    python scripts/train.py                      # cpu preset on the shipped LSP sample (9-20 min on 2 cores)
+    python scripts/train.py --smoke              # a few steps and one validation pass (seconds)
     python scripts/train.py --preset paper --data lsp --datadir LSP --data lsp --datadir LSPET --precision bf16
     python scripts/train.py --cluster cluster.json --job ps --task 0       # on K machines: docs/scaling.md
     python scripts/train.py --cluster cluster.json --job worker --task 0 ...
