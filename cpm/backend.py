@@ -1,7 +1,8 @@
 """Which of TensorFlow's CPU backends runs our graphs: oneDNN, Eigen, and either under XLA's auto-clustering.
 
-The fastest differs by CPU (docs/benchmarks.md): on a CPU with AMX, oneDNN in bf16; on AVX2-only CPUs, XLA with
-oneDNN off. TensorFlow reads the switches (``TF_ENABLE_ONEDNN_OPTS``, ``TF_XLA_FLAGS``) when it is imported, so the
+The fastest may differ by CPU (docs/benchmarks.md): oneDNN has won on every CPU measured so far, AVX2-only ones
+included, where TensorFlow's own default is Eigen; the probe keeps the choice honest on a CPU not seen. TensorFlow
+reads the switches (``TF_ENABLE_ONEDNN_OPTS``, ``TF_XLA_FLAGS``) when it is imported, so the
 choice is made before that import: ``cpm/__init__`` applies the choice measured on this machine (a small JSON cache,
 no TensorFlow), or the one ``CPM_BACKEND`` names; a script that wants another one (train.py's ``--backend``, or a
 resumed run's recorded backend) re-executes itself with it (``reexec_with``).
@@ -25,7 +26,9 @@ BACKENDS = {
     "xla": {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_XLA_FLAGS": _XLA},
     "xla-eigen": {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_XLA_FLAGS": _XLA},
 }
-#: TensorFlow's own default, and what runs where nothing was measured
+#: What runs where nothing was measured or named. TensorFlow 2.21 turns oneDNN on by itself only on CPUs with
+#: AVX512_VNNI, AVX512_BF16 or AMX; elsewhere (every AVX2-only CPU) it runs Eigen, which is slower there too
+#: (docs/benchmarks.md), so this default is applied, never left to TensorFlow.
 DEFAULT = "onednn"
 #: bf16 is oneDNN's auto mixed precision rewrite: the other backends would run it in fp32
 BF16_BACKENDS = ("onednn",)
@@ -93,7 +96,7 @@ def remember(precision, seconds, path=None):
 
 
 def running():
-    """The backend this process runs: the one applied before TensorFlow's import, else TensorFlow's default."""
+    """The backend this process runs: the one applied before TensorFlow's import (cpm/__init__ always applies one)."""
     return os.environ.get(APPLIED) or DEFAULT
 
 
@@ -108,14 +111,13 @@ def apply(name):
 
 def apply_at_import():
     """cpm/__init__'s step: the backend a re-executing script asked for (reexec_with), else the one ``CPM_BACKEND``
-    names, else the fp32 choice measured on this machine, else nothing (TensorFlow's default). Never measures: a
-    probe would slow every start."""
+    names, else the fp32 choice measured on this machine, else DEFAULT. Never measures: a probe would slow every
+    start."""
     name = os.environ.get(APPLIED) or os.environ.get(ENV)
     if name not in BACKENDS:
         entry = cached("fp32")
-        name = entry["choice"] if entry else None
-    if name:
-        apply(name)
+        name = entry["choice"] if entry else DEFAULT
+    apply(name)
 
 
 def reexec_with(name):

@@ -118,7 +118,7 @@ if __name__ == "__main__":
 def run_backend(requested, saved, precision, cluster=False, say=print):
     """The backend a training run uses, and why (a few words): ``requested`` (--backend, or CPM_BACKEND) unless
     "auto"; else the run's own (``saved``, config.json's, so a resumed run keeps it); bf16 runs on oneDNN (its mixed
-    precision is oneDNN's); a cluster's workers keep TensorFlow's default (each worker would measure alone); else this
+    precision is oneDNN's); a cluster's workers run DEFAULT (each worker would measure alone); else this
     machine's recorded choice, else measured now (probe) and recorded."""
     if requested and requested != "auto":
         if requested not in backend.BACKENDS:

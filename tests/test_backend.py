@@ -70,6 +70,21 @@ def test_a_backend_is_applied_before_tensorflow_reads_it(monkeypatch):
     backend.apply("onednn")  # the suite's (tests/conftest.py)
 
 
+def test_with_nothing_measured_or_named_onednn_is_switched_on(monkeypatch, tmp_path):
+    # TensorFlow 2.21 left alone runs Eigen on an AVX2-only CPU: the default must be applied, not assumed
+    monkeypatch.setattr(backend, "CACHE", str(tmp_path / "none.json"))
+    for name in (backend.ENV, backend.APPLIED, "TF_XLA_FLAGS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
+    backend.apply_at_import()
+    assert os.environ["TF_ENABLE_ONEDNN_OPTS"] == "1" and backend.running() == "onednn"
+    backend.remember("fp32", {"onednn": 0.9, "xla": 0.5}, backend.CACHE)
+    monkeypatch.delenv(backend.APPLIED)
+    backend.apply_at_import()  # a measured choice wins over the default
+    assert backend.running() == "xla" and os.environ["TF_XLA_FLAGS"].startswith("--tf_xla_auto_jit=2")
+    backend.apply("onednn")  # the suite's (tests/conftest.py)
+
+
 @pytest.mark.slow
 def test_a_run_records_its_backend_and_keeps_it_when_it_resumes(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in (backend.ENV, backend.APPLIED, "TF_XLA_FLAGS")}
