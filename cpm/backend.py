@@ -1,11 +1,13 @@
 """Which of TensorFlow's CPU backends runs our graphs: oneDNN, Eigen, and either under XLA's auto-clustering.
 
-The fastest may differ by CPU (docs/benchmarks.md): oneDNN has won on every CPU measured so far, AVX2-only ones
-included, where TensorFlow's own default is Eigen; the probe keeps the choice honest on a CPU not seen. TensorFlow
-reads the switches (``TF_ENABLE_ONEDNN_OPTS``, ``TF_XLA_FLAGS``) when it is imported, so the
-choice is made before that import: ``cpm/__init__`` applies the choice measured on this machine (a small JSON cache,
-no TensorFlow), or the one ``CPM_BACKEND`` names; a script that wants another one (train.py's ``--backend``, or a
-resumed run's recorded backend) re-executes itself with it (``reexec_with``).
+The fastest differs by CPU and by task (docs/benchmarks.md): oneDNN has won the training step on every CPU measured,
+AVX2-only ones included, but on an AVX2-only CPU it runs one crop through the inference graph 12x slower than Eigen.
+So the probe measures both, and a run trains on the training choice while prediction and evaluation run the
+prediction one. TensorFlow reads the switches (``TF_ENABLE_ONEDNN_OPTS``, ``TF_XLA_FLAGS``) when it is imported, so
+the choice is made before that import: ``cpm/__init__`` applies the one ``CPM_BACKEND`` names, else this machine's
+measured prediction choice (a small JSON cache, no TensorFlow), else none (TensorFlow's own default: oneDNN on CPUs
+with AVX512_VNNI, AVX512_BF16 or AMX, Eigen elsewhere); a script that wants another one (train.py's training choice,
+``--backend``, or a resumed run's recorded backend) re-executes itself with it (``reexec_with``).
 
 The cache is keyed on what decides the answer: CPU vendor, family, model, stepping and flags, the TensorFlow version
 and the precision; a new machine, a new TensorFlow or another precision measures again (engine.speed.probe).
@@ -26,10 +28,10 @@ BACKENDS = {
     "xla": {"TF_ENABLE_ONEDNN_OPTS": "1", "TF_XLA_FLAGS": _XLA},
     "xla-eigen": {"TF_ENABLE_ONEDNN_OPTS": "0", "TF_XLA_FLAGS": _XLA},
 }
-#: What runs where nothing was measured or named. TensorFlow 2.21 turns oneDNN on by itself only on CPUs with
-#: AVX512_VNNI, AVX512_BF16 or AMX; elsewhere (every AVX2-only CPU) it runs Eigen, which is slower there too
-#: (docs/benchmarks.md), so this default is applied, never left to TensorFlow.
+#: What a cluster's workers train on unless --backend names one (each worker would otherwise measure alone)
 DEFAULT = "onednn"
+#: running()'s name for a process that applied none: TensorFlow's own choice at import
+UNAPPLIED = "tensorflow-default"
 #: bf16 is oneDNN's auto mixed precision rewrite: the other backends would run it in fp32
 BF16_BACKENDS = ("onednn",)
 ENV = "CPM_BACKEND"  # the user's choice for any script (train.py's --backend, likewise)
@@ -38,9 +40,11 @@ CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cac
                      "backends.json")
 
 
-def candidates(precision):
-    """The backends worth measuring in ``precision``."""
-    return BF16_BACKENDS if precision == "bf16" else tuple(BACKENDS)
+def candidates(precision, predict=False):
+    """The backends worth measuring in ``precision``; for prediction without XLA's, which compile every new batch
+    shape at its first use, a cost of each cold start that timing after a warm-up does not see."""
+    names = BF16_BACKENDS if precision == "bf16" else tuple(BACKENDS)
+    return tuple(n for n in names if not (predict and "TF_XLA_FLAGS" in BACKENDS[n]))
 
 
 def machine_key(precision, cpuinfo="/proc/cpuinfo"):
@@ -71,18 +75,23 @@ def _read_cache(path=None):
 
 
 def cached(precision, path=None):
-    """The cache entry of this machine and ``precision``: {"choice", "seconds": {backend: s/step}, "measured"} or
-    None."""
+    """The cache entry of this machine and ``precision``: {"choice", "seconds": {backend: s/step}, "measured",
+    "predict": {"choice", "seconds": {backend: s/person}}}, or None (an entry from before prediction was measured
+    too is measured again)."""
     entry = _read_cache(path).get(machine_key(precision))
-    return entry if isinstance(entry, dict) and entry.get("choice") in BACKENDS else None
+    ok = isinstance(entry, dict) and entry.get("choice") in BACKENDS and isinstance(entry.get("predict"), dict) \
+        and entry["predict"].get("choice") in BACKENDS
+    return entry if ok else None
 
 
-def remember(precision, seconds, path=None):
-    """Store the measured train-step seconds of each backend and the fastest as this machine's choice; returns it."""
+def remember(precision, seconds, predict, path=None):
+    """Store the measured train-step seconds of each backend and the fastest as this machine's training choice, and
+    ``predict``'s seconds per person and their fastest as its prediction choice; returns the training choice."""
     path = path or CACHE
     choice = min(seconds, key=seconds.get)
     data = _read_cache(path)
     data[machine_key(precision)] = {"choice": choice, "seconds": seconds,
+                                    "predict": {"choice": min(predict, key=predict.get), "seconds": predict},
                                     "measured": time.strftime("%Y-%m-%d %H:%M:%S")}
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -96,8 +105,8 @@ def remember(precision, seconds, path=None):
 
 
 def running():
-    """The backend this process runs: the one applied before TensorFlow's import (cpm/__init__ always applies one)."""
-    return os.environ.get(APPLIED) or DEFAULT
+    """The backend this process runs: the one applied before TensorFlow's import, else UNAPPLIED."""
+    return os.environ.get(APPLIED) or UNAPPLIED
 
 
 def apply(name):
@@ -111,13 +120,14 @@ def apply(name):
 
 def apply_at_import():
     """cpm/__init__'s step: the backend a re-executing script asked for (reexec_with), else the one ``CPM_BACKEND``
-    names, else the fp32 choice measured on this machine, else DEFAULT. Never measures: a probe would slow every
-    start."""
+    names, else the fp32 prediction choice measured on this machine, else none: TensorFlow's own default. Never
+    measures: a probe would slow every start."""
     name = os.environ.get(APPLIED) or os.environ.get(ENV)
     if name not in BACKENDS:
         entry = cached("fp32")
-        name = entry["choice"] if entry else DEFAULT
-    apply(name)
+        name = entry["predict"]["choice"] if entry else None
+    if name:
+        apply(name)
 
 
 def reexec_with(name):

@@ -28,7 +28,8 @@ def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, o
     batches of the shipped sample fed from memory, after ``warmup`` steps, in this process's backend.
 
     Returns:
-        {"train": s/step, "inference": s/batch, "parameters": int, "parts": the learned part layers in words,
+        {"train": s/step, "inference": s/batch (the training graph's forward), "predict": s/person (one crop through
+        the inference graph, _predict_seconds), "parameters": int, "parts": the learned part layers in words,
         "input_size": int}.
     """
     import tensorflow as tf  # noqa: PLC0415  (the caller chose the backend before this import)
@@ -68,8 +69,36 @@ def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, o
                 for _ in range(steps):
                     sess.run(fetch, fd)
                 times[name] = (time.perf_counter() - start) / steps
+    times["predict"] = _predict_seconds(model, cfg, data, precision, steps, warmup)
     parts = part_layers(cfg.MODEL.PART_STAGES, cfg.MODEL.PART_HEAD)
     return {**times, "parameters": params, "parts": parts, "input_size": geometry.input_size}
+
+
+def _predict_seconds(model, cfg, data, precision, steps, warmup):
+    """Seconds per person of the inference graph (batch norm on its moving statistics, which the backends fuse into
+    the convolutions) on one crop at a time, as predict.py and the Python API run it. On an AVX2-only CPU oneDNN runs
+    that one crop 12x slower than Eigen while winning the training step (docs/benchmarks.md)."""
+    import tensorflow as tf  # noqa: PLC0415
+    from tensorpack.tfutils.tower import TowerContext  # noqa: PLC0415
+
+    from cpm import names  # noqa: PLC0415
+    from cpm.session import session_config  # noqa: PLC0415
+
+    with tf.Graph().as_default():
+        inputs = [tf.compat.v1.placeholder(s.dtype, s.shape, s.name) for s in model.inputs()]
+        with TowerContext("", is_training=False):
+            model.build_graph(*inputs)
+        graph = tf.compat.v1.get_default_graph()
+        final = [graph.get_tensor_by_name(n + ":0") for n in names.predict_outputs(learned_parts(cfg))]
+        feed = {inputs[0]: data[0][:1], inputs[3]: data[3][:1]}
+        with tf.compat.v1.Session(config=session_config(precision)) as sess:
+            sess.run(tf.compat.v1.global_variables_initializer())
+            for _ in range(warmup):
+                sess.run(final, feed)
+            start = time.perf_counter()
+            for _ in range(steps):
+                sess.run(final, feed)
+            return (time.perf_counter() - start) / steps
 
 
 def measure_in(name, precision, env=None, **probe):
@@ -90,13 +119,19 @@ def measure_in(name, precision, env=None, **probe):
 
 
 def probe(precision, say=print):
-    """Measure every candidate backend's training step here (cpm.backend.candidates), remember the fastest for this
-    machine and return (choice, {backend: s/step})."""
-    seconds = {}
+    """Measure every candidate backend's training step and one-crop prediction here (cpm.backend.candidates),
+    remember the fastest of each for this machine and return (training choice, {backend: s/step})."""
+    seconds, predict = {}, {}
     for name in backend.candidates(precision):
         say(f"backend probe: timing {name} ({PROBE['steps']} steps of the {PROBE['preset']} network)...")
-        seconds[name] = measure_in(name, precision)["train"]
-    return backend.remember(precision, seconds), seconds
+        t = measure_in(name, precision)
+        seconds[name] = t["train"]
+        if name in backend.candidates(precision, predict=True):
+            predict[name] = t["predict"]
+    choice = backend.remember(precision, seconds, predict)
+    say(f"backend for prediction and evaluation here: {min(predict, key=predict.get)} ("
+        + ", ".join(f"{n} {1000 * t:.1f}" for n, t in sorted(predict.items(), key=lambda kv: kv[1])) + " ms/person)")
+    return choice, seconds
 
 
 def main():

@@ -149,12 +149,15 @@ def bench_train(args):
         for kind, label in (("train", "train step"), ("inference", "inference")):
             versus = f"  {_versus(t[kind], peer[kind], TRAIN_TARGET)}" if kind in peer else ""
             print(f"  {name:10s} {label:10s} {t[kind]:7.3f} s/batch  ({args.batch / t[kind]:6.1f} images/s){versus}")
+        print(f"  {name:10s} {'predict':10s} {1000 * t['predict']:7.1f} ms/person (one crop, the inference graph)")
     entry = backend.cached(args.precision)
     if len(rows) > 1:
         fastest = min(rows, key=lambda n: rows[n]["train"])
-        print(f"fastest training step: {fastest}; " + (f"this machine's recorded choice: {entry['choice']} "
-                                                       f"(measured {entry['measured']})" if entry else
-                                                       "nothing recorded yet (train.py measures at its first run)"))
+        predict = min(rows, key=lambda n: rows[n]["predict"])
+        print(f"fastest training step: {fastest}; fastest prediction: {predict}; "
+              + (f"this machine's recorded choices: {entry['choice']} and {entry['predict']['choice']} (measured "
+                 f"{entry['measured']})"
+                 if entry else "nothing recorded yet (train.py measures at its first run)"))
 
 
 def bench_predict(args):
