@@ -53,5 +53,7 @@ def test_benchmark_train_prints_the_ratio_to_the_peer():
     assert proc.returncode == 0, proc.stderr[-2000:]
     step, inference = [line for line in proc.stdout.splitlines() if "s/batch" in line]
     assert "(target <= 0.8x: missed)" in step and "(target <= 0.8x: met)" in inference
-    # quiet: four lines of figures; no TensorFlow start-up lines, no layer table (that is --verbose)
-    assert len(proc.stdout.splitlines()) == 4 and proc.stderr == ""
+    # quiet: five lines of figures (the last one crop's prediction); no TensorFlow start-up lines, no layer table
+    # (that is --verbose)
+    assert len(proc.stdout.splitlines()) == 5 and proc.stderr == ""
+    assert proc.stdout.splitlines()[-1].endswith("ms/person (one crop, the inference graph)")
