@@ -36,6 +36,7 @@ UNAPPLIED = "tensorflow-default"
 BF16_BACKENDS = ("onednn",)
 ENV = "CPM_BACKEND"  # the user's choice for any script (train.py's --backend, likewise)
 APPLIED = "CPM_BACKEND_APPLIED"  # what this process (and a re-executed one) runs: set by apply
+_DECIDED = "CPM_BACKEND_DECIDED"  # "name:why" a script decided before re-executing itself (reexec_with)
 CACHE = os.path.join(os.environ.get("XDG_CACHE_HOME", os.path.expanduser("~/.cache")), "tensorpack-cpm",
                      "backends.json")
 
@@ -130,10 +131,20 @@ def apply_at_import():
         apply(name)
 
 
-def reexec_with(name):
+def reexec_with(name, why=""):
     """Run this script again from the start with backend ``name`` (TensorFlow is already imported here with another):
-    the same interpreter, arguments and environment but the backend's switches. Does not return."""
+    the same interpreter, flags, arguments and environment but the backend's switches, and the decision and ``why``
+    for ``decided`` to return, so that the new process does not decide again (a cache it could not write would have
+    it measure again, and perhaps choose otherwise). Does not return."""
     apply(name)
+    os.environ[_DECIDED] = f"{name}:{why}"
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, [sys.executable] + sys.argv)
+    os.execv(sys.executable, sys.orig_argv)
+
+
+def decided():
+    """(backend, why) this process was re-executed with (reexec_with) and runs, else None; once per process (child
+    processes do not inherit it)."""
+    name, _, why = os.environ.pop(_DECIDED, "").partition(":")
+    return (name, why) if name in BACKENDS and name == running() else None

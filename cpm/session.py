@@ -1,4 +1,6 @@
 """TensorFlow session settings of every session we create: thread pools, and fp32 or oneDNN bf16 on CPUs."""
+import os
+
 from tensorflow.core.protobuf import rewriter_config_pb2
 from tensorpack.tfutils import get_default_sess_config
 from tensorpack.tfutils.sesscreate import NewSessionCreator
@@ -21,7 +23,10 @@ def session_config(precision="fp32"):
     config.intra_op_parallelism_threads = 0
     config.inter_op_parallelism_threads = 0
     if precision == "bf16":
-        if cpu_supports_bf16():
+        if os.environ.get("TF_ENABLE_ONEDNN_OPTS") == "0":  # a prediction process on Eigen (cpm.backend)
+            logger.warn("precision: bf16 is oneDNN's and this process runs Eigen; using fp32 (CPM_BACKEND=onednn "
+                        "for bf16)")
+        elif cpu_supports_bf16():
             config.graph_options.rewrite_options.auto_mixed_precision_onednn_bfloat16 = \
                 rewriter_config_pb2.RewriterConfig.ON
             logger.info("precision: bf16 (oneDNN auto mixed precision)")

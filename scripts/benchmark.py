@@ -15,7 +15,9 @@ between the machines we train on, so only figures from one run on one machine co
 ``data``: samples/s of the training mapper in one process and with N worker processes (default: all cores), and
 where one sample's time goes (decode, warp + photometric augmentation, targets).
 ``train``: seconds per training step (forward, backward, update) and per inference batch of the CPM, on real
-batches from the shipped sample fed from memory, after warm-up steps.
+batches from the shipped sample fed from memory, after warm-up steps, and milliseconds per person of one crop
+through the inference graph (what predict.py runs on a model without its LiteRT file); on the backend train.py
+trains on here, or on each of ``--backends``.
 ``predict``: milliseconds per person from an image file to joints (and part labels, if the model has part stages)
 through the predictor that predict.py uses, given the person's box: decode, crop, network, decoding; with
 ``--boxes detected`` per person found without a box, as predict.py finds them (detector, then 1 + ``--refine``
@@ -127,9 +129,14 @@ def bench_train(args):
 
     print(cpu_line())
     overrides = list(args.config)
-    if not args.backends:  # this process's backend
+    entry = backend.cached(args.precision)
+    trains_on = os.environ.get(backend.ENV) or (entry["choice"] if entry else backend.running())
+    if not args.backends and trains_on == backend.running():  # this process's backend
         t = step_seconds(args.preset, args.precision, args.batch, args.steps, args.warmup, overrides)
         rows = {backend.running(): t}
+    elif not args.backends:  # what train.py trains on here, not the prediction backend this process runs
+        rows = {trains_on: measure_in(trains_on, args.precision, preset=args.preset, batch=args.batch,
+                                      steps=args.steps, warmup=args.warmup, overrides=overrides)}
     else:  # each backend in a process of its own, side by side
         names = list(backend.candidates(args.precision)) if args.backends == ["all"] else args.backends
         unknown = [n for n in names if n not in backend.BACKENDS]
@@ -150,11 +157,12 @@ def bench_train(args):
             versus = f"  {_versus(t[kind], peer[kind], TRAIN_TARGET)}" if kind in peer else ""
             print(f"  {name:10s} {label:10s} {t[kind]:7.3f} s/batch  ({args.batch / t[kind]:6.1f} images/s){versus}")
         print(f"  {name:10s} {'predict':10s} {1000 * t['predict']:7.1f} ms/person (one crop, the inference graph)")
-    entry = backend.cached(args.precision)
     if len(rows) > 1:
         fastest = min(rows, key=lambda n: rows[n]["train"])
-        predict = min(rows, key=lambda n: rows[n]["predict"])
-        print(f"fastest training step: {fastest}; fastest prediction: {predict}; "
+        predicting = [n for n in rows if n in backend.candidates(args.precision, predict=True)] or list(rows)
+        predict = min(predicting, key=lambda n: rows[n]["predict"])
+        print(f"fastest training step: {fastest}; fastest prediction (XLA's left out: it compiles at each start): "
+              f"{predict}; "
               + (f"this machine's recorded choices: {entry['choice']} and {entry['predict']['choice']} (measured "
                  f"{entry['measured']})"
                  if entry else "nothing recorded yet (train.py measures at its first run)"))
@@ -373,7 +381,8 @@ def main():
     train.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     train.add_argument("--backends", nargs="+", metavar="NAME",
                        help="time these backends side by side, each in its own process: all, onednn, eigen, xla, "
-                            "xla-eigen (default: this process's, which CPM_BACKEND or the recorded choice sets)")
+                            "xla-eigen (default: the one train.py trains on here: CPM_BACKEND, else the recorded "
+                            "training choice)")
     train.add_argument("--max-isa", metavar="ISA", help="with --backends: cap oneDNN's and XLA's instruction sets "
                                                         "(e.g. AVX2, to measure an AVX2-only CPU's figures)")
     train.add_argument("--peer", type=float, nargs=2, metavar=("STEP", "INFERENCE"),

@@ -78,10 +78,10 @@ def main():
     logdir = args.logdir or os.path.join(ROOT, "checkpoints", f"{'smoke' if args.smoke else preset0}-"
                                                               f"{'+'.join(n for n, _, _ in triples)}")
     saved = RunDir(logdir).read_meta().get("backend") if RunDir(logdir).has_config() else None
-    chosen, why = run_backend(args.backend or os.environ.get(backend.ENV), saved, args.precision,
-                              cluster=bool(args.cluster))
+    chosen, why = backend.decided() or run_backend(args.backend or os.environ.get(backend.ENV), saved, args.precision,
+                                                   cluster=bool(args.cluster))
     if chosen != backend.running():
-        backend.reexec_with(chosen)
+        backend.reexec_with(chosen, why)
     print(f"backend: {chosen} ({why})")
     worker = None
     if args.cluster:

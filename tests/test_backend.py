@@ -56,7 +56,7 @@ def test_which_backend_a_run_uses(monkeypatch, tmp_path):
     def fake_probe(precision, say=print):
         measured.append(precision)
         seconds = {"onednn": 0.5, "xla": 0.9}
-        return backend.remember(precision, seconds, {"onednn": 0.4, "xla": 0.03}, backend.CACHE), seconds
+        return backend.remember(precision, seconds, {"onednn": 0.4, "eigen": 0.03}, backend.CACHE), seconds
 
     monkeypatch.setattr(speed, "probe", fake_probe)
     assert speed.run_backend("eigen", "xla", "fp32") == ("eigen", "asked for")
@@ -88,14 +88,37 @@ def test_prediction_runs_the_prediction_choice_and_training_starts_again_with_it
     monkeypatch.setenv("TF_ENABLE_ONEDNN_OPTS", "0")
     backend.apply_at_import()  # nothing measured: TensorFlow's own default, and said so, not taken for oneDNN
     assert backend.running() == backend.UNAPPLIED and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
-    # train.py compares its choice with running(): an unapplied default never passes for the choice
-    assert speed.run_backend("onednn", None, "fp32")[0] != backend.running()
-    backend.remember("fp32", {"onednn": 1.01, "xla": 1.24}, {"onednn": 0.322, "xla": 0.406, "eigen": 0.025},
-                     backend.CACHE)
+    old = {backend.machine_key("fp32"): {"choice": "onednn", "seconds": {"onednn": 1.0}, "measured": "then"}}
+    with open(backend.CACHE, "w") as f:
+        json.dump(old, f)
+    backend.apply_at_import()  # an entry from before prediction was measured: not applied, measured again
+    assert backend.running() == backend.UNAPPLIED
+    backend.remember("fp32", {"onednn": 1.01, "xla": 1.24}, {"onednn": 0.322, "eigen": 0.025}, backend.CACHE)
     backend.apply_at_import()
     assert backend.running() == "eigen" and os.environ["TF_ENABLE_ONEDNN_OPTS"] == "0"
     assert speed.run_backend(None, None, "fp32")[0] == "onednn"  # so train.py starts itself again on oneDNN
     backend.apply("onednn")  # the suite's (tests/conftest.py)
+
+
+def test_a_re_executed_script_keeps_the_decision_it_was_started_again_for(monkeypatch):
+    monkeypatch.setattr(backend.os, "execv", lambda *a: None)  # reexec_with without leaving this process
+    backend.reexec_with("eigen", "the fastest measured now: eigen 1.0 s/step")
+    assert backend.decided() == ("eigen", "the fastest measured now: eigen 1.0 s/step")
+    assert backend.decided() is None  # once: its children decide for themselves
+    backend.reexec_with("xla")
+    backend.apply("onednn")  # the environment it was told about is not the one it runs: decide again
+    assert backend.decided() is None
+
+
+def test_the_probe_records_both_choices_and_says_the_prediction_one(monkeypatch, tmp_path):
+    monkeypatch.setattr(backend, "CACHE", str(tmp_path / "backends.json"))
+    zen3 = {"onednn": (1.01, 0.322), "eigen": (1.85, 0.025), "xla": (1.24, 0.020), "xla-eigen": (1.97, 0.0315)}
+    monkeypatch.setattr(speed, "measure_in", lambda name, precision: {"train": zen3[name][0], "predict": zen3[name][1]})
+    said = []
+    assert speed.probe("fp32", said.append) == ("onednn", {n: t for n, (t, _) in zen3.items()})
+    # XLA's prediction is the fastest measured but not a candidate: it compiles at each cold start
+    assert backend.cached("fp32")["predict"] == {"choice": "eigen", "seconds": {"onednn": 0.322, "eigen": 0.025}}
+    assert said[-1] == "backend for prediction and evaluation here: eigen (eigen 25.0, onednn 322.0 ms/person)"
 
 
 @pytest.mark.slow
@@ -126,4 +149,4 @@ def test_benchmark_times_backends_side_by_side():
     assert [(r[0], r[1]) for r in rows] == [(n, kind) for n in ("onednn", "eigen")
                                             for kind in ("train", "inference", "predict")]
     assert all(float(r[r.index(unit) - 1]) > 0 for r in rows for unit in ("s/batch", "ms/person") if unit in r)
-    assert "fastest training step: " in done.stdout and "; fastest prediction: " in done.stdout
+    assert "fastest training step: " in done.stdout and "; fastest prediction (XLA's left out" in done.stdout
