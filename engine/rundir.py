@@ -188,10 +188,13 @@ class RunDir:
 
         Returns:
             (stats.json entries with a validation, oldest first, each with ``run``: the folder of the run it comes
-            from, None for this one; the run folders found before this one, oldest first).
+            from, None for this one, and ``trained_on``: the CPU and precision of the sessions that trained its epoch,
+            None where config.json does not say; the run folders found before this one, oldest first).
         """
+        meta = self.read_meta() if self.has_config() else {}
         stats = [dict(s, run=None) for s in self.stats() if "val/pck@0.2" in s]
-        start = self.started_from(self.read_meta()) if self.has_config() else None
+        self._label_machines(stats, meta.get("sessions", []))
+        start = self.started_from(meta)
         if start is None or not (os.path.isdir(start) or os.path.isfile(start + ".index")):
             return stats, []
         try:
@@ -213,6 +216,19 @@ class RunDir:
             if "train/hours" in s and hours is not None:
                 s["train/hours"] += hours
         return before + stats, runs + [parent.path]
+
+    @staticmethod
+    def _label_machines(stats, sessions):
+        """Set each entry's ``trained_on`` from config.json's sessions: a session trained the steps from its
+        ``from_step`` to the next session's, an entry the steps since the entry before it."""
+        ends = [s.get("from_step", 0) for s in sessions[1:]] + [float("inf")] * bool(sessions)
+        previous = 0
+        for entry in stats:
+            step = entry.get("global_step", 0)
+            machines = sorted({f"{s['cpu']} ({s['precision']})" for s, end in zip(sessions, ends, strict=True)
+                               if "cpu" in s and s.get("from_step", 0) < min(step, end) and end > previous})
+            entry["trained_on"] = " + ".join(machines) or None
+            previous = step
 
     # checkpoints
     def latest_checkpoint(self):

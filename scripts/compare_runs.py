@@ -7,8 +7,9 @@ Reads each run's stats.json (the epoch reports) continued from the runs its weig
 run directory is still at hand: engine.rundir.RunDir.history), so epochs and hours count from scratch. Prints a
 markdown table: per level, the first epoch report at or above it, with the training hours then (``train/hours``,
 wall-clock time of the training processes, pauses left out) and the best report. ``--out-plot`` draws validation PCK@0.2
-against epochs and against hours, the levels as lines. An epoch is the run's own (TRAIN.STEPS_PER_EPOCH; one pass
-over the training people when 0): compare runs whose epochs see as many images.
+against epochs and against hours, the levels as lines. A run trained on more than one CPU or precision (config.json's
+sessions) is named under the table with the epochs on each, as its hours mix their speeds. An epoch is the run's own
+(TRAIN.STEPS_PER_EPOCH; one pass over the training people when 0): compare runs whose epochs see as many images.
 """
 import argparse
 import os
@@ -55,9 +56,29 @@ def table(named, levels):
     return lines
 
 
+def machine_notes(named):
+    """A line per run whose epochs were trained on more than one CPU or precision (its hours mix their speeds):
+    the epochs on each, in the order trained."""
+    lines = []
+    for name, stats in named:
+        stretches = []  # [trained_on, first epoch, last epoch]
+        for s in stats:
+            if s.get("trained_on") is None:
+                continue
+            if stretches and stretches[-1][0] == s["trained_on"]:
+                stretches[-1][2] = s["epoch_num"]
+            else:
+                stretches.append([s["trained_on"], s["epoch_num"], s["epoch_num"]])
+        if len({t for t, _, _ in stretches}) > 1:
+            parts = [f"epoch{'s' if a != b else ''} {a}{f'-{b}' if a != b else ''} on {t}" for t, a, b in stretches]
+            lines.append(f"{name}: hours from more than one machine: {'; '.join(parts)}")
+    return lines
+
+
 def plot(named, levels, path):
     """Validation PCK@0.2 against epochs (left) and training hours (right), one line per run (faint where it is the
-    history of a run it continues), the levels grey."""
+    history of a run it continues; hollow points in hours where another machine than its first trained the epoch),
+    the levels grey."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -73,6 +94,11 @@ def plot(named, levels, path):
             line, = ax.plot([s[key] for s in own], [100 * s["val/pck@0.2"] for s in own], ".-", label=name)
             ax.plot([s[key] for s in inherited], [100 * s["val/pck@0.2"] for s in inherited], "-",
                     color=line.get_color(), alpha=0.3)
+            first = next((s["trained_on"] for s in timed if s.get("trained_on")), None)
+            other = [s for s in own if key == "train/hours" and s.get("trained_on") not in (None, first)]
+            if other:
+                ax.plot([s[key] for s in other], [100 * s["val/pck@0.2"] for s in other], "o", color=line.get_color(),
+                        markerfacecolor="white", markersize=5, label=f"{name}: on another machine")
         for level in levels:
             ax.axhline(100 * level, color="grey", linewidth=0.8, alpha=0.6)
         ax.set(xlabel=label, ylim=(0, 100))
@@ -106,7 +132,7 @@ def main():
                         "e.g. 75,80,85")
     prepare_outputs(args)
     named = histories(args.runs, names)
-    print("\n".join(table(named, levels)))
+    print("\n".join(table(named, levels) + machine_notes(named)))
     if args.out_plot:
         plot(named, levels, args.out_plot)
         print(f"wrote {args.out_plot}")

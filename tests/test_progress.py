@@ -40,6 +40,20 @@ def test_compare_runs_table_and_plot(tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_compare_runs_names_the_machines_of_a_run_trained_on_several(tmp_path):
+    mixed = _run_folder(tmp_path, "mixed", REPORTS)  # steps 10, 20, 30, 40; machine A to step 25, then B
+    sessions = [{"cpu": "A", "precision": "bf16", "from_step": 0}, {"cpu": "A", "precision": "bf16", "from_step": 15},
+                {"cpu": "B", "precision": "fp32", "from_step": 25}, {"cpu": "B", "precision": "fp32", "from_step": 40}]
+    with open(os.path.join(mixed, "config.json"), "w") as f:
+        json.dump({"config": {}, "argv": [], "sessions": sessions}, f)
+    one = _run_folder(tmp_path, "one", REPORTS)  # no sessions recorded: nothing to say
+    plot = tmp_path / "ttq.png"
+    proc = run("compare_runs.py", mixed, one, "--out-plot", str(plot))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.splitlines()[4:] == [f"{mixed}: hours from more than one machine: epochs 1-2 on A (bf16); "
+                                            "epoch 3 on A (bf16) + B (fp32); epoch 4 on B (fp32)", f"wrote {plot}"]
+
+
 def test_compare_runs_refuses_folders_without_validations_and_names_twice(tmp_path):
     proc = run("compare_runs.py", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path}: no stats.json with epoch reports " \
