@@ -61,14 +61,8 @@ def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, o
         times = {}
         with tf.compat.v1.Session(config=session_config(precision)) as sess:  # what the trainer runs with
             sess.run(tf.compat.v1.global_variables_initializer())
-            for name, fetch, fd in (("train", train_op, feed), ("inference", final, {inputs[0]: data[0],
-                                                                                       inputs[3]: data[3]})):
-                for _ in range(warmup):
-                    sess.run(fetch, fd)
-                start = time.perf_counter()
-                for _ in range(steps):
-                    sess.run(fetch, fd)
-                times[name] = (time.perf_counter() - start) / steps
+            times["train"] = _timed(sess, train_op, feed, steps, warmup)
+            times["inference"] = _timed(sess, final, {inputs[0]: data[0], inputs[3]: data[3]}, steps, warmup)
     times["predict"] = _predict_seconds(model, cfg, data, precision, steps, warmup)
     parts = part_layers(cfg.MODEL.PART_STAGES, cfg.MODEL.PART_HEAD)
     return {**times, "parameters": params, "parts": parts, "input_size": geometry.input_size}
@@ -93,12 +87,17 @@ def _predict_seconds(model, cfg, data, precision, steps, warmup):
         feed = {inputs[0]: data[0][:1], inputs[3]: data[3][:1]}
         with tf.compat.v1.Session(config=session_config(precision)) as sess:
             sess.run(tf.compat.v1.global_variables_initializer())
-            for _ in range(warmup):
-                sess.run(final, feed)
-            start = time.perf_counter()
-            for _ in range(steps):
-                sess.run(final, feed)
-            return (time.perf_counter() - start) / steps
+            return _timed(sess, final, feed, steps, warmup)
+
+
+def _timed(sess, fetch, feed, steps, warmup):
+    """Seconds per ``sess.run(fetch, feed)``, the mean of ``steps`` runs after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        sess.run(fetch, feed)
+    start = time.perf_counter()
+    for _ in range(steps):
+        sess.run(fetch, feed)
+    return (time.perf_counter() - start) / steps
 
 
 def measure_in(name, precision, env=None, **probe):
@@ -134,22 +133,6 @@ def probe(precision, say=print):
     return choice, seconds
 
 
-def main():
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--precision", default="fp32")
-    parser.add_argument("--preset", default="cpu")
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--steps", type=int, default=5)
-    parser.add_argument("--warmup", type=int, default=2)
-    parser.add_argument("--config", nargs="*", default=[])
-    a = parser.parse_args()
-    print(json.dumps(step_seconds(a.preset, a.precision, a.batch, a.steps, a.warmup, a.config)))
-
-
-if __name__ == "__main__":
-    main()
-
-
 def run_backend(requested, saved, precision, cluster=False, say=print):
     """The backend a training run uses, and why (a few words): ``requested`` (--backend, or CPM_BACKEND) unless
     "auto"; else the run's own (``saved``, config.json's, so a resumed run keeps it); bf16 runs on oneDNN (its mixed
@@ -174,3 +157,19 @@ def run_backend(requested, saved, precision, cluster=False, say=print):
 
 def _times(seconds):
     return ", ".join(f"{n} {s:.3f}" for n, s in sorted(seconds.items(), key=lambda kv: kv[1])) + " s/step"
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--preset", default="cpu")
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--config", nargs="*", default=[])
+    a = parser.parse_args()
+    print(json.dumps(step_seconds(a.preset, a.precision, a.batch, a.steps, a.warmup, a.config)))
+
+
+if __name__ == "__main__":
+    main()
