@@ -220,13 +220,18 @@ class RunDir:
     @staticmethod
     def _label_machines(stats, sessions):
         """Set each entry's ``trained_on`` from config.json's sessions: a session trained the steps from its
-        ``from_step`` to the next session's, an entry the steps since the entry before it."""
-        ends = [s.get("from_step", 0) for s in sessions[1:]] + [float("inf")] * bool(sessions)
+        ``from_step`` up to the lowest ``from_step`` of the sessions after it (a resume from an older checkpoint
+        trains those steps again), an entry the steps since the entry before it."""
+        ends, end = [], float("inf")
+        for s in reversed(sessions):
+            ends.append(end)
+            end = min(end, s.get("from_step", 0))
+        ends.reverse()
         previous = 0
         for entry in stats:
             step = entry.get("global_step", 0)
             machines = sorted({f"{s['cpu']} ({s['precision']})" for s, end in zip(sessions, ends, strict=True)
-                               if "cpu" in s and s.get("from_step", 0) < min(step, end) and end > previous})
+                               if s.get("from_step", 0) < min(step, end) and end > previous})
             entry["trained_on"] = " + ".join(machines) or None
             previous = step
 

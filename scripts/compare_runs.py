@@ -70,15 +70,15 @@ def machine_notes(named):
             else:
                 stretches.append([s["trained_on"], s["epoch_num"], s["epoch_num"]])
         if len({t for t, _, _ in stretches}) > 1:
-            parts = [f"epoch{'s' if a != b else ''} {a}{f'-{b}' if a != b else ''} on {t}" for t, a, b in stretches]
-            lines.append(f"{name}: hours from more than one machine: {'; '.join(parts)}")
+            parts = [(f"epochs {a}-{b}" if a != b else f"epoch {a}") + f" on {t}" for t, a, b in stretches]
+            lines.append(f"{name}: hours from more than one CPU or precision: {'; '.join(parts)}")
     return lines
 
 
 def plot(named, levels, path):
     """Validation PCK@0.2 against epochs (left) and training hours (right), one line per run (faint where it is the
-    history of a run it continues; hollow points in hours where another machine than its first trained the epoch),
-    the levels grey."""
+    history of a run it continues; hollow points in hours where another CPU or precision than the first of its history
+    trained the epoch), the levels grey."""
     import matplotlib  # noqa: PLC0415
 
     matplotlib.use("Agg")
@@ -94,11 +94,11 @@ def plot(named, levels, path):
             line, = ax.plot([s[key] for s in own], [100 * s["val/pck@0.2"] for s in own], ".-", label=name)
             ax.plot([s[key] for s in inherited], [100 * s["val/pck@0.2"] for s in inherited], "-",
                     color=line.get_color(), alpha=0.3)
-            first = next((s["trained_on"] for s in timed if s.get("trained_on")), None)
-            other = [s for s in own if key == "train/hours" and s.get("trained_on") not in (None, first)]
-            if other:
+            first = next((s["trained_on"] for s in timed if s.get("trained_on")), None)  # its history's first
+            other = [s for s in timed if s.get("trained_on") not in (None, first)]
+            if key == "train/hours" and other:
                 ax.plot([s[key] for s in other], [100 * s["val/pck@0.2"] for s in other], "o", color=line.get_color(),
-                        markerfacecolor="white", markersize=5, label=f"{name}: on another machine")
+                        markerfacecolor="white", markersize=5, label=f"{name}: another CPU or precision")
         for level in levels:
             ax.axhline(100 * level, color="grey", linewidth=0.8, alpha=0.6)
         ax.set(xlabel=label, ylim=(0, 100))

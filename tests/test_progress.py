@@ -2,6 +2,8 @@
 import json
 import os
 
+import pytest
+
 from engine.progress import first_at, time_to_quality
 from tests.helpers import run
 
@@ -26,6 +28,7 @@ def _run_folder(root, name, reports):
     return folder
 
 
+@pytest.mark.slow
 def test_compare_runs_table_and_plot(tmp_path):
     slow = _run_folder(tmp_path, "slow", REPORTS)
     fast = _run_folder(tmp_path, "fast", [dict(r, **{"train/hours": 0.25 * r["epoch_num"],
@@ -40,20 +43,33 @@ def test_compare_runs_table_and_plot(tmp_path):
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def _sessions(folder, *sessions):
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"config": {}, "argv": [], "sessions": [{"cpu": c, "precision": p, "from_step": s}
+                                                          for c, p, s in sessions]}, f)
+
+
+@pytest.mark.slow
 def test_compare_runs_names_the_machines_of_a_run_trained_on_several(tmp_path):
-    mixed = _run_folder(tmp_path, "mixed", REPORTS)  # steps 10, 20, 30, 40; machine A to step 25, then B
-    sessions = [{"cpu": "A", "precision": "bf16", "from_step": 0}, {"cpu": "A", "precision": "bf16", "from_step": 15},
-                {"cpu": "B", "precision": "fp32", "from_step": 25}, {"cpu": "B", "precision": "fp32", "from_step": 40}]
-    with open(os.path.join(mixed, "config.json"), "w") as f:
-        json.dump({"config": {}, "argv": [], "sessions": sessions}, f)
-    one = _run_folder(tmp_path, "one", REPORTS)  # no sessions recorded: nothing to say
+    # steps 10, 20, 30, 40: CPU A to step 25 (a session that died before a checkpoint, one that resumed), then B
+    mixed = _run_folder(tmp_path, "mixed", REPORTS)
+    _sessions(mixed, ("A", "bf16", 0), ("C", "bf16", 15), ("A", "bf16", 15), ("B", "fp32", 25), ("B", "fp32", 40))
+    # A to step 30, then B from the checkpoint of step 10 again (a damaged one passed over): B trained epochs 2-4
+    redone = _run_folder(tmp_path, "redone", REPORTS)
+    _sessions(redone, ("A", "bf16", 0), ("A", "bf16", 30), ("B", "fp32", 10))
+    one = _run_folder(tmp_path, "one", REPORTS)
+    _sessions(one, ("A", "bf16", 0), ("A", "bf16", 20))  # one CPU, and a run without sessions: nothing to say
     plot = tmp_path / "ttq.png"
-    proc = run("compare_runs.py", mixed, one, "--out-plot", str(plot))
+    proc = run("compare_runs.py", mixed, redone, one, _run_folder(tmp_path, "old", REPORTS), "--out-plot", str(plot))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines()[4:] == [f"{mixed}: hours from more than one machine: epochs 1-2 on A (bf16); "
-                                            "epoch 3 on A (bf16) + B (fp32); epoch 4 on B (fp32)", f"wrote {plot}"]
+    assert proc.stdout.splitlines()[6:] == [
+        f"{mixed}: hours from more than one CPU or precision: epochs 1-2 on A (bf16); epoch 3 on A (bf16) + B (fp32); "
+        "epoch 4 on B (fp32)",
+        f"{redone}: hours from more than one CPU or precision: epoch 1 on A (bf16); epochs 2-4 on B (fp32)",
+        f"wrote {plot}"]
 
 
+@pytest.mark.slow
 def test_compare_runs_refuses_folders_without_validations_and_names_twice(tmp_path):
     proc = run("compare_runs.py", str(tmp_path))
     assert proc.returncode == 2 and proc.stderr.strip() == f"error: {tmp_path}: no stats.json with epoch reports " \

@@ -82,9 +82,11 @@ def test_mpii_official_mat_splits_visibility_and_head_size(mpii_mat):
 def test_mpii_errors(mpii_mat, tmp_path):
     with pytest.raises(UserError, match="unknown MPII split 'test'"):
         lsp_records("mpii", mpii_mat, "test")
-    os.remove(os.path.join(mpii_mat, "mpii_valid_pred", "data", "detections.mat"))
+    own = str(tmp_path / "own")  # the module's folder stays whole for the tests after this one
+    write_mpii_mat(own)
+    os.remove(os.path.join(own, "mpii_valid_pred", "data", "detections.mat"))
     with pytest.raises(UserError, match="validation split.*trainval"):
-        lsp_records("mpii", mpii_mat, "val")
+        lsp_records("mpii", own, "val")
     with pytest.raises(UserError, match="MPII annotations not found"):
         lsp_records("mpii", str(tmp_path), "train")
     (tmp_path / "train.json").write_text(json.dumps([{"image": "a.jpg", "joints": [[1, 2]] * 15,
