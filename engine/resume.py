@@ -93,26 +93,44 @@ class ClusterResume(ShortenFirstEpoch):
 
 class TimedModelSaver(WriteFailure, ModelSaver):
     """tensorpack's ModelSaver (a checkpoint at every epoch end), plus one whenever ``minutes`` have passed since the
-    last save (0: epoch ends only). A save that fails (a full disk) stops the run with one line; tensorpack's own
-    logs the traceback and trains on without checkpoints. The previous checkpoint stays the newest: TensorFlow names
-    a checkpoint in ``checkpoint`` only once its files are written."""
+    last save (0: epoch ends only), written with the training clock in stats.json (``attach``): a run killed
+    mid-epoch (SIGKILL, a machine's end) resumes with the hours of the steps it keeps. A save that fails (a full disk)
+    stops the run with one line; tensorpack's own logs the traceback and trains on without checkpoints. The previous
+    checkpoint stays the newest: TensorFlow names a checkpoint in ``checkpoint`` only once its files are written."""
 
     def __init__(self, minutes, **kwargs):
         super().__init__(**kwargs)
         self.seconds = 60.0 * minutes
         self._saves = 0
         self._kill_at = int(os.environ.get(KILL_IN_SAVE_ENV, "0") or 0)
+        self.clock = self.stats = None
+
+    def attach(self, clock, stats):
+        """The run's TrainingClock and StatsWriter, which a checkpoint inside an epoch writes with it."""
+        self.clock, self.stats = clock, stats
 
     def _before_train(self):
         # (tensorpack's writes a graph-<time>.meta per start, which nothing reads: resuming rebuilds the graph)
         self._last = time.monotonic()
 
     def _trigger_step(self):
-        if self.seconds > 0 and time.monotonic() - self._last >= self.seconds:
-            self._trigger()
+        # not at an epoch's last step, which the epoch end saves: tensorpack's summaries of the epoch are put then
+        # (MergeAllSummaries), and stats.json would split them from the epoch's report
+        last = self.local_step == self.trainer.steps_per_epoch - 1
+        if self.seconds > 0 and time.monotonic() - self._last >= self.seconds and not last:
+            self.checkpoint()
 
-    def _trigger(self):
+    def _trigger(self):  # an epoch's end: the clock and stats.json write their own epoch entry
         self.save()
+
+    def checkpoint(self):
+        """A checkpoint of the current step inside an epoch, with the training clock up to now in stats.json.
+        Returns its prefix."""
+        path = self.save()
+        if self.clock is not None:
+            self.clock.put()
+            self.stats.flush()
+        return path
 
     def save(self):
         """Write a checkpoint of the current step now. Returns its prefix."""
@@ -276,7 +294,7 @@ class SignalStop(RunStopper):
     _chief_only = False
 
     def __init__(self):
-        self.saver = self.clock = self.stats = None
+        self.saver = None
         self.signum, self._training = None, False
         # a signal ignored at the start stays ignored (SIGHUP under nohup)
         self._signals = [s for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN]
@@ -287,9 +305,9 @@ class SignalStop(RunStopper):
             os.register_at_fork(after_in_child=_default_signals_in_child)
             _fork_hook = True
 
-    def attach(self, saver, clock, stats):
-        """The run's TimedModelSaver, TrainingClock and StatsWriter."""
-        self.saver, self.clock, self.stats = saver, clock, stats
+    def attach(self, saver):
+        """The run's TimedModelSaver (attached to its clock and stats)."""
+        self.saver = saver
 
     def _handle(self, signum, _frame):
         for s in self._signals:  # the next one takes the default action: the process ends, whatever it is doing
@@ -310,9 +328,7 @@ class SignalStop(RunStopper):
             return
         name, start, step = signal.Signals(self.signum).name, time.perf_counter(), self.global_step
         if self.trainer.is_chief:
-            path = self.saver.save()
-            self.clock.put()
-            self.stats.flush()
+            path = self.saver.checkpoint()
             done = f"saved {os.path.basename(path)} at step {step} in {time.perf_counter() - start:.1f} s"
         else:  # a cluster's other workers keep no checkpoints
             done = f"stopped at step {step} (the chief keeps the checkpoints)"

@@ -326,7 +326,8 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         saver = TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6)
         clock, stats = TrainingClock(), StatsWriter()
         monitors = [EventWriter(), stats, ScalarPrinter()]
-        signals.attach(saver, clock, stats)
+        saver.attach(clock, stats)
+        signals.attach(saver)
         callbacks = build_callbacks(cfg, geometry, val_records, steps, done, gpus, cluster, saver, clock)
         train_flow = build_train_dataflow(train_records, cfg, seed=seed, geometry=geometry)
         callbacks += [BadSampleReport(train_flow.bad_samples), signals]  # signals last: the step's own work is done

@@ -87,11 +87,16 @@ def test_a_slim_snapshot_resumes_with_a_fresh_optimiser(two_epoch_run, tmp_path)
     logdir = two_epoch_run[0]
     snapshot = str(tmp_path / "snapshot")
     RunDir(logdir).snapshot(snapshot)
-    proc = run("train.py", "--smoke", "--logdir", snapshot, "--seed", "1", "--config", "TRAIN.EPOCHS=3")
+    # a checkpoint at every step of the third epoch: each with the training clock, as a kill would leave it
+    proc = run("train.py", "--smoke", "--logdir", snapshot, "--seed", "1", "--config", "TRAIN.EPOCHS=3",
+               "TRAIN.CHECKPOINT_MINUTES=1e-6")
     assert proc.returncode == 0, proc.stderr[-3000:]
     history = stats(snapshot)
-    assert [e["global_step"] for e in history] == [8, 16, 24]  # resumed at step 16, not started again
-    assert history[2]["cost"] < history[0]["cost"]  # the weights came back, the fresh Adam did not undo them
+    assert [e["global_step"] for e in history] == [8, 16, *range(17, 24), 24]  # resumed at 16, not started again
+    assert history[-1]["cost"] < history[0]["cost"]  # the weights came back, the fresh Adam did not undo them
+    hours = [e["train/hours"] for e in history[2:]]  # from epoch 2's on, rising with each checkpoint
+    assert all(e["epoch_num"] == 3 and "val/pck@0.2" not in e for e in history[2:-1])
+    assert history[1]["train/hours"] < hours[0] and hours == sorted(hours)
 
 
 @pytest.mark.slow
