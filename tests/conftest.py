@@ -110,3 +110,9 @@ def _ctrl_c_left_working():
     yield
     if _put_back_ctrl_c():
         pytest.fail("this test left SIGINT ignored in the test process")
+
+
+def pytest_collection_modifyitems(items):
+    """The slow tests (scripts and training in subprocesses, up to two minutes each) first: ``-n 2`` hands tests out in
+    this order, and a long test started last would run on one core while the other idles."""
+    items.sort(key=lambda item: item.get_closest_marker("slow") is None)
