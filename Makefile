@@ -35,7 +35,7 @@ test: $(STAMP)
 # $(call restore,RUN): a run directory lost with the work tree comes back from its committed snapshot, RUN-snapshot
 # (`make campaign-snapshot CAMPAIGN=RUN` writes one), and the run resumes from it.
 restore = if [ ! -f $(1)/checkpoint ] && [ -f $(1)-snapshot/checkpoint ]; then \
-	echo "resuming $(1) from $(1)-snapshot"; mkdir -p $(1) && cp $(1)-snapshot/* $(1)/; fi
+	echo "restoring $(1) from $(1)-snapshot"; mkdir -p $(1) && cp $(1)-snapshot/* $(1)/; fi
 
 CAMPAIGN := checkpoints/lsp-campaign2
 # The campaign's newest checkpoint, config and history, committed between sessions: a machine whose checkpoints/ was
@@ -84,7 +84,9 @@ campaign3: $(STAMP)
 	@if [ -z "$(LSP)" ] || [ -z "$(LSPET)" ]; then \
 		echo "make campaign3 needs the datasets: make campaign3 LSP=DIR LSPET=DIR (LSP and LSP extended folders)"; exit 2; fi
 	@$(call restore,$(CAMPAIGN3))
-	@# it starts from the finished $(CAMPAIGN3_FROM) run: a run still training has not decayed yet
+	@# it starts from the finished $(CAMPAIGN3_FROM) run (back from its snapshot, which holds the finished weights, if
+	@# the run directory is gone): a run still training has not decayed yet
+	@test -f $(CAMPAIGN3)/checkpoint || $(call restore,checkpoints/$(CAMPAIGN3_FROM))
 	@test -f $(CAMPAIGN3)/checkpoint || $(PY) -c "from engine.rundir import RunDir; import sys; \
 		r = RunDir('checkpoints/$(CAMPAIGN3_FROM)'); \
 		done = r.has_config() and r.last('epoch_num', 0) >= r.read_meta()['config']['TRAIN']['EPOCHS']; \
