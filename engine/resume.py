@@ -93,21 +93,17 @@ class ClusterResume(ShortenFirstEpoch):
 
 class TimedModelSaver(WriteFailure, ModelSaver):
     """tensorpack's ModelSaver (a checkpoint at every epoch end), plus one whenever ``minutes`` have passed since the
-    last save (0: epoch ends only), written with the training clock in stats.json (``attach``): a run killed
+    last save (0: epoch ends only), written with the training clock in stats.json (``clock``, ``stats``): a run killed
     mid-epoch (SIGKILL, a machine's end) resumes with the hours of the steps it keeps. A save that fails (a full disk)
     stops the run with one line; tensorpack's own logs the traceback and trains on without checkpoints. The previous
     checkpoint stays the newest: TensorFlow names a checkpoint in ``checkpoint`` only once its files are written."""
 
-    def __init__(self, minutes, **kwargs):
+    def __init__(self, minutes, clock, stats, **kwargs):
         super().__init__(**kwargs)
         self.seconds = 60.0 * minutes
+        self.clock, self.stats = clock, stats  # the run's TrainingClock and StatsWriter
         self._saves = 0
         self._kill_at = int(os.environ.get(KILL_IN_SAVE_ENV, "0") or 0)
-        self.clock = self.stats = None
-
-    def attach(self, clock, stats):
-        """The run's TrainingClock and StatsWriter, which a checkpoint inside an epoch writes with it."""
-        self.clock, self.stats = clock, stats
 
     def _before_train(self):
         # (tensorpack's writes a graph-<time>.meta per start, which nothing reads: resuming rebuilds the graph)
@@ -127,9 +123,8 @@ class TimedModelSaver(WriteFailure, ModelSaver):
         """A checkpoint of the current step inside an epoch, with the training clock up to now in stats.json.
         Returns its prefix."""
         path = self.save()
-        if self.clock is not None:
-            self.clock.put()
-            self.stats.flush()
+        self.clock.put()
+        self.stats.flush()
         return path
 
     def save(self):
@@ -306,7 +301,7 @@ class SignalStop(RunStopper):
             _fork_hook = True
 
     def attach(self, saver):
-        """The run's TimedModelSaver (attached to its clock and stats)."""
+        """The run's TimedModelSaver."""
         self.saver = saver
 
     def _handle(self, signum, _frame):

@@ -323,10 +323,10 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
         if resumed and starting_epoch > t.EPOCHS:
             logger.info(f"{logdir} already finished {t.EPOCHS} epochs; raise TRAIN.EPOCHS to train longer")
             return {"baseline": baseline, "final": run.last_scores()}
-        saver = TimedModelSaver(t.CHECKPOINT_MINUTES, max_to_keep=t.KEEP_CHECKPOINTS, keep_checkpoint_every_n_hours=1e6)
         clock, stats = TrainingClock(), StatsWriter()
+        saver = TimedModelSaver(t.CHECKPOINT_MINUTES, clock, stats, max_to_keep=t.KEEP_CHECKPOINTS,
+                                keep_checkpoint_every_n_hours=1e6)
         monitors = [EventWriter(), stats, ScalarPrinter()]
-        saver.attach(clock, stats)
         signals.attach(saver)
         callbacks = build_callbacks(cfg, geometry, val_records, steps, done, gpus, cluster, saver, clock)
         train_flow = build_train_dataflow(train_records, cfg, seed=seed, geometry=geometry)

@@ -95,8 +95,8 @@ def plot(named, levels, path):
             ax.plot([s[key] for s in inherited], [100 * s["val/pck@0.2"] for s in inherited], "-",
                     color=line.get_color(), alpha=0.3)
             first = next((s["trained_on"] for s in timed if s.get("trained_on")), None)  # its history's first
-            other = [s for s in timed if s.get("trained_on") not in (None, first)]
-            if key == "train/hours" and other:
+            other = [s for s in timed if s.get("trained_on") not in (None, first)] if key == "train/hours" else []
+            if other:
                 ax.plot([s[key] for s in other], [100 * s["val/pck@0.2"] for s in other], "o", color=line.get_color(),
                         markerfacecolor="white", markersize=5, label=f"{name}: another CPU or precision")
         for level in levels:
