@@ -102,7 +102,7 @@ class TimedModelSaver(WriteFailure, ModelSaver):
         super().__init__(**kwargs)
         self.seconds = 60.0 * minutes
         self.clock, self.stats = clock, stats  # the run's TrainingClock and StatsWriter
-        self._saves = 0
+        self._saves, self.last = 0, None  # last: the newest checkpoint this process wrote
         self._kill_at = int(os.environ.get(KILL_IN_SAVE_ENV, "0") or 0)
 
     def _before_train(self):
@@ -139,7 +139,7 @@ class TimedModelSaver(WriteFailure, ModelSaver):
         except (OSError, tf.errors.OpError) as e:
             self.failed(f"{self.path}-{self.global_step}", e)
         logger.info(f"Model saved to {path}.")
-        self._last = time.monotonic()
+        self._last, self.last = time.monotonic(), path
         return path
 
 
@@ -277,7 +277,8 @@ def _default_signals_in_child():
 class SignalStop(RunStopper):
     """SIGINT (Ctrl-C), SIGTERM (a scheduler preempting the job) and SIGHUP (a closed terminal; left alone where it
     is ignored, as under nohup) stop training cleanly: the step in progress finishes, a checkpoint of it is saved
-    with the training clock in stats.json, the data workers stop with the process, and it exits with status 128 +
+    with the training clock in stats.json (at an epoch's last step the epoch ends first: its checkpoint, validation
+    and stats entry), the data workers stop with the process, and it exits with status 128 +
     the signal (130, 143, 129) after one line. A second signal ends the process
     at once (the signal's own default action: no traceback, no save); the previous checkpoint is still complete.
 
@@ -319,14 +320,29 @@ class SignalStop(RunStopper):
         self._training = True
 
     def _trigger_step(self):
-        if self.signum is None:
+        # at an epoch's last step the epoch's end saves, validates and writes its stats entry first (_before_epoch
+        # stops then): a checkpoint here would split the epoch's summaries from its report, and resuming would skip
+        # the epoch's validation
+        if self.signum is None or self.local_step == self.trainer.steps_per_epoch - 1:
             return
-        name, start, step = signal.Signals(self.signum).name, time.perf_counter(), self.global_step
-        if self.trainer.is_chief:
-            path = self.saver.checkpoint()
-            done = f"saved {os.path.basename(path)} at step {step} in {time.perf_counter() - start:.1f} s"
-        else:  # a cluster's other workers keep no checkpoints
+        start = time.perf_counter()
+        path = self.saver.checkpoint() if self.trainer.is_chief else None
+        self._stop(path, time.perf_counter() - start)
+
+    def _before_epoch(self):
+        # came at an epoch's last step or while the epoch ended, whose checkpoint is saved (none yet: a signal just
+        # before the first step, which saves after it)
+        if self.signum is not None and (self.saver.last or not self.trainer.is_chief):
+            self._stop(self.saver.last if self.trainer.is_chief else None)
+
+    def _stop(self, path, seconds=None):
+        name, step = signal.Signals(self.signum).name, self.global_step
+        if path is None:  # a cluster's other workers keep no checkpoints
             done = f"stopped at step {step} (the chief keeps the checkpoints)"
+        elif seconds is None:
+            done = f"stopped at the end of epoch {self.epoch_num - 1}, saved as {os.path.basename(path)}"
+        else:
+            done = f"saved {os.path.basename(path)} at step {step} in {seconds:.1f} s"
         self.stop(Interrupted(f"{name}: {done}; the same command resumes", self.signum))
 
     def _after_train(self):

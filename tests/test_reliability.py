@@ -89,6 +89,48 @@ def test_only_a_fork_while_training_ignores_ctrl_c():
     assert signal.getsignal(signal.SIGINT) is not signal.SIG_IGN
 
 
+class _Saver:
+    """TimedModelSaver's face to SignalStop: ``checkpoint()`` saves mid-epoch, ``last`` is the newest save."""
+
+    def __init__(self):
+        self.last, self.checkpoints = None, []
+
+    def checkpoint(self):
+        self.last = "/run/model-7"
+        self.checkpoints.append(self.last)
+        return self.last
+
+
+def test_a_signal_at_an_epochs_last_step_stops_once_the_epoch_has_ended():
+    """A signal stops after the step in progress with a checkpoint of it, except at an epoch's last step: there
+    the epoch ends first (its checkpoint, validation and stats entry), and the next epoch stops before a step."""
+    from types import SimpleNamespace
+
+    from tensorpack.train.base import StopTraining
+
+    stop, saver = SignalStop(), _Saver()
+    try:
+        stop.attach(saver)
+        stop.trainer = SimpleNamespace(steps_per_epoch=5, local_step=4, global_step=10, epoch_num=2, is_chief=True)
+        stop._before_train()
+        stop._before_epoch()  # no signal: nothing happens
+        stop.signum = signal.SIGTERM
+        stop._trigger_step()  # the epoch's last step: no checkpoint, no stop
+        assert saver.checkpoints == [] and stop.error is None
+        saver.last = "/run/model-10"  # the epoch end's checkpoint
+        stop.trainer.epoch_num = 3
+        with pytest.raises(StopTraining):
+            stop._before_epoch()
+        assert str(stop.error) == "SIGTERM: stopped at the end of epoch 2, saved as model-10; the same command resumes"
+        assert saver.checkpoints == []
+        stop.error, stop.trainer.local_step, stop.trainer.global_step = None, 1, 7  # inside an epoch: a checkpoint
+        with pytest.raises(StopTraining):
+            stop._trigger_step()
+        assert saver.checkpoints == ["/run/model-7"] and SAVED.match(str(stop.error)).group(2, 3) == ("7", "7")
+    finally:
+        stop.restore()
+
+
 @pytest.mark.slow
 def test_signals_save_and_stop_a_second_trainer_is_refused_and_every_stop_resumes(tmp_path):
     logdir = str(tmp_path / "run")
