@@ -23,14 +23,14 @@ from cpm.errors import UserError
 PROBE = dict(preset="cpu", batch=16, steps=4, warmup=2)
 
 
-def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, overrides=()):
+def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, overrides=(), predict=True):
     """Seconds per training step (forward, backward, update) and per inference batch of ``preset``'s network, on real
     batches of the shipped sample fed from memory, after ``warmup`` steps, in this process's backend.
 
     Returns:
         {"train": s/step, "inference": s/batch (the training graph's forward), "predict": s/person (one crop through
-        the inference graph, _predict_seconds), "parameters": int, "parts": the learned part layers in words,
-        "input_size": int}.
+        the inference graph, _predict_seconds; without ``predict``, None), "parameters": int, "parts": the learned
+        part layers in words, "input_size": int}.
     """
     import tensorflow as tf  # noqa: PLC0415  (the caller chose the backend before this import)
     from tensorpack.tfutils.tower import TowerContext  # noqa: PLC0415
@@ -63,7 +63,7 @@ def step_seconds(preset="cpu", precision="fp32", batch=16, steps=10, warmup=2, o
             sess.run(tf.compat.v1.global_variables_initializer())
             times["train"] = _timed(sess, train_op, feed, steps, warmup)
             times["inference"] = _timed(sess, final, {inputs[0]: data[0], inputs[3]: data[3]}, steps, warmup)
-    times["predict"] = _predict_seconds(model, cfg, data, precision, steps, warmup)
+    times["predict"] = _predict_seconds(model, cfg, data, precision, steps, warmup) if predict else None
     parts = part_layers(cfg.MODEL.PART_STAGES, cfg.MODEL.PART_HEAD)
     return {**times, "parameters": params, "parts": parts, "input_size": geometry.input_size}
 
@@ -100,14 +100,14 @@ def _timed(sess, fetch, feed, steps, warmup):
     return (time.perf_counter() - start) / steps
 
 
-def measure_in(name, precision, env=None, **probe):
+def measure_in(name, precision, env=None, predict=True, **probe):
     """step_seconds in a new process on backend ``name`` (``env``: more environment, e.g. ONEDNN_MAX_CPU_ISA)."""
     p = {**PROBE, **probe}
     run_env = {k: v for k, v in os.environ.items() if k not in ("TF_XLA_FLAGS", backend.ENV, backend.APPLIED)}
     run_env.update(backend.BACKENDS[name], **{backend.APPLIED: name}, **(env or {}))
     command = [sys.executable, "-m", "engine.speed", "--precision", precision, "--preset", p["preset"], "--batch",
-               str(p["batch"]), "--steps", str(p["steps"]), "--warmup", str(p["warmup"]), "--config",
-               *p.get("overrides", ())]
+               str(p["batch"]), "--steps", str(p["steps"]), "--warmup", str(p["warmup"]),
+               *([] if predict else ["--no-predict"]), "--config", *p.get("overrides", ())]
     done = subprocess.run(command, capture_output=True, text=True, env=run_env,
                           cwd=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     lines = [x for x in done.stdout.splitlines() if x.startswith("{")]
@@ -123,9 +123,9 @@ def probe(precision, say=print):
     seconds, predict = {}, {}
     for name in backend.candidates(precision):
         say(f"backend probe: timing {name} ({PROBE['steps']} steps of the {PROBE['preset']} network)...")
-        t = measure_in(name, precision)
+        t = measure_in(name, precision, predict=name in backend.candidates(precision, predict=True))
         seconds[name] = t["train"]
-        if name in backend.candidates(precision, predict=True):
+        if t["predict"] is not None:
             predict[name] = t["predict"]
     choice = backend.remember(precision, seconds, predict)
     say(f"backend for prediction and evaluation here: {min(predict, key=predict.get)} ("
@@ -167,8 +167,9 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--config", nargs="*", default=[])
+    parser.add_argument("--no-predict", dest="predict", action="store_false", help="skip the one-crop prediction")
     a = parser.parse_args()
-    print(json.dumps(step_seconds(a.preset, a.precision, a.batch, a.steps, a.warmup, a.config)))
+    print(json.dumps(step_seconds(a.preset, a.precision, a.batch, a.steps, a.warmup, a.config, a.predict)))
 
 
 if __name__ == "__main__":
