@@ -313,8 +313,9 @@ class SignalStop(RunStopper):
             raise Interrupted(f"{name} before training started: nothing was saved; the same command starts again",
                               signum)
         self.signum = signum
-        print(f"{name}: stopping after this step with a checkpoint ({name} again to stop at once, without one)",
-              file=sys.stderr, flush=True)
+        ending = self.local_step == self.trainer.steps_per_epoch - 1  # its last step, or its end's callbacks
+        when = "once this epoch has ended (checkpoint, validation)" if ending else "after this step with a checkpoint"
+        print(f"{name}: stopping {when} ({name} again to stop at once, without one)", file=sys.stderr, flush=True)
 
     def _before_train(self):
         self._training = True
@@ -327,26 +328,41 @@ class SignalStop(RunStopper):
             return
         start = time.perf_counter()
         path = self.saver.checkpoint() if self.trainer.is_chief else None
-        self._stop(path, time.perf_counter() - start)
+        self.stop(self._interrupted(seconds=time.perf_counter() - start, path=path))
 
     def _before_epoch(self):
         # came at an epoch's last step or while the epoch ended, whose checkpoint is saved (none yet: a signal just
         # before the first step, which saves after it)
         if self.signum is not None and (self.saver.last or not self.trainer.is_chief):
-            self._stop(self.saver.last if self.trainer.is_chief else None)
-
-    def _stop(self, path, seconds=None):
-        name, step = signal.Signals(self.signum).name, self.global_step
-        if path is None:  # a cluster's other workers keep no checkpoints
-            done = f"stopped at step {step} (the chief keeps the checkpoints)"
-        elif seconds is None:
-            done = f"stopped at the end of epoch {self.epoch_num - 1}, saved as {os.path.basename(path)}"
-        else:
-            done = f"saved {os.path.basename(path)} at step {step} in {seconds:.1f} s"
-        self.stop(Interrupted(f"{name}: {done}; the same command resumes", self.signum))
+            self.stop(self._interrupted(self.epoch_num - 1))
 
     def _after_train(self):
         self._training = False
+        # came at the last epoch's last step or end (the run finished), or the epoch's end stopped on another error:
+        # the signal's status still ends the process. (Not when another stop came mid-epoch before this one's turn.)
+        if self.signum is None or self.error is not None:
+            return
+        if self.trainer.is_chief:  # the epoch's end saved this step
+            ended = (self.saver.last or "").endswith(f"-{self.global_step}")
+        else:
+            ended = self.local_step == self.trainer.steps_per_epoch - 1
+        if ended:
+            self.error = self._interrupted(self.epoch_num)
+
+    def _interrupted(self, epoch=None, seconds=None, path=None):
+        """The signal's one-line error: a checkpoint (``path``) saved mid-epoch in ``seconds``, else the end of
+        ``epoch`` (its checkpoint the saver's newest); on a cluster's other workers, the step it stopped at."""
+        name, step = signal.Signals(self.signum).name, self.global_step
+        if not self.trainer.is_chief:
+            return Interrupted(f"{name}: stopped at step {step} (the chief keeps the checkpoints); the same command "
+                               "resumes", self.signum)
+        if path:
+            done = f"saved {os.path.basename(path)} at step {step} in {seconds:.1f} s"
+        else:
+            done = f"stopped at the end of epoch {epoch}, saved as {os.path.basename(self.saver.last)}"
+        if epoch == self.trainer.max_epoch:
+            return Interrupted(f"{name}: {done}; that was the run's last epoch", self.signum)
+        return Interrupted(f"{name}: {done}; the same command resumes", self.signum)
 
     def restore(self):
         """Put back the handlers that were there before (once training is over)."""

@@ -1,7 +1,7 @@
 """How fast the CPM trains and infers here: the timing behind ``scripts/benchmark.py train`` and the backend probe
 that picks the fastest of cpm.backend's backends for this machine.
 
-    python -m engine.speed --precision fp32 [--preset cpu] [--batch 16] [--steps 5] [--warmup 2]   # prints JSON
+    python -m engine.speed --precision fp32 [--preset cpu] [--batch 16] [--steps 5] [--warmup 2] [--no-predict]  # JSON
 
 Each backend must be measured in a process of its own (TensorFlow reads its switches at import): ``probe`` runs this
 module once per backend, with that backend's environment.

@@ -103,7 +103,8 @@ class _Saver:
 
 def test_a_signal_at_an_epochs_last_step_stops_once_the_epoch_has_ended():
     """A signal stops after the step in progress with a checkpoint of it, except at an epoch's last step: there
-    the epoch ends first (its checkpoint, validation and stats entry), and the next epoch stops before a step."""
+    the epoch ends first (its checkpoint, validation and stats entry), and the next epoch stops before a step; at
+    the last epoch's, the run finishes and still ends with the signal's status."""
     from types import SimpleNamespace
 
     from tensorpack.train.base import StopTraining
@@ -111,11 +112,13 @@ def test_a_signal_at_an_epochs_last_step_stops_once_the_epoch_has_ended():
     stop, saver = SignalStop(), _Saver()
     try:
         stop.attach(saver)
-        stop.trainer = SimpleNamespace(steps_per_epoch=5, local_step=4, global_step=10, epoch_num=2, is_chief=True)
+        stop.trainer = SimpleNamespace(steps_per_epoch=5, local_step=4, global_step=10, epoch_num=2, max_epoch=3,
+                                       is_chief=True)
         stop._before_train()
         stop._before_epoch()  # no signal: nothing happens
         stop.signum = signal.SIGTERM
         stop._trigger_step()  # the epoch's last step: no checkpoint, no stop
+        stop._before_epoch()  # nothing saved yet (a signal just before the first step): the next step saves
         assert saver.checkpoints == [] and stop.error is None
         saver.last = "/run/model-10"  # the epoch end's checkpoint
         stop.trainer.epoch_num = 3
@@ -127,7 +130,24 @@ def test_a_signal_at_an_epochs_last_step_stops_once_the_epoch_has_ended():
         with pytest.raises(StopTraining):
             stop._trigger_step()
         assert saver.checkpoints == ["/run/model-7"] and SAVED.match(str(stop.error)).group(2, 3) == ("7", "7")
+        # at the last epoch's last step the run finishes, then the signal's error ends the process
+        stop.error, saver.last, stop.trainer.local_step, stop.trainer.global_step = None, "/run/model-15", 4, 15
+        stop._trigger_step()
+        stop._after_train()
+        assert str(stop.error) == "SIGTERM: stopped at the end of epoch 3, saved as model-15; that was the run's " \
+                                  "last epoch"
+        # another stop mid-epoch before this one's turn: its own error is the run's
+        stop.error, stop.trainer.global_step = None, 13
+        stop._after_train()
+        assert stop.error is None
+        # a cluster's other workers keep no checkpoints and stop at the next epoch's start
+        stop.trainer.is_chief, saver.last, stop.trainer.epoch_num, stop.trainer.global_step = False, None, 3, 10
+        with pytest.raises(StopTraining):
+            stop._before_epoch()
+        assert str(stop.error) == "SIGTERM: stopped at step 10 (the chief keeps the checkpoints); the same command " \
+                                  "resumes"
     finally:
+        stop.signum = None  # a signal leaves its handlers at the default action, for the process to end
         stop.restore()
 
 
