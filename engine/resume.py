@@ -91,6 +91,11 @@ class ClusterResume(ShortenFirstEpoch):
         RunDir(logger.get_logger_dir()).cut_stats(step)
 
 
+def at_epochs_last_step(callback):
+    """True at its epoch's last step, and through the epoch's end callbacks (the step stays the last one there)."""
+    return callback.local_step == callback.trainer.steps_per_epoch - 1
+
+
 class TimedModelSaver(WriteFailure, ModelSaver):
     """tensorpack's ModelSaver (a checkpoint at every epoch end), plus one whenever ``minutes`` have passed since the
     last save (0: epoch ends only), written with the training clock in stats.json (``clock``, ``stats``): a run killed
@@ -112,8 +117,7 @@ class TimedModelSaver(WriteFailure, ModelSaver):
     def _trigger_step(self):
         # not at an epoch's last step, which the epoch end saves: tensorpack's summaries of the epoch are put then
         # (MergeAllSummaries), and stats.json would split them from the epoch's report
-        last = self.local_step == self.trainer.steps_per_epoch - 1
-        if self.seconds > 0 and time.monotonic() - self._last >= self.seconds and not last:
+        if self.seconds > 0 and time.monotonic() - self._last >= self.seconds and not at_epochs_last_step(self):
             self.checkpoint()
 
     def _trigger(self):  # an epoch's end: the clock and stats.json write their own epoch entry
@@ -313,8 +317,8 @@ class SignalStop(RunStopper):
             raise Interrupted(f"{name} before training started: nothing was saved; the same command starts again",
                               signum)
         self.signum = signum
-        ending = self.local_step == self.trainer.steps_per_epoch - 1  # its last step, or its end's callbacks
-        when = "once this epoch has ended (checkpoint, validation)" if ending else "after this step with a checkpoint"
+        when = "once this epoch has ended (checkpoint, validation)" if at_epochs_last_step(self) \
+            else "after this step with a checkpoint"
         print(f"{name}: stopping {when} ({name} again to stop at once, without one)", file=sys.stderr, flush=True)
 
     def _before_train(self):
@@ -324,7 +328,7 @@ class SignalStop(RunStopper):
         # at an epoch's last step the epoch's end saves, validates and writes its stats entry first (_before_epoch
         # stops then): a checkpoint here would split the epoch's summaries from its report, and resuming would skip
         # the epoch's validation
-        if self.signum is None or self.local_step == self.trainer.steps_per_epoch - 1:
+        if self.signum is None or at_epochs_last_step(self):
             return
         start = time.perf_counter()
         path = self.saver.checkpoint() if self.trainer.is_chief else None
@@ -345,7 +349,7 @@ class SignalStop(RunStopper):
         if self.trainer.is_chief:  # the epoch's end saved this step
             ended = (self.saver.last or "").endswith(f"-{self.global_step}")
         else:
-            ended = self.local_step == self.trainer.steps_per_epoch - 1
+            ended = at_epochs_last_step(self)
         if ended:
             self.error = self._interrupted(self.epoch_num)
 
