@@ -19,7 +19,8 @@ import threading
 import time
 
 import tensorflow as tf
-from tensorpack.callbacks import Callback, MaxSaver, ModelSaver
+import tqdm
+from tensorpack.callbacks import Callback, EstimatedTimeLeft, MaxSaver, ModelSaver, ProgressBar
 from tensorpack.utils import logger
 
 from cpm.checkpoint import latest_in
@@ -89,6 +90,33 @@ class ClusterResume(ShortenFirstEpoch):
         self.trainer.loop._epoch_num = step // shared
         self.done = step % shared // self.workers
         RunDir(logger.get_logger_dir()).cut_stats(step)
+
+
+class ResumedProgressBar(ProgressBar):
+    """tensorpack's ProgressBar (one of its default callbacks, which this replaces), counting a resumed epoch on from
+    the steps already done ("332/675"), so that its rate and time left are those of the steps still to run;
+    tensorpack's counts the shortened epoch from 0 to the whole epoch's steps."""
+
+    def _before_epoch(self):
+        left = self.trainer.steps_per_epoch  # ShortenFirstEpoch, an earlier callback, lowered it for a resumed epoch
+        self._bar = tqdm.tqdm(total=self._total, initial=self._total - left, **self._tqdm_args)
+
+
+class ResumedTimeLeft(EstimatedTimeLeft):
+    """tensorpack's EstimatedTimeLeft, with a resumed epoch's time scaled up to the whole epoch's steps: taken as it
+    is, a half epoch halves the first estimate after a resume."""
+
+    def _before_train(self):
+        super()._before_train()
+        self._full = self.trainer.steps_per_epoch
+
+    def _before_epoch(self):
+        self._share = self.trainer.steps_per_epoch / self._full  # after ShortenFirstEpoch's, as above
+
+    def _trigger_epoch(self):
+        if self._share < 1:  # the epoch ran from _last_time; move that back to where a whole epoch would have started
+            self._last_time -= (time.time() - self._last_time) * (1 / self._share - 1)
+        super()._trigger_epoch()
 
 
 def at_epochs_last_step(callback):

@@ -6,13 +6,14 @@ import time
 import numpy as np
 import tensorflow as tf
 from tensorpack import (
+    DEFAULT_CALLBACKS,
     QueueInput,
     SimpleTrainer,
     SyncMultiGPUTrainerReplicated,
     TrainConfig,
     launch_train_with_config,
 )
-from tensorpack.callbacks import EstimatedTimeLeft, HostMemoryTracker, ScalarPrinter, ScheduledHyperParamSetter
+from tensorpack.callbacks import HostMemoryTracker, ProgressBar, ScalarPrinter, ScheduledHyperParamSetter
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
@@ -41,6 +42,8 @@ from engine.hooks import (
 from engine.resume import (
     BestSaver,
     ClusterResume,
+    ResumedProgressBar,
+    ResumedTimeLeft,
     ShortenFirstEpoch,
     SignalStop,
     TimedModelSaver,
@@ -246,7 +249,7 @@ def build_callbacks(cfg, geometry, val_records, steps, done, gpus, cluster, save
         TrainingImages(geometry, t.SUMMARY_PERIOD),
         StopOnNonFiniteLoss(),
         clock,
-        EstimatedTimeLeft(),
+        ResumedTimeLeft(),
         HostMemoryTracker(),
     ]
     if gpus > 1:
@@ -337,6 +340,7 @@ def train(cfg, train_records, val_records, logdir, load=None, precision="fp32", 
             model=CPMModel.from_config(cfg, geometry),
             data=QueueInput(train_flow),
             callbacks=callbacks,
+            extra_callbacks=[ResumedProgressBar() if isinstance(c, ProgressBar) else c for c in DEFAULT_CALLBACKS()],
             monitors=monitors,
             steps_per_epoch=steps,
             max_epoch=t.EPOCHS,

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+import types
 
 import cv2
 import numpy as np
@@ -22,7 +23,7 @@ from dataflow.geometry import Geometry
 from dataflow.mapper import BAD_SAMPLE, make_mapper
 from dataflow.records import PersonRecord
 from dataflow.transforms import crop_affine, image_mask, warp_image
-from engine.resume import SignalStop, alive, descendants
+from engine.resume import ResumedProgressBar, ResumedTimeLeft, ShortenFirstEpoch, SignalStop, alive, descendants
 from engine.rundir import RunBusy, RunDir
 from tests.helpers import ROOT, SMALL_CPM, fill, run
 
@@ -149,6 +150,40 @@ def test_a_signal_at_an_epochs_last_step_stops_once_the_epoch_has_ended():
     finally:
         stop.signum = None  # a signal leaves its handlers at the default action, for the process to end
         stop.restore()
+
+
+class _Loop:
+    """The parts of a tensorpack trainer that the resume callbacks read: its loop, and the loop's steps per epoch."""
+
+    def __init__(self, steps_per_epoch, max_epoch):
+        self.loop = types.SimpleNamespace(steps_per_epoch=steps_per_epoch)
+        self.max_epoch, self.epoch_num, self.local_step = max_epoch, 1, 0
+
+    @property
+    def steps_per_epoch(self):  # tensorpack's Trainer delegates it to its loop
+        return self.loop.steps_per_epoch
+
+
+def test_a_resumed_epochs_progress_bar_and_time_left_count_the_steps_done_before():
+    """Resumed at 332 of 675 steps, the bar starts at 332/675 and the time left takes the 343 steps run as 343/675
+    of an epoch; the next, whole epoch is counted as tensorpack counts it."""
+    trainer = _Loop(675, max_epoch=4)
+    shorten, bar, left = ShortenFirstEpoch(332), ResumedProgressBar(), ResumedTimeLeft()
+    callbacks = [shorten, left, bar]  # the trainer's order: ours, then tensorpack's defaults
+    for c in callbacks:
+        c.trainer = trainer
+        c._before_train()
+    for epoch, seconds, expected_seconds, start in [(1, 100.0, 100.0 * 675 / 343, 332), (2, 150.0, 150.0, 0)]:
+        trainer.epoch_num = epoch
+        for c in callbacks:
+            c._before_epoch()
+        assert (bar._bar.n, bar._bar.total, trainer.steps_per_epoch) == (start, 675, 675 - start)
+        left._last_time = time.time() - seconds  # the epoch took `seconds`
+        for c in callbacks:
+            c._after_epoch()
+        left._trigger_epoch()
+        assert left._times[-1] == pytest.approx(expected_seconds, abs=0.5)
+    assert trainer.steps_per_epoch == 675
 
 
 @pytest.mark.slow
