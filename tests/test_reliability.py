@@ -152,7 +152,7 @@ def test_a_signal_at_an_epochs_last_step_stops_once_the_epoch_has_ended():
         stop.restore()
 
 
-class _Loop:
+class _FakeTrainer:
     """The parts of a tensorpack trainer that the resume callbacks read: its loop, and the loop's steps per epoch."""
 
     def __init__(self, steps_per_epoch, max_epoch):
@@ -167,7 +167,7 @@ class _Loop:
 def test_a_resumed_epochs_progress_bar_and_time_left_count_the_steps_done_before():
     """Resumed at 332 of 675 steps, the bar starts at 332/675 and the time left takes the 343 steps run as 343/675
     of an epoch; the next, whole epoch is counted as tensorpack counts it."""
-    trainer = _Loop(675, max_epoch=4)
+    trainer = _FakeTrainer(675, max_epoch=4)
     shorten, bar, left = ShortenFirstEpoch(332), ResumedProgressBar(), ResumedTimeLeft()
     callbacks = [shorten, left, bar]  # the trainer's order: ours, then tensorpack's defaults
     for c in callbacks:
