@@ -3,7 +3,7 @@ fill it, each written so that a stop of any kind (a signal, kill -9, a full disk
 
 Layout of ``RUN``:
     train.lock                  held (flock) by the one trainer writing the run; names it (pid, host, start)
-    config.json                 the run's config, data selection, command line and sessions (written atomically)
+    config.json                 the run's config, data selection, first command line and sessions (atomic writes)
     stats.json                  one entry per epoch end (and per signal stop): scalars with epoch_num, global_step
     checkpoint, model-N.*       TensorFlow's checkpoints; ``checkpoint`` names the newest complete one
     max-val-pcp.*               the best validation checkpoint (by the keypoint spec's metric: max-val-pckh0.5, ...)
@@ -118,7 +118,8 @@ class RunDir:
         return os.path.isfile(self.config_path)
 
     def read_meta(self):
-        """config.json as saved: {"config": ..., "data": ..., "argv": ..., "sessions": [...], ...}."""
+        """config.json as saved: {"config": ..., "data": ..., "argv": the command line that started the run,
+        "sessions": [{"started", "cpu", "precision", "backend", "from_step", "argv"}, ...], ...}."""
         try:
             with open(self.config_path) as f:
                 return json.load(f)
@@ -176,7 +177,7 @@ class RunDir:
     @staticmethod
     def started_from(meta):
         """The model a run was started from (the first ``--load`` of config.json's ``argv``), or None."""
-        argv = meta.get("argv", [])
+        argv = meta.get("argv") or []  # (None: a run started from Python, engine.trainer.train, not a command line)
         return argv[argv.index("--load") + 1] if "--load" in argv[:-1] else None
 
     def history(self):

@@ -101,12 +101,15 @@ def prepare_logdir(logdir, cfg, meta):
     run.lock()
     run.set_aside_damaged_stats()
     resumed = run.has_config()
-    sessions = []
+    sessions, argv = [], meta.get("argv")
     if resumed:
         # Read as loading reads it: keys added since the run take their defaults, renamed keys their new names; a
         # damaged config.json is a one-line error there.
         old = _comparable(load_run_config(logdir))
-        sessions = run.read_meta().get("sessions", [])
+        saved = run.read_meta()
+        # the command line that started the run stays: its --load is where the weights began (RunDir.started_from),
+        # which a resuming command no longer names
+        sessions, argv = saved.get("sessions", []), saved.get("argv", argv)
         new = _comparable(cfg)
         changed = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
         fatal = [k for k in changed if _fixed_for_a_run(k)]
@@ -115,11 +118,11 @@ def prepare_logdir(logdir, cfg, meta):
                             f"use another --logdir")
         if changed:
             logger.info(f"continuing the run in {logdir} with changed {', '.join(changed)}")
-    # every process that trained the run: when, on which CPU, in which precision, from which step
+    # every process that trained the run: when, on which CPU, in which precision, from which step, by which command
     sessions.append({"started": time.strftime("%Y-%m-%d %H:%M:%S"), "cpu": cpu_description(),
                      "precision": meta.get("precision"), "backend": meta.get("backend"),
-                     "from_step": run.latest_checkpoint()[1]})
-    run.write_meta({"config": cfg.to_dict(), **meta, "sessions": sessions})
+                     "from_step": run.latest_checkpoint()[1], "argv": meta.get("argv")})
+    run.write_meta({"config": cfg.to_dict(), **meta, "argv": argv, "sessions": sessions})
     return run, resumed
 
 

@@ -235,6 +235,21 @@ def test_a_run_saved_before_keys_were_added_or_renamed_resumes(tmp_path, monkeyp
         prepare_logdir(logdir, build_config("cpu", ["MODEL.STAGE_KERNEL=5"]), {})
 
 
+def test_a_resumed_run_keeps_the_command_that_started_it(tmp_path):
+    """A resuming command drops --load (the run resumes from its own checkpoint): config.json keeps the first command
+    line, so RunDir.started_from still names the run's starting weights, and each session records its own."""
+    logdir = str(tmp_path / "run")
+    first = ["--preset", "cpu", "--load", "checkpoints/parent", "--logdir", logdir]
+    prepare_logdir(logdir, build_config("cpu"), {"argv": first})
+    prepare_logdir(logdir, build_config("cpu"), {"argv": ["--preset", "cpu", "--logdir", logdir]})
+    meta = RunDir(logdir).read_meta()
+    assert meta["argv"] == first and RunDir.started_from(meta) == "checkpoints/parent"
+    assert [s["argv"] for s in meta["sessions"]] == [first, ["--preset", "cpu", "--logdir", logdir]]
+    # a run started from Python (engine.trainer.train) has no command line: it started from nothing named
+    prepare_logdir(str(tmp_path / "api"), build_config("cpu"), {})
+    assert RunDir.started_from(RunDir(str(tmp_path / "api")).read_meta()) is None
+
+
 @pytest.mark.slow
 def test_training_clock_does_not_count_a_stopped_process():
     """PausedTime in a real process SIGSTOPped for 6 s: it reports the stop (within its 1 s tick) and nothing for the
