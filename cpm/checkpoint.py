@@ -138,16 +138,15 @@ def _usable(prefix):
 
 
 def load_weights(weights):
-    """What tensorpack's SmartInit takes for ``weights``: a checkpoint prefix as it is, or as a dict of its model's
-    values where the run averaged its weights (TRAIN.EMA_DECAY: the averages in the weights' place, _model_values);
-    an exported .npz as a dict with float16 arrays (a shipped model's) widened to float32, so they load without a
-    cast warning per variable."""
+    """{name: value} of a model's variables, to predict with or to start a new run from: a checkpoint's without its
+    step counter, learning rate and optimiser slots (a new run starts at step 0 with a fresh optimiser; an inference
+    graph has no place for them), each weight's average in its place where the run averaged its weights
+    (TRAIN.EMA_DECAY: _model_values); an exported .npz's with float16 arrays (a shipped model's) widened to float32, so
+    they load without a cast warning per variable. For tensorpack's SmartInit."""
     if not str(weights).endswith(".npz"):
         import tensorflow as tf  # noqa: PLC0415  (a checkpoint is read with TensorFlow, which its user has loaded)
 
-        reader = tf.train.load_checkpoint(weights)
-        averaged = any(n.endswith(names.AVERAGE_SUFFIX) for n in reader.get_variable_to_shape_map())
-        return _model_values(reader) if averaged else weights
+        return _model_values(tf.train.load_checkpoint(weights))
     with np.load(weights) as data:
         return {k: v.astype(np.float32) if v.dtype == np.float16 else v for k, v in data.items()}
 
@@ -164,17 +163,6 @@ def _model_values(reader):
     suffix = names.AVERAGE_SUFFIX
     return {n: reader.get_tensor(n + suffix if n + suffix in stored else n) for n in stored
             if not n.endswith(suffix) and not _TRAINING_STATE.search(n)}
-
-
-def fine_tune_weights(weights):
-    """{name: value} of a model's variables to start a new run from: an exported .npz as it is, a checkpoint without
-    its step counter, learning rate and optimiser slots (the new run starts at step 0 with a fresh optimiser), its
-    weights' averages in their place where it has them."""
-    if str(weights).endswith(".npz"):
-        return load_weights(weights)
-    import tensorflow as tf  # noqa: PLC0415  (reading checkpoints is the only TensorFlow use here)
-
-    return _model_values(tf.train.load_checkpoint(weights))
 
 
 def save_weights(path, variables, fp16=False):

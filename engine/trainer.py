@@ -17,7 +17,7 @@ from tensorpack.callbacks import HostMemoryTracker, ProgressBar, ScalarPrinter, 
 from tensorpack.tfutils import SmartInit
 from tensorpack.utils import logger
 
-from cpm.checkpoint import CONFIG_FILE, best_checkpoint, fine_tune_weights, load_run_config
+from cpm.checkpoint import CONFIG_FILE, best_checkpoint, load_run_config, load_weights
 from cpm.config import flatten
 from cpm.errors import UserError
 from cpm.files import disk_full, is_disk_full
@@ -181,7 +181,7 @@ def fine_tune_init(load, spec):
     """The weights a run starts from when it fine-tunes ``load`` (a checkpoint prefix or weights.npz beside its
     config.json) into a model of ``spec``: every variable of the loaded model, its joint channels carried over by
     name where its joints differ (cpm.model.adapt_joint_channels), in one line of the log."""
-    values = fine_tune_weights(load)
+    values = load_weights(load)
     old = spec_of(load_run_config(os.path.dirname(os.path.abspath(load))))
     if old.names == spec.names:
         return values
