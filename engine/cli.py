@@ -115,3 +115,10 @@ def records_from_args(args, reader=None):
                            [args.split] if args.split else None, args.dataset_role)
     args.datadir, args.split = triple[1], triple[2]
     return load_selection([triple], reader)
+
+
+def selection_text(dataset, path, split):
+    """A data selection (dataset, folder, split) as a model card names it: the folder by its name alone (a user's
+    paths differ), the split, and the reader where the folder's name does not say it: "lspet all (lsp format)"."""
+    folder = os.path.basename(os.path.normpath(path))
+    return f"{folder} {split}" + ("" if folder == dataset else f" ({dataset} format)")

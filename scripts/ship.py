@@ -30,7 +30,14 @@ from cpm.config import learned_parts, part_layers
 from cpm.errors import UserError, run_main
 from cpm.files import staged, write_json
 from cpm.keypoints import LSP14, spec_of
-from engine.cli import add_dataset_arguments, add_verbose_argument, apply_verbosity, prepare_outputs, records_from_args
+from engine.cli import (
+    add_dataset_arguments,
+    add_verbose_argument,
+    apply_verbosity,
+    prepare_outputs,
+    records_from_args,
+    selection_text,
+)
 from engine.progress import QUALITY_LEVELS, time_to_quality
 from engine.rundir import RunDir
 from eval.evaluate import score
@@ -242,9 +249,8 @@ def main():
         history, runs = run.history()
         plot_curve(history, next(s for s in history if s["run"] is None and s["global_step"] == shipped["global_step"]),
                    os.path.join(out, "curve.png"))
-        # folders by their names alone: the card speaks to users, whose paths differ
-        data = "; ".join(f"{d} {folder_name(p)} {s}" for d, p, s in meta.get("data", []))
-        val_text = f"{args.data} {folder_name(args.datadir)} {args.split}"
+        data = "; ".join(selection_text(*triple) for triple in meta.get("data", []))
+        val_text = selection_text(args.data, args.datadir, args.split)
         # the card's scores are the shipped folder's, run as predict.py and evaluate.py run it (LiteRT)
         shipped_weights = os.path.join(out, WEIGHTS_FILE)
         final, _ = score_weights(shipped_cfg, shipped_weights, records,

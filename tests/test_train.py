@@ -21,6 +21,7 @@ from cpm.errors import UserError
 from cpm.keypoints import LSP14
 from dataflow.datasets import SAMPLE_LSP_DIR
 from dataflow.lsp import read_lsp
+from engine.cli import selection_text
 from engine.rundir import RunDir
 from engine.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
 from tests.helpers import SMALL_CPM, run
@@ -318,6 +319,11 @@ def test_two_towers_train_and_their_checkpoint_serves_one_tower(tmp_path):
     assert weights.endswith("max-val-pcp") and len(person.joints) == 14
 
 
+def test_a_card_names_a_data_selection_by_folder_split_and_reader():
+    assert selection_text("lsp", "/data/lspet/", "all") == "lspet all (lsp format)"
+    assert selection_text("lsp", "../shared/data/lsp", "801-1000") == "lsp 801-1000"
+
+
 @pytest.mark.slow
 def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(trained_run, tmp_path):
     source, out = trained_run, tmp_path / "model"
@@ -340,7 +346,8 @@ def test_ship_writes_weights_card_and_curve_that_score_as_evaluate_does(trained_
         assert card.startswith("# model: a Convolutional Pose Machine of 14 joints (lsp14) with part segmentation")
     assert "| learned (1 part stage) |" in card and "| drawn around the predicted joints |" in card
     assert "Joints, in output order: head_top, neck, right_shoulder," in card
-    assert "lsp" in card and "601-632: 32 people never trained on" in card and "- Weights: float" in card
+    assert "601-632: 32 people never trained on" in card and "- Weights: float" in card
+    assert "validated on lsp 601-632." in card  # the sample folder is named lsp: no "(lsp format)"
     assert re.search(r"- Time to quality \(.*\): 75 % .*; 80 % (at epoch \d+ \([\d.]+ h\)|not reached \(best [\d.]+ %, "
                      r"epoch \d+(, [\d.]+ h)?\)); 85 % ", card)
 
