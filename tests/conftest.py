@@ -7,6 +7,10 @@ import signal
 # then train, score and export as they always have, and the probe does not run inside them (tests/test_backend.py
 # checks the choice itself).
 os.environ.setdefault("CPM_BACKEND", "onednn")
+# Under pytest -n, each worker runs its own test, and so its own TensorFlow, beside the other's: one thread per
+# TensorFlow op keeps them from fighting over the cores.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", "1")
 
 import subprocess
 
@@ -14,7 +18,7 @@ import pytest
 import scipy.io
 
 from dataflow.datasets import SAMPLE_LSP_DIR
-from tests.helpers import SMALL_CPM, run
+from tests.helpers import SMALL_CPM, built_once, run
 
 
 @pytest.fixture(scope="session")
@@ -44,10 +48,11 @@ def lspet_folder(tmp_path, sample_joints):
 def trained_run(tmp_path_factory):
     """A run directory trained by ``scripts/train.py --smoke`` (8 steps of the small CPM): real weights for
     evaluate/predict/export."""
-    logdir = str(tmp_path_factory.mktemp("trained") / "run")
-    proc = run("train.py", "--smoke", "--logdir", logdir, "--seed", "0", *SMALL_CPM)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return logdir
+    def build(folder):
+        proc = run("train.py", "--smoke", "--logdir", str(folder / "run"), "--seed", "0", *SMALL_CPM)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+    return str(built_once(tmp_path_factory, "trained", build) / "run")
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
 """Test helpers shared by the test modules (tests import this module, never conftest or each other)."""
+import fcntl
 import json
 import os
 import shutil
@@ -27,6 +28,24 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # network: a smoke run of it takes about a third of the cpu preset's time, most of which is building the graph
 SMALL_CPM = ("--config", "MODEL.STAGES=2", "MODEL.PART_STAGES=1", "DATA.INPUT_SIZE=96",
              "MODEL.TRUNK_WIDTHS=[8,8,16,16,16,8]", "MODEL.STAGE1_WIDTH=16", "MODEL.STAGE_WIDTH=8")
+
+
+def built_once(tmp_path_factory, name, build):
+    """The folder ``name``, made by ``build(folder)`` once for the whole test run: under ``pytest -n``, the first
+    worker to ask builds it while the others wait, and every worker reuses it (each would otherwise build its own
+    copy of a session or module fixture). Tests must not change what is in it."""
+    root = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        root = root.parent  # the workers' base folders are siblings: their parent is the run's own
+    folder = root / name
+    with open(root / f"{name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (root / f"{name}.built").exists():
+            shutil.rmtree(folder, ignore_errors=True)  # left by a build that failed
+            folder.mkdir()
+            build(folder)
+            (root / f"{name}.built").touch()
+    return folder
 
 
 def run(script, *args):

@@ -10,7 +10,7 @@ import pytest
 from cpm import backend
 from cpm.errors import UserError
 from engine import speed
-from tests.helpers import ROOT
+from tests.helpers import ROOT, SMALL_CPM
 
 CPU = "vendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: {model}\nstepping\t: 1\nmodel name\t: AMD EPYC\n" \
       "flags\t\t: fpu avx2 fma {more}\n\n"
@@ -129,7 +129,7 @@ def test_a_run_records_its_backend_and_keeps_it_when_it_resumes(tmp_path):
 
     def train(*extra):
         done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "train.py"), "--smoke", "--logdir",
-                               logdir, *extra], capture_output=True, text=True, env=env, timeout=600)
+                               logdir, *SMALL_CPM, *extra], capture_output=True, text=True, env=env, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
         return done.stdout
 
@@ -137,13 +137,13 @@ def test_a_run_records_its_backend_and_keeps_it_when_it_resumes(tmp_path):
     with open(os.path.join(logdir, "config.json")) as f:
         meta = json.load(f)
     assert meta["backend"] == "eigen" and meta["sessions"][-1]["backend"] == "eigen"
-    assert "backend: eigen (the run's own)" in train("--config", "TRAIN.EPOCHS=2")
+    assert "backend: eigen (the run's own)" in train("TRAIN.EPOCHS=2")
 
 
 @pytest.mark.slow
 def test_benchmark_times_backends_side_by_side():
     done = subprocess.run([sys.executable, os.path.join(ROOT, "scripts", "benchmark.py"), "train", "--backends",
-                           "onednn", "eigen", "--steps", "1", "--warmup", "1", "--batch", "4"],
+                           "onednn", "eigen", "--steps", "1", "--warmup", "1", "--batch", "4", *SMALL_CPM],
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith("  ")]

@@ -2,7 +2,7 @@
 import cv2
 import pytest
 
-from tests.helpers import run
+from tests.helpers import SMALL_CPM, run
 
 
 @pytest.mark.slow
@@ -49,7 +49,8 @@ def test_benchmark_predict_times_the_shipped_model_against_a_peer_figure():
 
 @pytest.mark.slow
 def test_benchmark_train_prints_the_ratio_to_the_peer():
-    proc = run("benchmark.py", "train", "--batch", "2", "--steps", "1", "--warmup", "0", "--peer", "1e-6", "100000")
+    proc = run("benchmark.py", "train", "--batch", "2", "--steps", "1", "--warmup", "0", "--peer", "1e-6", "100000",
+               *SMALL_CPM)
     assert proc.returncode == 0, proc.stderr[-2000:]
     step, inference = [line for line in proc.stdout.splitlines() if "s/batch" in line]
     assert "(target <= 0.8x: missed)" in step and "(target <= 0.8x: met)" in inference

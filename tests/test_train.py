@@ -24,7 +24,7 @@ from dataflow.lsp import read_lsp
 from engine.cli import selection_text
 from engine.rundir import RunDir
 from engine.trainer import cosine_schedule, lr_schedule, prepare_logdir, split_validation
-from tests.helpers import SMALL_CPM, run
+from tests.helpers import SMALL_CPM, built_once, run
 
 
 def stats(logdir):
@@ -39,12 +39,18 @@ def latest_checkpoint(logdir):
 
 @pytest.fixture(scope="module")
 def two_epoch_run(tmp_path_factory):
-    """A smoke run stopped after its first epoch, then the same command with a second epoch allowed."""
-    logdir = str(tmp_path_factory.mktemp("run") / "smoke")
-    first = run("train.py", "--smoke", "--logdir", logdir, "--seed", "1")
-    after_first = stats(logdir)
-    second = run("train.py", "--smoke", "--logdir", logdir, "--seed", "1", "--config", "TRAIN.EPOCHS=2")
-    return logdir, first, after_first, second
+    """A smoke run stopped after its first epoch, then the same command with a second epoch allowed: (logdir, the
+    first run's CompletedProcess, stats.json after it, the second's)."""
+    def build(folder):
+        logdir = str(folder / "smoke")
+        runs = [run("train.py", "--smoke", "--logdir", logdir, "--seed", "1")]
+        (folder / "after_first.json").write_text(json.dumps(stats(logdir)))
+        runs.append(run("train.py", "--smoke", "--logdir", logdir, "--seed", "1", "--config", "TRAIN.EPOCHS=2"))
+        (folder / "runs.json").write_text(json.dumps([[p.args, p.returncode, p.stdout, p.stderr] for p in runs]))
+
+    folder = built_once(tmp_path_factory, "two_epoch_run", build)
+    first, second = (subprocess.CompletedProcess(*p) for p in json.loads((folder / "runs.json").read_text()))
+    return str(folder / "smoke"), first, json.loads((folder / "after_first.json").read_text()), second
 
 
 @pytest.mark.slow
