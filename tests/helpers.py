@@ -36,7 +36,8 @@ def built_once(tmp_path_factory, name, build):
     copy of a session or module fixture). Tests must not change what is in it."""
     root = tmp_path_factory.getbasetemp()
     if os.environ.get("PYTEST_XDIST_WORKER"):
-        root = root.parent  # the workers' base folders are siblings: their parent is the run's own
+        # local workers' base folders are siblings in the run's own; the run's id keeps remote workers' apart too
+        root, name = root.parent, f"{name}-{os.environ['PYTEST_XDIST_TESTRUNUID']}"
     folder = root / name
     with open(root / f"{name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
